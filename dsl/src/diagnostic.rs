@@ -9,7 +9,6 @@ use crate::span::Span;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     Syntax,
-    InvalidString,
     UseNotFound,
     DuplicateName,
     DuplicateSetting,
@@ -41,9 +40,8 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 29] = [
         Code::Syntax,
-        Code::InvalidString,
         Code::UseNotFound,
         Code::DuplicateName,
         Code::DuplicateSetting,
@@ -77,7 +75,6 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Syntax => "pipe::syntax",
-            Code::InvalidString => "pipe::invalid-string",
             Code::UseNotFound => "pipe::use-not-found",
             Code::DuplicateName => "pipe::duplicate-name",
             Code::DuplicateSetting => "pipe::duplicate-setting",

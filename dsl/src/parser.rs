@@ -564,7 +564,7 @@ impl<'t> Builder<'t> {
         Integer { value, span }
     }
 
-    fn string(&mut self, pair: Pair<'_, Rule>) -> Str {
+    fn string(&self, pair: Pair<'_, Rule>) -> Str {
         let span = self.span(&pair);
         let raw = pair.as_str();
         if let Some(body) = raw
@@ -580,7 +580,7 @@ impl<'t> Builder<'t> {
         let body = &raw[1..raw.len() - 1];
         let mut value = String::with_capacity(body.len());
         let mut chars = body.char_indices();
-        while let Some((i, c)) = chars.next() {
+        while let Some((_, c)) = chars.next() {
             if c != '\\' {
                 value.push(c);
                 continue;
@@ -590,13 +590,10 @@ impl<'t> Builder<'t> {
                 Some((_, 't')) => value.push('\t'),
                 Some((_, '\\')) => value.push('\\'),
                 Some((_, '"')) => value.push('"'),
-                Some((j, other)) => {
-                    let at = span.start + 1 + i;
-                    self.errors.push(
-                        Diagnostic::new(Code::InvalidString, format!("unknown escape `\\{other}`"))
-                            .label(Span::new(self.file, at, span.start + 1 + j + other.len_utf8()), "not an escape")
-                            .help(r#"the escapes are \" \\ \n and \t; for text with backslashes, use """triple quotes""""#),
-                    );
+                // Any other backslash is kept as written, so regexes read naturally: "\d+".
+                Some((_, other)) => {
+                    value.push('\\');
+                    value.push(other);
                 }
                 None => {}
             }

@@ -1,0 +1,364 @@
+//! Checks and lowers one step: expands its template (if any), merges the template's settings
+//! with the step's own (the step wins; lists are joined), reads every setting's value, and checks
+//! the placeholders of `run` and `env` against what the step can see.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::ast::{self, Resource, StepItem};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::lower::conditions::lower_condition;
+use crate::lower::params::{bounded, duration, size};
+use crate::lower::placeholders::{check_placeholders, parse_command};
+use crate::lower::templates::{bind_args, TemplateTable};
+use crate::lower::{duplicate_setting, unknown, Scope};
+use crate::model::command::{shell_quote, CommandTemplate, Placeholder};
+use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
+use crate::span::Span;
+
+/// A lowered step with the spans the graph checks report against.
+pub(crate) struct LoweredStep {
+    pub def: StepDef,
+    pub name_span: Span,
+    pub each_span: Option<Span>,
+    /// One span per entry of `def.inputs`.
+    pub input_spans: Vec<Span>,
+    /// One span per entry of `def.after`.
+    pub after_spans: Vec<Span>,
+}
+
+/// Where a setting came from: the step itself, or its template (with the bound arguments).
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    Step,
+    Template(&'a BTreeMap<String, String>),
+}
+
+pub(super) fn lower_step(
+    step: &ast::Step,
+    step_span: Span,
+    scope: &Scope<'_>,
+    templates: &TemplateTable<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<LoweredStep> {
+    let mut settings: Vec<(&StepItem, Span, Origin<'_>)> = Vec::new();
+    let args;
+    if let Some(using) = &step.using {
+        let template = templates.resolve(&using.template, diags)?;
+        args = bind_args(template, using, diags)?;
+        settings.extend(
+            template
+                .body
+                .nodes()
+                .map(|(item, span)| (item, span, Origin::Template(&args))),
+        );
+    }
+    if let Some(body) = &step.body {
+        settings.extend(body.nodes().map(|(item, span)| (item, span, Origin::Step)));
+    }
+
+    let each = step.each.as_ref().map(|g| g.text.clone());
+    let mut builder = Builder::default();
+    for (item, span, origin) in settings {
+        builder.setting(item, span, origin, diags);
+    }
+
+    let run_setting = builder.run;
+    if run_setting.is_none() {
+        diags.push(
+            Diagnostic::new(
+                Code::MissingSetting,
+                format!("step `{}` has no `run`", step.name.text),
+            )
+            .label(step.name.span, "this step")
+            .label(step_span, "has no command")
+            .help("add `run \"command\"`, or use a template with `using`"),
+        );
+    }
+
+    let inputs: Vec<String> = builder.inputs.iter().map(|(n, _)| n.clone()).collect();
+    let context = StepContext {
+        step: &step.name.text,
+        each: each.as_deref(),
+        inputs: &inputs,
+        scope,
+        using_span: step.using.as_ref().map(|u| u.span),
+    };
+    let mut params_used = BTreeSet::new();
+    let run = run_setting
+        .and_then(|(s, origin)| lower_command(s, origin, true, &context, &mut params_used, diags));
+    let mut env = BTreeMap::new();
+    for (name, (value, origin)) in &builder.env {
+        if let Some(template) =
+            lower_command(value, *origin, false, &context, &mut params_used, diags)
+        {
+            env.insert(name.clone(), template);
+        }
+    }
+    let when = builder
+        .when
+        .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, diags));
+    if let Some(condition) = &when {
+        let mut used = Vec::new();
+        condition.params(&mut used);
+        params_used.extend(used);
+    }
+
+    let def = StepDef {
+        name: step.name.text.clone(),
+        each,
+        inputs,
+        after: builder.after.iter().map(|(n, _)| n.clone()).collect(),
+        when,
+        // A step whose command has errors still takes part in the graph checks; the
+        // pipeline as a whole is rejected for the errors already reported.
+        run: run.unwrap_or(CommandTemplate { parts: Vec::new() }),
+        outputs: builder.outputs,
+        env,
+        policy: builder.policy,
+        resources: builder.resources,
+        executor: builder.executor,
+        container: builder.container,
+        params_used: params_used.into_iter().collect(),
+    };
+    Some(LoweredStep {
+        def,
+        name_span: step.name.span,
+        each_span: step.each.as_ref().map(|g| g.span),
+        input_spans: builder.inputs.iter().map(|(_, s)| *s).collect(),
+        after_spans: builder.after.iter().map(|(_, s)| *s).collect(),
+    })
+}
+
+/// What a step's placeholders may refer to.
+pub(crate) struct StepContext<'a> {
+    pub step: &'a str,
+    pub each: Option<&'a str>,
+    pub inputs: &'a [String],
+    pub scope: &'a Scope<'a>,
+    /// Set when the step uses a template: errors inside the template point here too.
+    pub using_span: Option<Span>,
+}
+
+fn lower_command(
+    s: &ast::Str,
+    origin: Origin<'_>,
+    shell: bool,
+    context: &StepContext<'_>,
+    params_used: &mut BTreeSet<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<CommandTemplate> {
+    let command = parse_command(s, diags)?;
+    let command = match origin {
+        Origin::Template(args) => command.substitute(|p| match p {
+            Placeholder::Arg(name) => {
+                args.get(name)
+                    .map(|v| if shell { shell_quote(v) } else { v.clone() })
+            }
+            _ => None,
+        }),
+        Origin::Step => command,
+    };
+    if !check_placeholders(s, &command, context, diags) {
+        return None;
+    }
+    for placeholder in command.placeholders() {
+        if let Placeholder::Param(name) = placeholder {
+            params_used.insert(name.clone());
+        }
+    }
+    Some(command)
+}
+
+/// Accumulates a step's settings in order, reporting settings given twice by the same origin.
+#[derive(Default)]
+struct Builder<'a> {
+    seen: HashMap<&'static str, (Span, bool)>,
+    inputs: Vec<(String, Span)>,
+    after: Vec<(String, Span)>,
+    when: Option<(&'a ast::Expr, Span)>,
+    run: Option<(&'a ast::Str, Origin<'a>)>,
+    outputs: Vec<String>,
+    env: BTreeMap<String, (&'a ast::Str, Origin<'a>)>,
+    policy: Policy,
+    resources: Resources,
+    executor: Executor,
+    container: Option<String>,
+}
+
+impl<'a> Builder<'a> {
+    /// Whether a single-valued setting may be taken: not given before by the same origin.
+    fn first(
+        &mut self,
+        keyword: &'static str,
+        span: Span,
+        origin: Origin<'_>,
+        diags: &mut Vec<Diagnostic>,
+    ) -> bool {
+        let from_template = matches!(origin, Origin::Template(_));
+        match self.seen.get(keyword) {
+            Some((first, first_from_template)) if *first_from_template == from_template => {
+                diags.push(duplicate_setting(keyword, span, *first));
+                false
+            }
+            _ => {
+                self.seen.insert(keyword, (span, from_template));
+                true
+            }
+        }
+    }
+
+    fn setting(
+        &mut self,
+        item: &'a StepItem,
+        span: Span,
+        origin: Origin<'a>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let arg = |text: &str| -> String {
+            match origin {
+                Origin::Template(args) => substitute_args(text, args),
+                Origin::Step => text.to_string(),
+            }
+        };
+        match item {
+            StepItem::Input(names) => self
+                .inputs
+                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
+            StepItem::After(names) => self
+                .after
+                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
+            StepItem::Output(patterns) => {
+                for pattern in patterns {
+                    let value = arg(&pattern.value);
+                    if let Err(error) = globset::Glob::new(&value) {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::InvalidGlob,
+                                format!("`{value}` is not a valid glob"),
+                            )
+                            .label(pattern.span, error.kind().to_string()),
+                        );
+                    }
+                    self.outputs.push(value);
+                }
+            }
+            _ if !self.first(item.keyword(), span, origin, diags) => {}
+            StepItem::When(expr) => self.when = Some((expr, span)),
+            StepItem::Run(s) => self.run = Some((s, origin)),
+            StepItem::Retries(n) => {
+                if let Some(v) = bounded(n, "retries", 0, 100, diags) {
+                    self.policy.retries = v as u32;
+                }
+            }
+            StepItem::Backoff { kind, delay } => {
+                if let Some(ms) = duration(delay, diags) {
+                    self.policy.backoff = Backoff {
+                        kind: kind.unwrap_or(ast::BackoffKind::Exponential),
+                        delay_ms: ms,
+                    };
+                }
+            }
+            StepItem::Timeout(q) => self.policy.timeout_ms = duration(q, diags),
+            StepItem::Cooldown(q) => self.policy.cooldown_ms = duration(q, diags),
+            StepItem::Priority(n) => {
+                if let Some(v) = bounded(n, "priority", -1_000_000, 1_000_000, diags) {
+                    self.policy.priority = v;
+                }
+            }
+            StepItem::Concurrency(n) => {
+                self.policy.concurrency =
+                    bounded(n, "concurrency", 1, 1_000_000, diags).map(|v| v as u32)
+            }
+            StepItem::Container(s) => self.container = Some(arg(&s.value)),
+            StepItem::Env(vars) => {
+                let mut seen: HashMap<&str, Span> = HashMap::new();
+                for (var, var_span) in vars.nodes() {
+                    if let Some(first) = seen.insert(&var.name.text, var_span) {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::DuplicateName,
+                                format!("environment variable `{}` is set twice", var.name.text),
+                            )
+                            .label(var.name.span, "set again here")
+                            .label(first, "first set here"),
+                        );
+                    }
+                    self.env.insert(var.name.text.clone(), (&var.value, origin));
+                }
+            }
+            StepItem::Resources(resources) => {
+                let mut seen: HashMap<&str, Span> = HashMap::new();
+                for (resource, resource_span) in resources.nodes() {
+                    if let Some(first) = seen.insert(resource.keyword(), resource_span) {
+                        diags.push(duplicate_setting(resource.keyword(), resource_span, first));
+                        continue;
+                    }
+                    match resource {
+                        Resource::Cpus(n) => {
+                            self.resources.cpus =
+                                bounded(n, "cpus", 1, 100_000, diags).map(|v| v as u32)
+                        }
+                        Resource::Gpus(n) => {
+                            self.resources.gpus =
+                                bounded(n, "gpus", 0, 100_000, diags).map(|v| v as u32)
+                        }
+                        Resource::Memory(q) => self.resources.memory_bytes = size(q, diags),
+                        Resource::Time(q) => self.resources.time_ms = duration(q, diags),
+                    }
+                }
+            }
+            StepItem::Executor { name, settings } => {
+                let Some(kind) = ExecutorKind::from_name(&name.text) else {
+                    diags.push(unknown(
+                        Code::UnknownExecutor,
+                        "executor",
+                        name,
+                        ExecutorKind::NAMES,
+                    ));
+                    return;
+                };
+                let mut executor = Executor {
+                    kind,
+                    settings: BTreeMap::new(),
+                };
+                for (setting, setting_span) in settings.iter().flat_map(|block| block.nodes()) {
+                    if !kind.settings().contains(&setting.name.text.as_str()) {
+                        let mut d = unknown(
+                            Code::UnknownSetting,
+                            &format!("{} executor setting", name.text),
+                            &setting.name,
+                            kind.settings().iter().copied(),
+                        );
+                        if kind.settings().is_empty() {
+                            d = d.help(format!("the {} executor takes no settings", name.text));
+                        }
+                        diags.push(d);
+                        continue;
+                    }
+                    let value = arg(&setting.value.value);
+                    if executor
+                        .settings
+                        .insert(setting.name.text.clone(), value)
+                        .is_some()
+                    {
+                        diags.push(duplicate_setting(
+                            &setting.name.text,
+                            setting_span,
+                            setting_span,
+                        ));
+                    }
+                }
+                self.executor = executor;
+            }
+        }
+    }
+}
+
+/// Replaces `{args.NAME}` in a plain (non-command) string with the argument as written.
+fn substitute_args(text: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (name, value) in args {
+        out = out.replace(&format!("{{args.{name}}}"), value);
+    }
+    out
+}

@@ -1,0 +1,19 @@
+//! The checked, lowered form of pipelines: what the engine plans and runs. Serializable and
+//! free of spans, so two layouts of the same pipeline lower to equal values.
+
+pub mod command;
+pub mod condition;
+pub mod param;
+pub mod pipeline;
+pub mod quantity;
+pub mod source;
+pub mod step;
+pub mod trigger;
+
+pub use command::{CommandTemplate, Placeholder};
+pub use condition::Condition;
+pub use param::{ParamDef, ParamType, ParamValue};
+pub use pipeline::Pipeline;
+pub use source::SourceDef;
+pub use step::StepDef;
+pub use trigger::Trigger;

@@ -1,0 +1,181 @@
+//! Renders diagnostics for people: `path:line:col`, the source lines with the spans underlined,
+//! the labels, and the help line. Colour only when asked for (a terminal); plain text otherwise,
+//! so snapshots and logs stay clean. Labels in another file than the primary one are shown as
+//! related notes against their own file.
+
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::span::{FileId, SourceMap};
+
+/// Renders one diagnostic. `color` turns on ANSI colours.
+pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::none()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false)
+        .with_context_lines(1);
+    let report = Report::new(diagnostic, sources);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
+    }
+    out
+}
+
+/// Renders several diagnostics, one after the other.
+pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    diagnostics
+        .iter()
+        .map(|d| render(d, sources, color))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// The one-line form: `path:line:col: error[code]: message`.
+pub fn one_line(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
+    let severity = match diagnostic.severity() {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    match diagnostic.primary_span() {
+        Some(span) => {
+            let (line, col) = sources.line_col(span.file, span.start);
+            format!(
+                "{}:{line}:{col}: {severity}[{}]: {}",
+                sources.path(span.file).display(),
+                diagnostic.code,
+                diagnostic.message
+            )
+        }
+        None => format!("{severity}[{}]: {}", diagnostic.code, diagnostic.message),
+    }
+}
+
+/// A diagnostic seen through miette: the labels of one file against that file's text.
+struct Report<'a> {
+    diagnostic: &'a Diagnostic,
+    message: String,
+    file: Option<FileId>,
+    source: Option<NamedSource<String>>,
+    related: Vec<Report<'a>>,
+    /// Related notes carry no code or help of their own.
+    is_note: bool,
+}
+
+impl<'a> Report<'a> {
+    fn new(diagnostic: &'a Diagnostic, sources: &SourceMap) -> Report<'a> {
+        let file = diagnostic.primary_span().map(|s| s.file);
+        let mut others: Vec<FileId> = diagnostic
+            .labels
+            .iter()
+            .map(|l| l.span.file)
+            .filter(|f| Some(*f) != file)
+            .collect();
+        others.sort();
+        others.dedup();
+        let related = others
+            .into_iter()
+            .map(|other| Report {
+                diagnostic,
+                message: "note".to_string(),
+                file: Some(other),
+                source: Some(named_source(sources, other)),
+                related: Vec::new(),
+                is_note: true,
+            })
+            .collect();
+        Report {
+            diagnostic,
+            message: diagnostic.message.clone(),
+            file,
+            source: file.map(|f| named_source(sources, f)),
+            related,
+            is_note: false,
+        }
+    }
+}
+
+fn named_source(sources: &SourceMap, file: FileId) -> NamedSource<String> {
+    NamedSource::new(
+        sources.path(file).display().to_string(),
+        sources.text(file).to_string(),
+    )
+    .with_language("pipe")
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        (!self.is_note).then(|| Box::new(self.diagnostic.code) as Box<dyn fmt::Display>)
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match (self.is_note, self.diagnostic.severity()) {
+            (true, _) => miette::Severity::Advice,
+            (false, Severity::Error) => miette::Severity::Error,
+            (false, Severity::Warning) => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        if self.is_note {
+            return None;
+        }
+        self.diagnostic
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let file = self.file?;
+        let labels = self
+            .diagnostic
+            .labels
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.span.file == file)
+            .map(|(i, l)| {
+                let span = SourceSpan::new(l.span.start.into(), l.span.end - l.span.start);
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
+                } else {
+                    LabeledSpan::new_with_span(Some(l.message.clone()), span)
+                }
+            });
+        Some(Box::new(labels))
+    }
+
+    fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
+    }
+}
