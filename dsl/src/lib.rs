@@ -14,6 +14,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod format;
 pub mod load;
 mod lower;
 pub mod model;
