@@ -70,11 +70,14 @@ impl Printer {
         }
         self.line(&format!("{header} {{"));
         self.indent += 1;
-        for (i, entry) in block.entries.iter().enumerate() {
+        // No blank line right after the `{` line, even when a comment trails it.
+        let mut on_own_line = false;
+        for entry in &block.entries {
             let trailing = matches!(&entry.item, Item::Comment(c) if c.trailing);
-            if i > 0 && entry.blank_line_before && !trailing {
+            if on_own_line && entry.blank_line_before && !trailing {
                 self.blank_line();
             }
+            on_own_line |= !trailing;
             match &entry.item {
                 Item::Comment(comment) => self.comment(comment),
                 Item::Node(n) => node(self, n),

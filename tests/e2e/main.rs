@@ -1,1 +1,8 @@
+//! End-to-end tests: run the real `engine` binary on files in temp dirs and check its stdout,
+//! stderr and exit code. One test binary; one module per subcommand.
 
+mod check;
+mod fmt;
+mod graph;
+mod support;
+mod workflows;
