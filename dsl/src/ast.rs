@@ -347,6 +347,8 @@ pub struct ExecutorSetting {
 
 // ---------------------------------------------------------------- conditions
 
+// Conditions are few and small; boxing the comparison would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Or(Vec<Expr>),

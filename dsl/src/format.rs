@@ -376,6 +376,12 @@ mod tests {
     }
 
     #[test]
+    fn absent_optional_tails_keep_the_next_comment_on_its_own_line() {
+        let text = "use stage\n\n# about p\npipeline p {\n  trigger cron \"0 2 * * *\"\n\n  # about x\n  param x: int = 1\n  # own line\n  step s using stage.copy()\n\n  # after\n}\n";
+        assert_eq!(fmt(text), text);
+    }
+
+    #[test]
     fn is_idempotent() {
         let once = fmt("use checksum\npipeline p {\n trigger continuous cooldown 2m\n param x: int = 3 in 1..\n step a each s using checksum.sha256(\"x\", b = 2) }");
         assert_eq!(fmt(&once), once);

@@ -2,7 +2,6 @@
 //! binary, or files relative to it), check everything, and lower its pipelines. The one entry
 //! point the engine needs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::ast::{self, TopItem, UseTarget};
@@ -95,7 +94,6 @@ fn resolve_uses(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<(String, ast::Module)> {
     let mut aliases = Names::new("module alias");
-    let mut loaded: HashMap<PathBuf, ()> = HashMap::new();
     let mut imports = Vec::new();
     for (item, span) in module.items.nodes() {
         let TopItem::Use(u) = item else { continue };
@@ -152,7 +150,7 @@ fn resolve_uses(
             }
         };
         let alias = u.alias.clone().unwrap_or(default_alias);
-        if !aliases.add(&alias, diagnostics) || loaded.insert(display_path.clone(), ()).is_some() {
+        if !aliases.add(&alias, diagnostics) {
             continue;
         }
         let id = sources.add(display_path, text);

@@ -40,9 +40,12 @@ struct Builder<'t> {
 }
 
 impl<'t> Builder<'t> {
+    /// The span of a pair, without the whitespace pest's implicit skipping leaves at its end
+    /// when an optional tail (`as alias`, a constraint, a step body...) is absent.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let end = s.start() + s.as_str().trim_end().len();
+        Span::new(self.file, s.start(), end)
     }
 
     /// Builds block entries from `pairs`, treating `comment` pairs as comments and handing

@@ -1,7 +1,7 @@
 //! Renders diagnostics for people: `path:line:col`, the source lines with the spans underlined,
 //! the labels, and the help line. Colour only when asked for (a terminal); plain text otherwise,
-//! so snapshots and logs stay clean. Labels in another file than the primary one are shown as
-//! related notes against their own file.
+//! so snapshots and logs stay clean. Labels in another file, or far from the primary label, are
+//! shown as related notes with an excerpt of their own.
 
 use std::fmt;
 
@@ -58,12 +58,18 @@ pub fn one_line(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
     }
 }
 
-/// A diagnostic seen through miette: the labels of one file against that file's text.
+/// Labels further than this many lines from the primary one get an excerpt of their own, so a
+/// diagnostic never shows the whole stretch of file between two distant places.
+const NEARBY_LINES: usize = 6;
+
+/// A diagnostic seen through miette: some of its labels, against one file's text.
 struct Report<'a> {
     diagnostic: &'a Diagnostic,
     message: String,
     file: Option<FileId>,
     source: Option<NamedSource<String>>,
+    /// Indices into the diagnostic's labels shown in this excerpt.
+    labels: Vec<usize>,
     related: Vec<Report<'a>>,
     /// Related notes carry no code or help of their own.
     is_note: bool,
@@ -71,22 +77,29 @@ struct Report<'a> {
 
 impl<'a> Report<'a> {
     fn new(diagnostic: &'a Diagnostic, sources: &SourceMap) -> Report<'a> {
-        let file = diagnostic.primary_span().map(|s| s.file);
-        let mut others: Vec<FileId> = diagnostic
-            .labels
-            .iter()
-            .map(|l| l.span.file)
-            .filter(|f| Some(*f) != file)
-            .collect();
-        others.sort();
-        others.dedup();
-        let related = others
+        let primary = diagnostic.primary_span();
+        let file = primary.map(|s| s.file);
+        let primary_line = primary
+            .map(|s| sources.line_col(s.file, s.start).0)
+            .unwrap_or(0);
+        let mut main = Vec::new();
+        let mut distant: Vec<(FileId, usize)> = Vec::new();
+        for (i, label) in diagnostic.labels.iter().enumerate() {
+            let line = sources.line_col(label.span.file, label.span.start).0;
+            if Some(label.span.file) == file && line.abs_diff(primary_line) <= NEARBY_LINES {
+                main.push(i);
+            } else {
+                distant.push((label.span.file, i));
+            }
+        }
+        let related = distant
             .into_iter()
-            .map(|other| Report {
+            .map(|(other, i)| Report {
                 diagnostic,
                 message: "note".to_string(),
                 file: Some(other),
                 source: Some(named_source(sources, other)),
+                labels: vec![i],
                 related: Vec::new(),
                 is_note: true,
             })
@@ -96,6 +109,7 @@ impl<'a> Report<'a> {
             message: diagnostic.message.clone(),
             file,
             source: file.map(|f| named_source(sources, f)),
+            labels: main,
             related,
             is_note: false,
         }
@@ -152,21 +166,16 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let file = self.file?;
-        let labels = self
-            .diagnostic
-            .labels
-            .iter()
-            .enumerate()
-            .filter(move |(_, l)| l.span.file == file)
-            .map(|(i, l)| {
-                let span = SourceSpan::new(l.span.start.into(), l.span.end - l.span.start);
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
-                } else {
-                    LabeledSpan::new_with_span(Some(l.message.clone()), span)
-                }
-            });
+        self.file?;
+        let labels = self.labels.iter().map(|&i| {
+            let label = &self.diagnostic.labels[i];
+            let span = SourceSpan::new(label.span.start.into(), label.span.end - label.span.start);
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(label.message.clone()), span)
+            } else {
+                LabeledSpan::new_with_span(Some(label.message.clone()), span)
+            }
+        });
         Some(Box::new(labels))
     }
 

@@ -91,16 +91,13 @@ fn lower_compare(
             let literal = match (op, &value.kind) {
                 (CmpOp::Matches | CmpOp::NotMatches, ValueKind::Str(s)) => regex_literal(s, diags)?,
                 (CmpOp::Eq | CmpOp::Ne, ValueKind::Str(s)) => Literal::Text(s.value.clone()),
-                (CmpOp::Eq | CmpOp::Ne, ValueKind::Ident(t) | ValueKind::Number(t)) => {
-                    Literal::Text(t.clone())
-                }
                 _ => {
                     diags.push(mismatch(
                         span,
                         value,
                         &format!("group.{name}"),
                         "text",
-                        "`==`, `!=` with a string, or `~`, `!~` with a regex string",
+                        "`==`, `!=` with a quoted string (`\"05\"`), or `~`, `!~` with a regex string",
                     ));
                     return None;
                 }
@@ -113,6 +110,9 @@ fn lower_compare(
         }
         "params" => {
             let Some(def) = scope.params.get(name.as_str()) else {
+                if scope.param_names.contains(name.as_str()) {
+                    return None; // declared, with its errors already reported
+                }
                 let known: Vec<&str> = scope.params.keys().copied().collect();
                 diags.push(
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`"))

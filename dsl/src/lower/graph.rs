@@ -12,14 +12,14 @@ use crate::ast;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::lower::steps::LoweredStep;
 use crate::lower::{unknown, Scope};
-use crate::model::{ParamDef, SourceDef, StepDef};
+use crate::model::{ParamDef, StepDef};
 
 pub(super) fn order_and_check(
     pipeline: &ast::Pipeline,
     scope: &Scope<'_>,
     steps: Vec<LoweredStep>,
     params: &[ParamDef],
-    sources: &[SourceDef],
+    had_errors: bool,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Vec<StepDef>> {
     let step_index: HashMap<&str, usize> = steps
@@ -27,13 +27,16 @@ pub(super) fn order_and_check(
         .enumerate()
         .map(|(i, s)| (s.def.name.as_str(), i))
         .collect();
-    let source_group: HashMap<&str, Option<&str>> = sources
+    // Read from the syntax tree, so a source with errors still has its group.
+    let source_group: HashMap<&str, Option<&str>> = scope
+        .sources
         .iter()
-        .map(|s| {
-            (
-                s.name.as_str(),
-                s.grouping.as_ref().map(|g| g.group.as_str()),
-            )
+        .map(|(name, source)| {
+            let group = source.body.nodes().find_map(|(item, _)| match item {
+                ast::SourceItem::Group { name, .. } => Some(name.text.as_str()),
+                _ => None,
+            });
+            (*name, group)
         })
         .collect();
     let mut candidates: Vec<&str> = scope
@@ -99,7 +102,13 @@ pub(super) fn order_and_check(
                     None
                 }
             };
-            if let (Some(Some(input_group)), Some(group)) = (input_group, &def.each) {
+            let known_group = def
+                .each
+                .as_ref()
+                .is_some_and(|g| scope.groups.contains_key(g));
+            if let (Some(Some(input_group)), Some(group), true) =
+                (input_group, &def.each, known_group)
+            {
                 if input_group == group {
                     has_own_group = true;
                 } else {
@@ -153,7 +162,10 @@ pub(super) fn order_and_check(
     if !report_cycles(&graph, &steps, diags) {
         ok = false;
     }
-    warn_unused(pipeline, scope, &steps, params, diags);
+    // Warnings about unused things are noise next to errors, and often caused by them.
+    if ok && !had_errors {
+        warn_unused(pipeline, &steps, params, diags);
+    }
     if !ok {
         return None;
     }
@@ -262,7 +274,6 @@ fn find_cycle(
 
 fn warn_unused(
     pipeline: &ast::Pipeline,
-    scope: &Scope<'_>,
     steps: &[LoweredStep],
     params: &[ParamDef],
     diags: &mut Vec<Diagnostic>,
@@ -275,12 +286,9 @@ fn warn_unused(
         .iter()
         .flat_map(|s| s.def.params_used.iter().map(String::as_str))
         .collect();
-    let all_steps_lowered = steps.len() == scope.steps.len();
     for (item, _) in pipeline.body.nodes() {
         match item {
-            ast::PipelineItem::Source(source)
-                if all_steps_lowered && !consumed.contains(source.name.text.as_str()) =>
-            {
+            ast::PipelineItem::Source(source) if !consumed.contains(source.name.text.as_str()) => {
                 diags.push(
                     Diagnostic::new(
                         Code::UnusedSource,
@@ -294,8 +302,7 @@ fn warn_unused(
                 );
             }
             ast::PipelineItem::Param(param)
-                if all_steps_lowered
-                    && params.iter().any(|p| p.name == param.name.text)
+                if params.iter().any(|p| p.name == param.name.text)
                     && !used_params.contains(param.name.text.as_str()) =>
             {
                 diags.push(

@@ -47,6 +47,9 @@ pub(crate) fn lower_module(
 
 /// What a pipeline declares, for resolving names inside its steps.
 pub(crate) struct Scope<'a> {
+    /// Every declared param, including those whose declaration has errors.
+    pub param_names: std::collections::HashSet<&'a str>,
+    /// The params that checked, by name.
     pub params: HashMap<&'a str, ParamDef>,
     /// Group name -> the fields its groups have.
     pub groups: BTreeMap<String, BTreeSet<String>>,
@@ -66,6 +69,7 @@ fn lower_pipeline(
     let mut names = Names::new("source or step");
     let mut param_names = Names::new("param");
     let mut scope = Scope {
+        param_names: std::collections::HashSet::new(),
         params: HashMap::new(),
         groups: BTreeMap::new(),
         sources: HashMap::new(),
@@ -84,6 +88,7 @@ fn lower_pipeline(
             }
             PipelineItem::Param(param) => {
                 if param_names.add(&param.name, diags) {
+                    scope.param_names.insert(&param.name.text);
                     if let Some(def) = params::lower_param(param, diags) {
                         scope.params.insert(&param.name.text, def.clone());
                         params.push(def);
@@ -93,6 +98,13 @@ fn lower_pipeline(
             PipelineItem::Source(source) => {
                 if names.add(&source.name, diags) {
                     scope.sources.insert(&source.name.text, source);
+                    // The group exists even if the source has errors, so its steps are not
+                    // reported again for an unknown group.
+                    for (item, _) in source.body.nodes() {
+                        if let ast::SourceItem::Group { name, .. } = item {
+                            scope.groups.entry(name.text.clone()).or_default();
+                        }
+                    }
                     if let Some(def) = sources::lower_source(source, span, diags) {
                         if let Some(grouping) = &def.grouping {
                             scope
@@ -128,7 +140,8 @@ fn lower_pipeline(
         }
     }
 
-    let steps = graph::order_and_check(pipeline, &scope, steps, &params, &sources, diags)?;
+    let had_errors = count_errors(diags) > errors_before;
+    let steps = graph::order_and_check(pipeline, &scope, steps, &params, had_errors, diags)?;
     if count_errors(diags) > errors_before {
         return None;
     }

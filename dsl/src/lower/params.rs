@@ -149,14 +149,17 @@ fn default_value(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ParamValue> {
     let text = value_text(value);
-    let fits_kind = match (&def.ty, &value.kind) {
-        (ParamType::Int | ParamType::Float, ValueKind::Number(_)) => true,
-        (ParamType::Bool, ValueKind::Bool(_)) => true,
-        (ParamType::String | ParamType::Path, ValueKind::Str(_)) => true,
-        (ParamType::Duration | ParamType::Size, ValueKind::Quantity(_)) => true,
-        (ParamType::Enum(_), ValueKind::Ident(_) | ValueKind::Str(_)) => true,
-        _ => false,
-    };
+    let fits_kind = matches!(
+        (&def.ty, &value.kind),
+        (ParamType::Int | ParamType::Float, ValueKind::Number(_))
+            | (ParamType::Bool, ValueKind::Bool(_))
+            | (ParamType::String | ParamType::Path, ValueKind::Str(_))
+            | (
+                ParamType::Duration | ParamType::Size,
+                ValueKind::Quantity(_)
+            )
+            | (ParamType::Enum(_), ValueKind::Ident(_) | ValueKind::Str(_))
+    );
     let parsed = if fits_kind {
         def.parse_value(&text).ok()
     } else {

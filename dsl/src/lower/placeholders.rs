@@ -78,8 +78,8 @@ pub(crate) fn check_placeholders(
                     )
                 })
             }
-            Placeholder::Param(name) => (!context.scope.params.contains_key(name.as_str())).then(|| {
-                let names: Vec<&str> = context.scope.params.keys().copied().collect();
+            Placeholder::Param(name) => (!context.scope.param_names.contains(name.as_str())).then(|| {
+                let names: Vec<&str> = context.scope.param_names.iter().copied().collect();
                 (
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`")).help(
                         did_you_mean(name, names.iter().copied())

@@ -11,7 +11,7 @@ use crate::lower::params::{bounded, duration, size};
 use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
-use crate::model::command::{shell_quote, CommandTemplate, Placeholder};
+use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
@@ -150,10 +150,7 @@ fn lower_command(
     let command = parse_command(s, diags)?;
     let command = match origin {
         Origin::Template(args) => command.substitute(|p| match p {
-            Placeholder::Arg(name) => {
-                args.get(name)
-                    .map(|v| if shell { shell_quote(v) } else { v.clone() })
-            }
+            Placeholder::Arg(name) => args.get(name).map(|value| argument_part(value, shell)),
             _ => None,
         }),
         Origin::Step => command,
@@ -352,6 +349,23 @@ impl<'a> Builder<'a> {
             }
         }
     }
+}
+
+/// What `{args.NAME}` becomes: an argument that is exactly one placeholder (`"{params.url}"`,
+/// `"{group}"`) stands for that placeholder; any other is literal text, shell-quoted in `run`.
+fn argument_part(value: &str, shell: bool) -> Part {
+    if let Ok(template) = CommandTemplate::parse(value) {
+        if let [Part::Placeholder(p)] = template.parts.as_slice() {
+            if !matches!(p, Placeholder::Arg(_)) {
+                return Part::Placeholder(p.clone());
+            }
+        }
+    }
+    Part::Text(if shell {
+        shell_quote(value)
+    } else {
+        value.to_string()
+    })
 }
 
 /// Replaces `{args.NAME}` in a plain (non-command) string with the argument as written.

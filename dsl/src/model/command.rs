@@ -133,24 +133,21 @@ impl CommandTemplate {
         })
     }
 
-    /// Replaces placeholders for which `value` gives text with that text (already in final
-    /// form: the caller quotes it if it needs quoting), keeping the others.
+    /// Replaces each placeholder for which `part` gives a replacement (literal text already in
+    /// final form, or another placeholder), keeping the others.
     pub fn substitute(
         &self,
-        mut value: impl FnMut(&Placeholder) -> Option<String>,
+        mut part: impl FnMut(&Placeholder) -> Option<Part>,
     ) -> CommandTemplate {
         let mut parts: Vec<Part> = Vec::new();
-        for part in &self.parts {
-            let part = match part {
-                Part::Placeholder(p) => match value(p) {
-                    Some(text) => Part::Text(text),
-                    None => part.clone(),
-                },
-                Part::Text(_) => part.clone(),
+        for original in &self.parts {
+            let replaced = match original {
+                Part::Placeholder(p) => part(p).unwrap_or_else(|| original.clone()),
+                Part::Text(_) => original.clone(),
             };
-            match (parts.last_mut(), part) {
+            match (parts.last_mut(), replaced) {
                 (Some(Part::Text(previous)), Part::Text(text)) => previous.push_str(&text),
-                (_, part) => parts.push(part),
+                (_, replaced) => parts.push(replaced),
             }
         }
         CommandTemplate { parts }

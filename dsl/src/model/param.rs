@@ -248,8 +248,9 @@ impl ParamDef {
                 ParamValue::Enum(text.to_string())
             }
         };
-        self.check_constraint(&value)
-            .map_err(|_| invalid(self.expected()))?;
+        if !self.satisfies_constraint(&value) {
+            return Err(invalid(self.expected()));
+        }
         Ok(value)
     }
 
@@ -262,32 +263,17 @@ impl ParamDef {
     }
 
     /// Whether an already typed value satisfies the constraint.
-    pub fn check_constraint(&self, value: &ParamValue) -> Result<(), ()> {
+    pub fn satisfies_constraint(&self, value: &ParamValue) -> bool {
         match (&self.constraint, value) {
-            (None, _) => Ok(()),
-            (Some(ParamConstraint::Range { min, max }), value) => {
-                let Some(v) = value.as_number() else {
-                    return Ok(());
-                };
-                let above_min = min.is_none_or(|min| v >= min);
-                let below_max = max.is_none_or(|max| v <= max);
-                if above_min && below_max {
-                    Ok(())
-                } else {
-                    Err(())
-                }
-            }
+            (None, _) => true,
+            (Some(ParamConstraint::Range { min, max }), value) => value
+                .as_number()
+                .is_none_or(|v| min.is_none_or(|min| v >= min) && max.is_none_or(|max| v <= max)),
             (
                 Some(ParamConstraint::Matches(pattern)),
                 ParamValue::String(s) | ParamValue::Path(s),
-            ) => {
-                let anchored = format!("^(?:{pattern})$");
-                match regex::Regex::new(&anchored) {
-                    Ok(re) if re.is_match(s) => Ok(()),
-                    _ => Err(()),
-                }
-            }
-            (Some(ParamConstraint::Matches(_)), _) => Ok(()),
+            ) => regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(s)),
+            (Some(ParamConstraint::Matches(_)), _) => true,
         }
     }
 }

@@ -33,7 +33,7 @@ pub struct StepDef {
 }
 
 /// How the scheduler treats the step's tasks. Never part of a task key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     pub retries: u32,
     pub backoff: Backoff,
@@ -43,19 +43,6 @@ pub struct Policy {
     pub priority: i64,
     /// At most this many tasks of the step at once.
     pub concurrency: Option<u32>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            retries: 0,
-            backoff: Backoff::default(),
-            timeout_ms: None,
-            cooldown_ms: None,
-            priority: 0,
-            concurrency: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -130,12 +117,13 @@ impl ExecutorKind {
 }
 
 /// What makes a step's outputs what they are: hashed into every task key of the step.
+/// `when` is not part of it (it decides which groups get a task, not what a task makes), and
+/// neither is anything in [`Policy`] or [`Resources`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepIdentity<'a> {
     pub name: &'a str,
     pub each: &'a Option<String>,
     pub inputs: &'a [String],
-    pub when: &'a Option<Condition>,
     pub run: String,
     pub outputs: &'a [String],
     pub env: BTreeMap<&'a str, String>,
@@ -149,7 +137,6 @@ impl StepDef {
             name: &self.name,
             each: &self.each,
             inputs: &self.inputs,
-            when: &self.when,
             run: self.run.to_source(),
             outputs: &self.outputs,
             env: self
