@@ -1,0 +1,137 @@
+//! Executors run attempts. This module owns what every executor shares: the description of one
+//! attempt ([`AttemptSpec`]), how it ended ([`Ending`], [`AttemptOutcome`]) and why it could not
+//! be started ([`ExecError`]). The executors themselves live in submodules: [`local`] runs
+//! attempts as local process groups.
+//!
+//! The split between starting and waiting is deliberate (DESIGN.md, principle 1): an executor's
+//! `start` returns as soon as the attempt exists, with what identifies it (a pid and pgid, later
+//! a SLURM job id), so the caller can commit that to the store before it waits for the end.
+
+pub mod local;
+mod process;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, RunningAttempt};
+
+/// Everything needed to run one attempt of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptSpec {
+    /// The command, already rendered and shell-quoted; run verbatim as `/bin/sh -c COMMAND`.
+    pub command: String,
+    /// Added to (and overriding) the engine's own environment.
+    pub env: Vec<(String, String)>,
+    /// The working directory of the command. It must exist.
+    pub workdir: PathBuf,
+    /// The attempt's temporary output directory: created empty by `start` (removed first if it
+    /// exists), so nothing from an earlier attempt survives into this one. Exported to the command
+    /// as the absolute path in the env var `ENGINE_OUT`, which wins over an `ENGINE_OUT` in `env`.
+    pub out_dir: PathBuf,
+    /// Where the command's stdout goes (created or truncated; parent directories created).
+    pub stdout_path: PathBuf,
+    /// Where the command's stderr goes (created or truncated; parent directories created). It may
+    /// be `stdout_path`: both streams then share one file, interleaved as written.
+    pub stderr_path: PathBuf,
+    /// How long the attempt may run, counted from `start`; `None` for no limit.
+    pub timeout: Option<Duration>,
+    /// After SIGTERM to the process group (timeout or cancel), wait this long before SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The command exited by itself with this status.
+    Exited(i32),
+    /// The command was killed by this signal, sent by someone other than the engine.
+    Signaled(i32),
+    /// The attempt ran past its timeout and the engine killed it.
+    TimedOut,
+    /// The attempt was cancelled and the engine killed it.
+    Cancelled,
+    /// The process ended but its status could not be collected, because something else in the
+    /// engine's process reaped it (a `waitpid(-1)` or SIGCHLD set to be ignored). Always a bug;
+    /// treat it as a failure.
+    Lost,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Ending::Exited(code) => write!(f, "exited with status {code}"),
+            Ending::Signaled(signal) => match nix::sys::signal::Signal::try_from(signal) {
+                Ok(name) => write!(f, "killed by signal {signal} ({name})"),
+                Err(_) => write!(f, "killed by signal {signal}"),
+            },
+            Ending::TimedOut => f.write_str("timed out"),
+            Ending::Cancelled => f.write_str("cancelled"),
+            Ending::Lost => f.write_str("ended with an unknown status"),
+        }
+    }
+}
+
+/// How an attempt ended and what it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// How it ended.
+    pub ending: Ending,
+    /// From `start` until the group's leader (the `sh`) exited.
+    pub wall: Duration,
+    /// User CPU time of the leader and of every descendant it waited for.
+    pub user_cpu: Duration,
+    /// System CPU time of the leader and of every descendant it waited for.
+    pub sys_cpu: Duration,
+    /// Peak resident memory of the attempt's process tree as rusage reports it (bytes): the
+    /// largest peak among the leader and the descendants it waited for, not their sum.
+    pub max_rss_bytes: u64,
+}
+
+impl AttemptOutcome {
+    /// Whether the command exited by itself with status 0.
+    pub fn succeeded(&self) -> bool {
+        self.ending == Ending::Exited(0)
+    }
+}
+
+/// Why an attempt could not be started. Nothing of the attempt runs when `start` returns one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// The output directory could not be emptied or created.
+    #[error("cannot prepare the output directory {}: {source}", path.display())]
+    OutDir {
+        /// The attempt's `out_dir`.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// A log file (stdout or stderr), or its parent directory, could not be created.
+    #[error("cannot create the log file {}: {source}", path.display())]
+    LogFile {
+        /// The log file's path.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// `/bin/sh` could not be started, e.g. because the working directory does not exist.
+    #[error("cannot start `sh -c {command}` in {}: {source}", workdir.display())]
+    Spawn {
+        /// The attempt's command.
+        command: String,
+        /// The attempt's working directory.
+        workdir: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The thread that waits for the attempt could not be started; the attempt was killed.
+    #[error("cannot start a thread to wait for process {pid}: {source}")]
+    Waiter {
+        /// The pid of the attempt that was killed.
+        pid: u32,
+        /// What the operating system said.
+        source: io::Error,
+    },
+}
