@@ -1,4 +1,14 @@
-//! `engine`: runs pipelines written in `.pipe` files. The command-line interface lives in
-//! [`cli`], one module per subcommand; the language itself is the `dsl` crate.
+//! `engine`: runs pipelines written in `.pipe` files, durably.
+//!
+//! The flow of a run: [`plan`] scans sources and lays out tasks; [`run`] creates the run and
+//! schedules its tasks, keying each from its inputs and reusing cached results; [`exec`] runs
+//! attempts as processes; every transition is committed to the [`store`] first. [`scan`] finds
+//! and hashes input items. The command line is [`cli`], one module per subcommand; the language
+//! itself is the `dsl` crate.
 
 pub mod cli;
+pub mod exec;
+pub mod plan;
+pub mod run;
+pub mod scan;
+pub mod store;

@@ -2,7 +2,9 @@
 //! stderr and exit code. One test binary; one module per subcommand.
 
 mod check;
+mod durability;
 mod fmt;
 mod graph;
+mod run;
 mod support;
 mod workflows;

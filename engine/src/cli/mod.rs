@@ -1,11 +1,20 @@
 //! The command line: argument parsing (clap), dispatch to one module per subcommand, and the
 //! exit codes: 0 success, 1 a check (or later a run) failed, 2 usage or input error.
 
+mod again;
+mod cancel;
 mod check;
 mod files;
 mod fmt;
 mod graph;
+mod lineage;
+mod logs;
 mod output;
+mod plan;
+mod run;
+mod runs;
+mod show;
+mod target;
 
 use std::process::ExitCode;
 
@@ -35,8 +44,8 @@ impl From<Outcome> for ExitCode {
 /// A durable workflow engine for pipelines written in `.pipe` files.
 ///
 /// Pipelines declare sources of input files, steps with shell commands, and how steps depend on
-/// each other. `engine check` validates them, `engine fmt` lays them out canonically and
-/// `engine graph` draws their DAG.
+/// each other. `engine run` runs one, reusing every task whose inputs, command and params are
+/// unchanged; every state change is kept in `.engine/state.redb`, so a crash loses nothing.
 #[derive(Debug, Parser)]
 #[command(name = "engine", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -49,6 +58,16 @@ enum Command {
     Check(check::CheckArgs),
     Fmt(fmt::FmtArgs),
     Graph(graph::GraphArgs),
+    Plan(plan::PlanArgs),
+    Run(run::RunArgs),
+    Runs(runs::RunsArgs),
+    Show(show::ShowArgs),
+    Logs(logs::LogsArgs),
+    Cancel(cancel::CancelArgs),
+    Resume(again::ResumeArgs),
+    Rerun(again::RerunArgs),
+    Retry(again::RetryArgs),
+    Lineage(lineage::LineageArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -58,6 +77,16 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Runs(args) => runs::run(&args),
+        Command::Show(args) => show::run(&args),
+        Command::Logs(args) => logs::run(&args),
+        Command::Cancel(args) => cancel::run(&args),
+        Command::Resume(args) => again::resume(&args),
+        Command::Rerun(args) => again::rerun(&args),
+        Command::Retry(args) => again::retry(&args),
+        Command::Lineage(args) => lineage::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

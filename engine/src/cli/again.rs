@@ -1,0 +1,191 @@
+//! `engine resume`, `rerun` and `retry`: new runs made from an earlier one, with its pipeline file
+//! and params. Completed tasks are found in the cache, so only what is missing runs.
+//!
+//! - `resume RUN`: what failed, was cancelled or never started (the rest is cached);
+//! - `rerun RUN [--from STEP]`: everything, or STEP and what is downstream of it, ignoring the cache;
+//! - `retry RUN [STEP]`: only the tasks that failed (of STEP), and what they block.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::run::{execute, ExecArgs};
+use super::target::{PipelineArgs, StateArgs, Target};
+use super::Outcome;
+use crate::run::{recovery, Force, RunOptions};
+use crate::store::{RunRecord, Store, TaskStatus};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Again {
+    Resume,
+    Rerun,
+    Retry,
+}
+
+/// Go on with a run: run what failed, was cancelled or never started; completed tasks are skipped.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's number.
+    run: u64,
+    #[command(flatten)]
+    exec: ExecArgs,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// Run a run again, ignoring the cache for every step, or for one step and what is downstream of it.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The run's number.
+    run: u64,
+    /// Rerun from this step: it and every step downstream of it ignore the cache.
+    #[arg(long, value_name = "STEP")]
+    from: Option<String>,
+    #[command(flatten)]
+    exec: ExecArgs,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// Retry the failed tasks of a run (of one step, if given), and the tasks they blocked.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run's number.
+    run: u64,
+    /// Only the failed tasks of this step.
+    step: Option<String>,
+    #[command(flatten)]
+    exec: ExecArgs,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+pub fn resume(args: &ResumeArgs) -> Result<Outcome> {
+    again(Again::Resume, args.run, None, &args.exec, &args.state)
+}
+
+pub fn rerun(args: &RerunArgs) -> Result<Outcome> {
+    again(
+        Again::Rerun,
+        args.run,
+        args.from.clone(),
+        &args.exec,
+        &args.state,
+    )
+}
+
+pub fn retry(args: &RetryArgs) -> Result<Outcome> {
+    again(
+        Again::Retry,
+        args.run,
+        args.step.clone(),
+        &args.exec,
+        &args.state,
+    )
+}
+
+fn again(
+    kind: Again,
+    run_id: u64,
+    step: Option<String>,
+    exec: &ExecArgs,
+    state: &StateArgs,
+) -> Result<Outcome> {
+    let store = state.open_existing()?;
+    // Reconcile first, so a run whose engine died is seen as interrupted, not running.
+    let options = RunOptions {
+        jobs: 1,
+        force: Force::None,
+        state_dir: super::target::absolute(&state.dir()),
+        out_root: std::path::PathBuf::new(),
+        kill_grace: std::time::Duration::from_secs(5),
+        only: None,
+    };
+    recovery::recover(&store, &options)?;
+    let parent = store.run(run_id)?;
+    if !parent.status.is_finished() {
+        bail!(
+            "run {} is still {}; cancel it first, or wait",
+            parent.id,
+            parent.status.as_str()
+        );
+    }
+    let target = target_of(&parent)?;
+    if let Some(step) = &step {
+        if target.pipeline.step(step).is_none() {
+            bail!("no step `{step}` in pipeline `{}`", target.pipeline.name);
+        }
+    }
+    let (force, only, trigger) = match kind {
+        Again::Resume => (Force::None, None, format!("resume of {}", parent.id)),
+        Again::Rerun => (
+            step.as_deref()
+                .map_or(Force::All, |s| Force::from_step(&target.pipeline, s)),
+            None,
+            format!("rerun of {}", parent.id),
+        ),
+        Again::Retry => {
+            let failed = failed_tasks(&store, &parent, step.as_deref())?;
+            if failed.is_empty() {
+                println!(
+                    "run {} has no failed tasks{}",
+                    parent.id,
+                    step.map(|s| format!(" in step `{s}`")).unwrap_or_default()
+                );
+                return Ok(Outcome::Success);
+            }
+            let only: crate::run::TaskFilter = Box::new(move |step: &str, group: Option<&str>| {
+                failed.contains(&(step.to_string(), group.map(str::to_string)))
+            });
+            (Force::None, Some(only), format!("retry of {}", parent.id))
+        }
+    };
+    execute(
+        store,
+        &target,
+        parent.params.clone(),
+        force,
+        trigger,
+        Some(parent.id),
+        only,
+        exec,
+        state,
+    )
+}
+
+/// The (step, group) of every failed or blocked task of `run`.
+fn failed_tasks(
+    store: &Store,
+    run: &RunRecord,
+    step: Option<&str>,
+) -> Result<BTreeSet<(String, Option<String>)>> {
+    let tasks = store.tasks_of(run.id)?;
+    let failed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Failed && step.is_none_or(|s| s == t.step))
+        .collect();
+    let failed_ids: BTreeSet<u64> = failed.iter().map(|t| t.id).collect();
+    let mut out: BTreeSet<(String, Option<String>)> = failed
+        .iter()
+        .map(|t| (t.step.clone(), t.group.clone()))
+        .collect();
+    for task in &tasks {
+        if task.status == TaskStatus::Blocked
+            && task.blocked_by.is_some_and(|b| failed_ids.contains(&b))
+        {
+            out.insert((task.step.clone(), task.group.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The pipeline a run ran, loaded from its file as the file is now.
+fn target_of(run: &RunRecord) -> Result<Target> {
+    let args = PipelineArgs {
+        target: run.file.to_string_lossy().into_owned(),
+        pipeline: Some(run.pipeline.clone()),
+    };
+    super::target::load_target(&args)
+        .with_context(|| format!("loading pipeline `{}` of run {}", run.pipeline, run.id))
+}

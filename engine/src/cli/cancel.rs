@@ -1,0 +1,69 @@
+//! `engine cancel`: stop a run from another terminal. The request is written to the store; the
+//! engine running it notices within a fraction of a second and stops its tasks.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::target::StateArgs;
+use super::Outcome;
+use crate::store::RunStatus;
+
+/// Cancel a running run: its running tasks are stopped (SIGTERM, then SIGKILL) and nothing new starts.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run's number.
+    run: u64,
+    /// Return at once instead of waiting for the run to stop.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+pub fn run(args: &CancelArgs) -> Result<Outcome> {
+    let store = args.state.open_existing()?;
+    let mut run = store.run(args.run)?;
+    if run.status.is_finished() {
+        bail!("run {} is not running: it {}", run.id, run.status.as_str());
+    }
+    store.write(|tx| {
+        let mut current = tx.run(args.run)?;
+        current.cancel_requested = true;
+        tx.put_run(&current)?;
+        tx.event(
+            Some(current.id),
+            None,
+            "run.cancel_requested",
+            format!("by pid {}", std::process::id()),
+        )
+    })?;
+    if args.no_wait {
+        println!("cancel of run {} requested", run.id);
+        return Ok(Outcome::Success);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        run = store.run(args.run)?;
+        if run.status.is_finished() {
+            break;
+        }
+        let owner_alive = run.owner_pid.is_some_and(crate::exec::local::process_alive);
+        if !owner_alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match run.status {
+        RunStatus::Cancelled => {
+            println!("run {} cancelled", run.id);
+            Ok(Outcome::Success)
+        }
+        status if status.is_finished() => {
+            println!("run {} ended before the cancel took effect: {}", run.id, status.as_str());
+            Ok(Outcome::Success)
+        }
+        _ => bail!("run {} has not stopped yet (its engine process may be gone: `engine resume {}` reconciles it)", run.id, run.id),
+    }
+}

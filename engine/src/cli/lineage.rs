@@ -1,0 +1,105 @@
+//! `engine lineage PATH`: what made a product: the task, its command and params, and its inputs
+//! with their hashes, recursively through the products among them.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::target::{absolute, StateArgs};
+use super::Outcome;
+use crate::store::{ProductRecord, Store, TaskRecord};
+
+/// Show how a product was made, back to the source items.
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// A product file.
+    path: String,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(Serialize)]
+struct Node {
+    product: ProductRecord,
+    task: TaskRecord,
+    inputs: Vec<Node>,
+}
+
+pub fn run(args: &LineageArgs) -> Result<Outcome> {
+    let store = args.state.open_existing()?;
+    let path =
+        std::fs::canonicalize(&args.path).unwrap_or_else(|_| absolute(Path::new(&args.path)));
+    let Some(node) = lineage(&store, &path.to_string_lossy(), 0)? else {
+        bail!("`{}` is not a product the engine knows (products are files in a task's output directory)", path.display());
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&node)?);
+    } else {
+        print_node(&node, 0);
+    }
+    Ok(Outcome::Success)
+}
+
+fn lineage(store: &Store, path: &str, depth: usize) -> Result<Option<Node>> {
+    let Some(product) = store.product(path)? else {
+        return Ok(None);
+    };
+    let task = store.task(product.task)?;
+    let mut inputs = Vec::new();
+    if depth < 64 {
+        for input in &task.inputs {
+            if input.task.is_some() {
+                if let Some(node) = lineage(store, &input.path.to_string_lossy(), depth + 1)? {
+                    inputs.push(node);
+                }
+            }
+        }
+    }
+    Ok(Some(Node {
+        product,
+        task,
+        inputs,
+    }))
+}
+
+fn print_node(node: &Node, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let task = &node.task;
+    println!(
+        "{pad}{} (blake3 {})",
+        node.product.path.display(),
+        &node.product.hash[..16]
+    );
+    let group = task
+        .group
+        .as_deref()
+        .map(|g| format!(" [{g}]"))
+        .unwrap_or_default();
+    println!(
+        "{pad}  made by task {} of step `{}`{group} in run {}",
+        task.id, task.step, task.run
+    );
+    println!("{pad}  command: {}", task.command);
+    for (name, value) in &task.params {
+        println!("{pad}  param {name} = {}", value.render());
+    }
+    for input in &task.inputs {
+        if input.task.is_none() {
+            println!(
+                "{pad}  input {} (source `{}`, blake3 {})",
+                input.path.display(),
+                input.from,
+                &input.hash[..16.min(input.hash.len())]
+            );
+        }
+    }
+    for child in &node.inputs {
+        println!("{pad}  input from step `{}`:", child.task.step);
+        print_node(child, depth + 2);
+    }
+}

@@ -1,0 +1,187 @@
+//! `engine run`: trigger a pipeline by hand, and the execution every run-making subcommand
+//! (`resume`, `rerun`, `retry`) shares.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use dsl::model::param::{resolve_params, split_assignment};
+use dsl::model::ParamValue;
+
+use super::target::{absolute, load_target, PipelineArgs, StateArgs, Target};
+use super::Outcome;
+use crate::run::progress::Progress;
+use crate::run::{run_pipeline, Force, RunError, RunOptions, RunRequest, TaskFilter};
+use crate::store::{RunStatus, Store};
+
+/// Run a pipeline now: scan its sources, reuse what is cached, run the rest.
+///
+/// Exits with 0 when every task succeeded or was cached, 1 when any failed (or the run was
+/// cancelled), 2 for a bad file, pipeline or param.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    target: PipelineArgs,
+    /// Set a param: `--param threads=8`. Repeatable; checked against the param's type and constraint.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    #[command(flatten)]
+    exec: ExecArgs,
+    /// Ignore the cache: run every task.
+    #[arg(long, conflicts_with = "from")]
+    force: bool,
+    /// Ignore the cache for STEP and every step downstream of it.
+    #[arg(long, value_name = "STEP")]
+    from: Option<String>,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// How tasks execute; shared by every subcommand that runs tasks.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// How many tasks may run at once (default: the number of cores).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Where products go (default: `out` beside the state directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &RunArgs) -> Result<Outcome> {
+    let target = load_target(&args.target)?;
+    let params = parse_params(&target, &args.params)?;
+    let force = match (&args.from, args.force) {
+        (Some(step), _) => {
+            if target.pipeline.step(step).is_none() {
+                let names: Vec<&str> = target
+                    .pipeline
+                    .steps
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                bail!(
+                    "no step `{step}` in pipeline `{}` (steps: {})",
+                    target.pipeline.name,
+                    names.join(", ")
+                );
+            }
+            Force::from_step(&target.pipeline, step)
+        }
+        (None, true) => Force::All,
+        (None, false) => Force::None,
+    };
+    let store = args.state.open()?;
+    execute(
+        store,
+        &target,
+        params,
+        force,
+        "manual".to_string(),
+        None,
+        None,
+        &args.exec,
+        &args.state,
+    )
+}
+
+/// Resolves `--param` assignments against the pipeline's params; every bad one is reported.
+pub fn parse_params(
+    target: &Target,
+    assignments: &[String],
+) -> Result<BTreeMap<String, ParamValue>> {
+    let mut pairs = Vec::new();
+    let mut errors = Vec::new();
+    for assignment in assignments {
+        match split_assignment(assignment) {
+            Ok(pair) => pairs.push(pair),
+            Err(error) => errors.push(error),
+        }
+    }
+    match resolve_params(&target.pipeline.params, &pairs) {
+        Ok(values) if errors.is_empty() => Ok(values),
+        Ok(_) => bail!(join_errors(&errors)),
+        Err(more) => {
+            errors.extend(more);
+            bail!(join_errors(&errors))
+        }
+    }
+}
+
+fn join_errors(errors: &[dsl::model::param::ParamError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\nerror: ")
+}
+
+/// Runs `target` to the end and maps the result to an exit code.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    store: Arc<Store>,
+    target: &Target,
+    params: BTreeMap<String, ParamValue>,
+    force: Force,
+    trigger: String,
+    parent: Option<u64>,
+    only: Option<TaskFilter>,
+    exec: &ExecArgs,
+    state: &StateArgs,
+) -> Result<Outcome> {
+    let state_dir = absolute(&state.dir());
+    let out_root = exec.out.as_deref().map(absolute).unwrap_or_else(|| {
+        state_dir
+            .parent()
+            .map(|p| p.join("out"))
+            .unwrap_or_else(|| PathBuf::from("out"))
+    });
+    let jobs = exec
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1);
+    let options = RunOptions {
+        jobs,
+        force,
+        state_dir,
+        out_root,
+        kill_grace: Duration::from_secs(5),
+        only,
+    };
+    let mut progress = Progress::new(exec.quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run_pipeline(
+        store,
+        &target.pipeline,
+        RunRequest {
+            file: target.file.clone(),
+            params,
+            trigger,
+            parent,
+        },
+        &options,
+        &mut progress,
+    ));
+    match result {
+        Ok(run) if run.status == RunStatus::Succeeded => Ok(Outcome::Success),
+        Ok(_) => Ok(Outcome::Failed),
+        Err(error @ RunError::AlreadyRunning { .. }) => Err(error.into()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(Outcome::Failed)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The cache decision for one task whose inputs are known: reuse a completed task with the same
+//! key whose products are intact, or run, and why. The scheduler and `engine plan` both decide
+//! through here, so a dry run says exactly what a run would do.
+
+use std::collections::BTreeMap;
+
+use dsl::model::{ParamValue, StepDef};
+
+use super::key::{params_used, reason, task_key};
+use crate::run::publish::products_intact;
+use crate::store::{InputRef, ProductRecord, Reason, Store, StoreError, TaskRecord};
+
+pub struct Decided {
+    pub key: String,
+    pub identity: String,
+    pub params: BTreeMap<String, ParamValue>,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    /// A completed task with the same key, and its intact products.
+    Cached {
+        task: Box<TaskRecord>,
+        products: Vec<ProductRecord>,
+    },
+    Run(Reason),
+}
+
+/// Decides for a task of `step` (in `pipeline`) for `group` with these inputs.
+/// `forced` ignores the cache; `retry` says a previous attempt of this task failed.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    store: &Store,
+    pipeline: &str,
+    step: &StepDef,
+    group: Option<&str>,
+    run_params: &BTreeMap<String, ParamValue>,
+    inputs: &[InputRef],
+    forced: bool,
+    retry: bool,
+) -> Result<Decided, StoreError> {
+    let identity = step.identity_hash();
+    let params = params_used(step, run_params);
+    let key = task_key(&identity, group, &params, inputs);
+    let mut missing = None;
+    if !forced {
+        if let Some(cached_id) = store.cached(&key)? {
+            let task = store.task(cached_id)?;
+            let products: Option<Vec<ProductRecord>> = task
+                .products
+                .iter()
+                .map(|p| store.product(&p.to_string_lossy()).ok().flatten())
+                .collect();
+            match products {
+                Some(products) => match products_intact(&products) {
+                    Ok(()) => {
+                        return Ok(Decided {
+                            key,
+                            identity,
+                            params,
+                            outcome: Outcome::Cached {
+                                task: Box::new(task),
+                                products,
+                            },
+                        })
+                    }
+                    Err(path) => missing = Some(path.display().to_string()),
+                },
+                None => missing = Some(task.out_dir.display().to_string()),
+            }
+        }
+    }
+    let why = if forced {
+        Reason::Forced
+    } else if retry {
+        Reason::Retry
+    } else if let Some(path) = missing {
+        Reason::ProductsMissing(path)
+    } else {
+        let latest = store
+            .latest(pipeline, &step.name, group)?
+            .map(|id| store.task(id))
+            .transpose()?;
+        reason(&identity, &params, inputs, latest.as_ref())
+    };
+    Ok(Decided {
+        key,
+        identity,
+        params,
+        outcome: Outcome::Run(why),
+    })
+}

@@ -1,0 +1,328 @@
+//! The planner: from a checked pipeline, its params and the files on disk, the tasks a run
+//! consists of. It scans every source (rehashing only items whose stat fingerprint moved),
+//! forms groups, applies `when`, and links each task to the upstream tasks it consumes.
+//!
+//! A task's key depends on its inputs' content, and an upstream task that runs may change its
+//! products, so keys and cache decisions are made per task when it becomes ready
+//! ([`key::task_key`], used by the scheduler and by `engine plan`'s dry run).
+
+pub mod decide;
+pub mod key;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use dsl::model::source::Grouping;
+use dsl::model::{ParamValue, Pipeline};
+
+use crate::scan::{self, Item, ScanError, ScanStats};
+use crate::store::{InputRef, ItemRecord, ProductRecord, Store, StoreError};
+
+/// One task of a run, before it runs.
+#[derive(Debug, Clone)]
+pub struct PlannedTask {
+    /// Index into `pipeline.steps`.
+    pub step: usize,
+    /// The group key; `None` for an aggregate step.
+    pub group: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    /// Items from sources, by source name, sorted by path.
+    pub source_inputs: Vec<(String, Vec<Item>)>,
+    /// Indices (into [`Plan::tasks`]) of the tasks whose products this task consumes.
+    pub upstream: Vec<usize>,
+    /// Indices of tasks that must finish first without being consumed (`after`).
+    pub after: Vec<usize>,
+}
+
+/// The tasks of a run, upstream before downstream.
+#[derive(Debug)]
+pub struct Plan {
+    pub tasks: Vec<PlannedTask>,
+    /// Items a grouping regex did not match, by source: they belong to no group.
+    pub unmatched: Vec<(String, String)>,
+    pub scan: ScanStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Plan {
+    /// Keeps the tasks `keep` selects and every task they need (transitively upstream or
+    /// `after`), dropping the rest; indices are renumbered.
+    pub fn restrict(self, pipeline: &Pipeline, keep: impl Fn(&str, Option<&str>) -> bool) -> Plan {
+        let mut wanted = vec![false; self.tasks.len()];
+        for index in (0..self.tasks.len()).rev() {
+            let task = &self.tasks[index];
+            if keep(&pipeline.steps[task.step].name, task.group.as_deref()) {
+                wanted[index] = true;
+            }
+            if wanted[index] {
+                for &up in task.upstream.iter().chain(&task.after) {
+                    wanted[up] = true;
+                }
+            }
+        }
+        let mut renumber = vec![usize::MAX; self.tasks.len()];
+        let mut tasks = Vec::new();
+        for (index, task) in self.tasks.into_iter().enumerate() {
+            if wanted[index] {
+                renumber[index] = tasks.len();
+                tasks.push(task);
+            }
+        }
+        for task in &mut tasks {
+            task.upstream = task.upstream.iter().map(|&u| renumber[u]).collect();
+            task.after = task.after.iter().map(|&u| renumber[u]).collect();
+        }
+        Plan {
+            tasks,
+            unmatched: self.unmatched,
+            scan: self.scan,
+        }
+    }
+}
+
+/// What an upstream task made, as a downstream task sees it.
+pub struct Produced<'a> {
+    pub task: u64,
+    pub step: &'a str,
+    pub group: Option<&'a str>,
+    pub out_dir: &'a Path,
+    pub products: &'a [ProductRecord],
+}
+
+/// The inputs of a planned task: its source items, then its upstream tasks' products. Each gets
+/// a stable name for the task key: the path relative to its source root, or `GROUP/PATH` relative
+/// to the producing task's output directory.
+pub fn inputs_of<'a>(
+    planned: &PlannedTask,
+    upstream: impl Fn(usize) -> Produced<'a>,
+) -> Vec<InputRef> {
+    let mut inputs = Vec::new();
+    for (source, items) in &planned.source_inputs {
+        for item in items {
+            inputs.push(InputRef {
+                from: source.clone(),
+                name: item.rel.clone(),
+                path: item.path.clone(),
+                hash: item.hash.clone(),
+                task: None,
+            });
+        }
+    }
+    for &index in &planned.upstream {
+        let up = upstream(index);
+        for product in up.products {
+            let name = product
+                .path
+                .strip_prefix(up.out_dir)
+                .unwrap_or(&product.path);
+            inputs.push(InputRef {
+                from: up.step.to_string(),
+                name: format!("{}/{}", up.group.unwrap_or("_all"), name.to_string_lossy()),
+                path: product.path.clone(),
+                hash: product.hash.clone(),
+                task: Some(up.task),
+            });
+        }
+    }
+    inputs
+}
+
+/// Where a pipeline's relative paths (source roots, the working directory of its commands) start:
+/// the directory of its `.pipe` file.
+pub fn base_dir(file: &Path) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Scans the sources of `pipeline` (relative to `base`) and lays out its tasks.
+pub fn plan(
+    pipeline: &Pipeline,
+    params: &BTreeMap<String, ParamValue>,
+    base: &Path,
+    store: &Store,
+    threads: usize,
+) -> Result<Plan, PlanError> {
+    let mut stats = ScanStats::default();
+    let mut unmatched = Vec::new();
+    // Per source: its items, grouped when it has a grouping.
+    let mut source_items: HashMap<&str, SourceItems> = HashMap::new();
+    for source in &pipeline.sources {
+        let root = base.join(&source.root);
+        let prefix = root.to_string_lossy().into_owned();
+        let known = store.items_under(&prefix)?;
+        let lookup = |path: &Path| -> Option<(scan::Fingerprint, String)> {
+            known
+                .get(path.to_string_lossy().as_ref())
+                .map(|r| (r.fingerprint, r.hash.clone()))
+        };
+        let (items, source_stats) = scan::scan_source(source, &root, &lookup, threads)?;
+        stats.items += source_stats.items;
+        stats.hashed += source_stats.hashed;
+        stats.reused += source_stats.reused;
+        stats.bytes_hashed += source_stats.bytes_hashed;
+        let changed: Vec<&Item> = items
+            .iter()
+            .filter(|item| {
+                known
+                    .get(item.path.to_string_lossy().as_ref())
+                    .is_none_or(|r| r.fingerprint != item.fingerprint || r.hash != item.hash)
+            })
+            .collect();
+        if !changed.is_empty() {
+            store.write(|tx| {
+                for item in &changed {
+                    let record = ItemRecord {
+                        fingerprint: item.fingerprint,
+                        hash: item.hash.clone(),
+                    };
+                    tx.put_item(&item.path.to_string_lossy(), &record)?;
+                }
+                Ok(())
+            })?;
+        }
+        let entry = match &source.grouping {
+            Some(grouping) => {
+                let (groups, loose) = scan::group_items(grouping, items);
+                unmatched.extend(
+                    loose
+                        .into_iter()
+                        .map(|item| (source.name.clone(), item.rel)),
+                );
+                SourceItems::Grouped(grouping.clone(), groups)
+            }
+            None => SourceItems::All(items),
+        };
+        source_items.insert(source.name.as_str(), entry);
+    }
+
+    let mut tasks: Vec<PlannedTask> = Vec::new();
+    // Per step: its tasks by group key ("" for an aggregate step).
+    let mut step_tasks: HashMap<&str, BTreeMap<String, usize>> = HashMap::new();
+    for (step_index, step) in pipeline.steps.iter().enumerate() {
+        let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+        let candidates: Vec<(Option<String>, BTreeMap<String, String>)> = match &step.each {
+            None => vec![(None, BTreeMap::new())],
+            Some(group) => groups_of(step, group, &source_items, &step_tasks, &tasks)
+                .into_iter()
+                .map(|(key, fields)| (Some(key), fields))
+                .collect(),
+        };
+        for (group, fields) in candidates {
+            if let Some(condition) = &step.when {
+                if !condition.eval(&fields, params) {
+                    continue;
+                }
+            }
+            let mut source_inputs = Vec::new();
+            let mut upstream = Vec::new();
+            for input in &step.inputs {
+                if let Some(items) = source_items.get(input.as_str()) {
+                    source_inputs.push((input.clone(), items.for_group(group.as_deref())));
+                } else if let Some(producers) = step_tasks.get(input.as_str()) {
+                    let upstream_each = pipeline.step(input).and_then(|s| s.each.as_ref());
+                    match (group.as_deref(), upstream_each) {
+                        // Same group: that group's task, if the upstream step has one.
+                        (Some(key), Some(_)) => upstream.extend(producers.get(key)),
+                        // Aggregate upstream, or an aggregate consuming per-group tasks: all of them.
+                        _ => upstream.extend(producers.values()),
+                    }
+                }
+            }
+            let declared_inputs = !step.inputs.is_empty();
+            let has_inputs =
+                source_inputs.iter().any(|(_, items)| !items.is_empty()) || !upstream.is_empty();
+            if step.each.is_none() && declared_inputs && !has_inputs {
+                continue; // an aggregate step with nothing to aggregate yet
+            }
+            let after = step
+                .after
+                .iter()
+                .filter_map(|name| step_tasks.get(name.as_str()))
+                .flat_map(|producers| producers.values().copied())
+                .collect();
+            by_group.insert(group.clone().unwrap_or_default(), tasks.len());
+            tasks.push(PlannedTask {
+                step: step_index,
+                group,
+                fields,
+                source_inputs,
+                upstream,
+                after,
+            });
+        }
+        step_tasks.insert(step.name.as_str(), by_group);
+    }
+    Ok(Plan {
+        tasks,
+        unmatched,
+        scan: stats,
+    })
+}
+
+enum SourceItems {
+    All(Vec<Item>),
+    Grouped(Grouping, BTreeMap<String, scan::Group>),
+}
+
+impl SourceItems {
+    /// The items a task of `group` receives: its group's items from a source grouped the same
+    /// way, everything otherwise.
+    fn for_group(&self, group: Option<&str>) -> Vec<Item> {
+        match (self, group) {
+            (SourceItems::All(items), _) => items.clone(),
+            (SourceItems::Grouped(_, groups), Some(key)) => {
+                groups.get(key).map(|g| g.items.clone()).unwrap_or_default()
+            }
+            (SourceItems::Grouped(_, groups), None) => {
+                groups.values().flat_map(|g| g.items.clone()).collect()
+            }
+        }
+    }
+}
+
+/// The groups an `each GROUP` step runs for, with their fields: every group that has items in a
+/// source grouped by GROUP that the step consumes, or a task in a per-group step it consumes.
+fn groups_of(
+    step: &dsl::model::StepDef,
+    group: &str,
+    sources: &HashMap<&str, SourceItems>,
+    step_tasks: &HashMap<&str, BTreeMap<String, usize>>,
+    tasks: &[PlannedTask],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for input in &step.inputs {
+        if let Some(SourceItems::Grouped(grouping, groups)) = sources.get(input.as_str()) {
+            if grouping.group == group {
+                for (key, g) in groups {
+                    let fields = out.entry(key.clone()).or_default();
+                    for (name, value) in &g.fields {
+                        fields.entry(name.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+            }
+        } else if let Some(producers) = step_tasks.get(input.as_str()) {
+            for (key, &task) in producers {
+                if tasks[task].group.as_deref().is_some_and(|g| g == key)
+                    && tasks[task].group.is_some()
+                {
+                    let fields = out.entry(key.clone()).or_default();
+                    for (name, value) in &tasks[task].fields {
+                        fields.entry(name.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! Runs: creating one for a pipeline (refusing to overlap a live run of the same pipeline),
+//! planning it, and handing it to the scheduler. Crash recovery of runs whose engine died is in
+//! [`recovery`].
+
+pub mod progress;
+pub mod publish;
+pub mod recovery;
+pub mod scheduler;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsl::model::{ParamValue, Pipeline};
+
+use crate::exec;
+use crate::plan::{self, PlanError};
+use crate::store::{now_ms, RunRecord, RunStatus, Store, StoreError};
+use progress::Progress;
+use scheduler::Scheduler;
+
+/// Which steps ignore the cache.
+#[derive(Debug, Clone, Default)]
+pub enum Force {
+    #[default]
+    None,
+    All,
+    /// These steps (a step given with `--from` and everything downstream of it).
+    Steps(BTreeSet<String>),
+}
+
+impl Force {
+    pub fn applies_to(&self, step: &str) -> bool {
+        match self {
+            Force::None => false,
+            Force::All => true,
+            Force::Steps(steps) => steps.contains(step),
+        }
+    }
+
+    /// `step` and every step downstream of it.
+    pub fn from_step(pipeline: &Pipeline, step: &str) -> Force {
+        let mut steps = BTreeSet::from([step.to_string()]);
+        // Steps are in topological order, so one pass finds every descendant.
+        for s in &pipeline.steps {
+            if s.inputs.iter().chain(&s.after).any(|i| steps.contains(i)) {
+                steps.insert(s.name.clone());
+            }
+        }
+        Force::Steps(steps)
+    }
+}
+
+pub struct RunOptions {
+    pub jobs: usize,
+    pub force: Force,
+    pub state_dir: PathBuf,
+    /// Products go to `OUT/PIPELINE/STEP/GROUP`.
+    pub out_root: PathBuf,
+    /// Between SIGTERM and SIGKILL when a task is cancelled or times out.
+    pub kill_grace: Duration,
+    /// When set, only the tasks it accepts (by step and group) run, with what they need.
+    pub only: Option<TaskFilter>,
+}
+
+/// Selects tasks by step name and group key.
+pub type TaskFilter = Box<dyn Fn(&str, Option<&str>) -> bool + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("pipeline `{pipeline}` is already being run by run {run} (engine pid {pid}); wait for it, or cancel it with `engine cancel {run}`")]
+    AlreadyRunning {
+        pipeline: String,
+        run: u64,
+        pid: u32,
+    },
+    #[error("cannot watch for signals: {0}")]
+    Signals(#[from] std::io::Error),
+}
+
+/// What to run: a pipeline's file, its params, and what fired it.
+pub struct RunRequest {
+    /// The `.pipe` file the pipeline comes from (its directory is where commands run).
+    pub file: PathBuf,
+    pub params: BTreeMap<String, ParamValue>,
+    /// `manual`, `resume of N`, ...
+    pub trigger: String,
+    /// The run this one resumes, reruns or retries.
+    pub parent: Option<u64>,
+}
+
+/// Creates, plans and executes a run of `pipeline`.
+pub async fn run_pipeline(
+    store: Arc<Store>,
+    pipeline: &Pipeline,
+    request: RunRequest,
+    options: &RunOptions,
+    progress: &mut Progress,
+) -> Result<RunRecord, RunError> {
+    let RunRequest {
+        file,
+        params,
+        trigger,
+        parent,
+    } = request;
+    recovery::recover(&store, options)?;
+    let run = claim_run(&store, pipeline, &file, params.clone(), trigger, parent)?;
+    progress.run_started(&run);
+    let base = plan::base_dir(&file);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let plan = match plan::plan(pipeline, &params, &base, &store, threads) {
+        Ok(plan) => plan,
+        Err(error) => {
+            let mut failed = run.clone();
+            failed.status = RunStatus::Failed;
+            failed.finished_ms = Some(now_ms());
+            failed.owner_pid = None;
+            store.write(|tx| {
+                tx.put_run(&failed)?;
+                tx.event(Some(failed.id), None, "run.failed", error.to_string())
+            })?;
+            return Err(error.into());
+        }
+    };
+    let plan = match &options.only {
+        Some(keep) => plan.restrict(pipeline, keep),
+        None => plan,
+    };
+    for (source, rel) in &plan.unmatched {
+        progress.note(&format!(
+            "{rel} (source `{source}`) matches no group; it is left out"
+        ));
+    }
+    let mut scheduler = Scheduler {
+        store: store.clone(),
+        pipeline,
+        params: &params,
+        base,
+        options,
+        progress,
+    };
+    scheduler.execute(run, plan).await
+}
+
+/// Creates the run, unless a live run of the same pipeline exists: checked and created in one
+/// transaction, so two `engine run`s can never both proceed.
+fn claim_run(
+    store: &Store,
+    pipeline: &Pipeline,
+    file: &std::path::Path,
+    params: BTreeMap<String, ParamValue>,
+    trigger: String,
+    parent: Option<u64>,
+) -> Result<RunRecord, RunError> {
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut conflict = None;
+    let run = store.write(|tx| {
+        for other in tx.runs()? {
+            if other.pipeline == pipeline.name && !other.status.is_finished() {
+                if let Some(pid) = other
+                    .owner_pid
+                    .filter(|pid| exec::local::process_alive(*pid))
+                {
+                    conflict = Some((other.id, pid));
+                    return Ok(None);
+                }
+            }
+        }
+        let run = tx.create_run(RunRecord {
+            id: 0,
+            pipeline: pipeline.name.clone(),
+            file: file.clone(),
+            trigger: trigger.clone(),
+            params: params.clone(),
+            definition_hash: pipeline.definition_hash(),
+            status: RunStatus::Queued,
+            created_ms: now_ms(),
+            finished_ms: None,
+            owner_pid: Some(std::process::id()),
+            cancel_requested: false,
+            parent,
+        })?;
+        Ok(Some(run))
+    })?;
+    match (run, conflict) {
+        (Some(run), _) => Ok(run),
+        (None, Some((run, pid))) => Err(RunError::AlreadyRunning {
+            pipeline: pipeline.name.clone(),
+            run,
+            pid,
+        }),
+        (None, None) => unreachable!("no run is created only on a conflict"),
+    }
+}

@@ -1,0 +1,210 @@
+//! The collector: turns a successful attempt's temporary directory into products. The files the
+//! step's `output` patterns select are hashed, then the whole directory is renamed into the task's
+//! output directory in one step, so a downstream task (or a crash) never sees half a result.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use crate::scan;
+use crate::store::ProductRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("output pattern `{0}` matched no file")]
+    MissingOutput(String),
+    #[error("cannot read the output of the attempt in `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot move the output into `{path}`: {source}")]
+    Move {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The files under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Result<Vec<String>, PublishError> {
+    let mut files = Vec::new();
+    for entry in WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| PublishError::Read {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?;
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            files.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(files)
+}
+
+/// Checks the output patterns against `tmp`, then renames `tmp` to `out_dir` (replacing what was
+/// there) and returns the products, hashed.
+pub fn publish(
+    tmp: &Path,
+    out_dir: &Path,
+    patterns: &[String],
+    trash: &Path,
+    task: u64,
+) -> Result<Vec<ProductRecord>, PublishError> {
+    let selected = select(tmp, patterns)?;
+    replace_dir(tmp, out_dir, trash)?;
+    collect(out_dir, selected, task)
+}
+
+/// The products of an output directory that is already in place (recovery after a crash between
+/// the rename and its commit).
+pub fn collect_published(
+    out_dir: &Path,
+    patterns: &[String],
+    task: u64,
+) -> Result<Vec<ProductRecord>, PublishError> {
+    let selected = select(out_dir, patterns)?;
+    collect(out_dir, selected, task)
+}
+
+/// The files of `dir` the patterns select (every file when there are none); a pattern that
+/// matches nothing is an error.
+fn select(dir: &Path, patterns: &[String]) -> Result<Vec<String>, PublishError> {
+    let files = files_under(dir)?;
+    let selected: Vec<String> = if patterns.is_empty() {
+        files
+    } else {
+        let mut chosen = Vec::new();
+        for pattern in patterns {
+            let glob =
+                Glob::new(pattern).map_err(|_| PublishError::MissingOutput(pattern.clone()))?;
+            let set = GlobSetBuilder::new()
+                .add(glob)
+                .build()
+                .map_err(|_| PublishError::MissingOutput(pattern.clone()))?;
+            let matched: Vec<&String> = files.iter().filter(|f| set.is_match(f.as_str())).collect();
+            if matched.is_empty() {
+                return Err(PublishError::MissingOutput(pattern.clone()));
+            }
+            chosen.extend(matched.into_iter().cloned());
+        }
+        chosen.sort();
+        chosen.dedup();
+        chosen
+    };
+    Ok(selected)
+}
+
+fn collect(
+    out_dir: &Path,
+    selected: Vec<String>,
+    task: u64,
+) -> Result<Vec<ProductRecord>, PublishError> {
+    let mut products = Vec::with_capacity(selected.len());
+    for rel in selected {
+        let path = out_dir.join(&rel);
+        let read = |source| PublishError::Read {
+            path: path.clone(),
+            source,
+        };
+        let fingerprint = scan::fingerprint(&path).map_err(read)?;
+        let hash = scan::hash_file(&path).map_err(read)?;
+        products.push(ProductRecord {
+            size: fingerprint.size,
+            path,
+            hash,
+            fingerprint,
+            task,
+        });
+    }
+    Ok(products)
+}
+
+/// Moves `from` to `to`: the old `to` is first moved into `trash` and then deleted, so `to` is at
+/// every instant either the old directory, absent, or the new one.
+fn replace_dir(from: &Path, to: &Path, trash: &Path) -> Result<(), PublishError> {
+    let moving = |source| PublishError::Move {
+        path: to.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(moving)?;
+    }
+    let old = if to.exists() {
+        std::fs::create_dir_all(trash).map_err(moving)?;
+        let name = format!("{}-{}", std::process::id(), crate::store::now_ms());
+        let old = trash.join(name);
+        std::fs::rename(to, &old).map_err(moving)?;
+        Some(old)
+    } else {
+        None
+    };
+    std::fs::rename(from, to).map_err(moving)?;
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(())
+}
+
+/// Whether recorded products are all still there, unchanged: the fingerprint is compared, and
+/// the content rehashed only when the fingerprint moved.
+pub fn products_intact(products: &[ProductRecord]) -> Result<(), PathBuf> {
+    for product in products {
+        let Ok(fingerprint) = scan::fingerprint(&product.path) else {
+            return Err(product.path.clone());
+        };
+        if !fingerprint.same_stat(&product.fingerprint) {
+            match scan::hash_file(&product.path) {
+                Ok(hash) if hash == product.hash => {}
+                _ => return Err(product.path.clone()),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_selected_outputs_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(tmp.join("sub")).unwrap();
+        std::fs::write(tmp.join("a.txt"), "a").unwrap();
+        std::fs::write(tmp.join("sub/b.log"), "b").unwrap();
+        let out = dir.path().join("out/step/g");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("stale"), "old").unwrap();
+        let products =
+            publish(&tmp, &out, &["*.txt".into()], &dir.path().join("trash"), 7).unwrap();
+        assert_eq!(products.len(), 1);
+        assert_eq!(products[0].path, out.join("a.txt"));
+        assert!(!out.join("stale").exists());
+        assert!(out.join("sub/b.log").exists());
+        assert!(products_intact(&products).is_ok());
+        std::fs::write(out.join("a.txt"), "changed").unwrap();
+        assert!(products_intact(&products).is_err());
+    }
+
+    #[test]
+    fn a_pattern_matching_nothing_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let error = publish(
+            &tmp,
+            &dir.path().join("out"),
+            &["report.txt".into()],
+            dir.path(),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "output pattern `report.txt` matched no file"
+        );
+        assert!(tmp.exists(), "nothing moved");
+    }
+}

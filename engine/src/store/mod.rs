@@ -1,0 +1,433 @@
+//! The store: every state change of the engine, in one redb file (`.engine/state.redb`).
+//!
+//! Every transition is a write transaction committed (durably) before the engine acts on it;
+//! docs/design.md lists the tables and key encodings. The database is opened in redb's
+//! multi-writer mode, so `engine cancel`, `runs` or `show` in another process can read and write
+//! it while a run holds it open; one write transaction runs at a time across all processes.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use records::*;
+
+/// The version of the tables and records below. Bump it, and add a migration in `open`, for any
+/// change an older engine would misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
+const TASKS: TableDefinition<u64, &str> = TableDefinition::new("tasks");
+/// (run, task) -> (): the tasks of a run, in creation order.
+const RUN_TASKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("run_tasks");
+/// (task, attempt number) -> attempt.
+const ATTEMPTS: TableDefinition<(u64, u32), &str> = TableDefinition::new("attempts");
+/// absolute item path -> fingerprint and hash.
+const ITEMS: TableDefinition<&str, &str> = TableDefinition::new("items");
+/// absolute product path -> product.
+const PRODUCTS: TableDefinition<&str, &str> = TableDefinition::new("products");
+/// task key -> the completed task with that key.
+const CACHE: TableDefinition<&str, u64> = TableDefinition::new("cache");
+/// (pipeline, step, group) as `pipeline\0step\0group` -> the latest completed task.
+const LATEST: TableDefinition<&str, u64> = TableDefinition::new("latest");
+const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state directory `{path}`: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store `{path}`: {source}")]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "the store `{path}` was written by a newer engine (schema {found}, this engine knows {known}); \
+         use that engine, or move the state directory aside to start afresh"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        known: u64,
+    },
+    #[error("store transaction failed: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("store table error: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("store storage error: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("store commit failed: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("corrupt record in table `{table}`: {source}")]
+    Corrupt {
+        table: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("no run {0}")]
+    NoRun(u64),
+    #[error("no task {0}")]
+    NoTask(u64),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An open store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("state.redb");
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let store = Store { db, path };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init_schema(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.clone(),
+                        found: v,
+                        known: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {} // SCHEMA_VERSION is the first; older versions would migrate here.
+            }
+            // Create every table, so readers never meet a missing one.
+            txn.open_table(RUNS)?;
+            txn.open_table(TASKS)?;
+            txn.open_table(RUN_TASKS)?;
+            txn.open_table(ATTEMPTS)?;
+            txn.open_table(ITEMS)?;
+            txn.open_table(PRODUCTS)?;
+            txn.open_table(CACHE)?;
+            txn.open_table(LATEST)?;
+            txn.open_table(EVENTS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction and commits it durably.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_write()?;
+        let mut tx = Tx { txn: &txn };
+        let value = f(&mut tx)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
+    pub fn run(&self, id: u64) -> Result<RunRecord> {
+        self.by_id(RUNS, "runs", id)?.ok_or(StoreError::NoRun(id))
+    }
+
+    pub fn task(&self, id: u64) -> Result<TaskRecord> {
+        self.by_id(TASKS, "tasks", id)?
+            .ok_or(StoreError::NoTask(id))
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let mut runs = Vec::new();
+        for entry in table.iter()?.rev() {
+            let (_, value) = entry?;
+            runs.push(decode("runs", value.value())?);
+        }
+        Ok(runs)
+    }
+
+    /// The tasks of a run, in creation order.
+    pub fn tasks_of(&self, run: u64) -> Result<Vec<TaskRecord>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(RUN_TASKS)?;
+        let tasks = txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for entry in index.range((run, 0)..=(run, u64::MAX))? {
+            let (key, _) = entry?;
+            let (_, task) = key.value();
+            if let Some(value) = tasks.get(task)? {
+                out.push(decode("tasks", value.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The attempts of a task, in order.
+    pub fn attempts_of(&self, task: u64) -> Result<Vec<AttemptRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ATTEMPTS)?;
+        let mut out = Vec::new();
+        for entry in table.range((task, 0)..=(task, u32::MAX))? {
+            let (_, value) = entry?;
+            out.push(decode("attempts", value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn item(&self, path: &str) -> Result<Option<ItemRecord>> {
+        self.by_path(ITEMS, "items", path)
+    }
+
+    /// Every item record whose path starts with `prefix`, for one scan's lookups.
+    pub fn items_under(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::HashMap<String, ItemRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
+        let mut out = std::collections::HashMap::new();
+        for entry in table.range(prefix..)? {
+            let (key, value) = entry?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            out.insert(key.value().to_string(), decode("items", value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn product(&self, path: &str) -> Result<Option<ProductRecord>> {
+        self.by_path(PRODUCTS, "products", path)
+    }
+
+    /// The completed task with this key, if any.
+    pub fn cached(&self, key: &str) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CACHE)?;
+        Ok(table.get(key)?.map(|v| v.value()))
+    }
+
+    /// The latest completed task of a step for a group.
+    pub fn latest(&self, pipeline: &str, step: &str, group: Option<&str>) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LATEST)?;
+        Ok(table
+            .get(latest_key(pipeline, step, group).as_str())?
+            .map(|v| v.value()))
+    }
+
+    /// Every event, oldest first.
+    pub fn events(&self) -> Result<Vec<EventRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(decode("events", value.value())?);
+        }
+        Ok(out)
+    }
+
+    fn by_id<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<u64, &str>,
+        name: &'static str,
+        id: u64,
+    ) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let found = table.get(id)?;
+        found.map(|v| decode(name, v.value())).transpose()
+    }
+
+    fn by_path<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &str>,
+        name: &'static str,
+        path: &str,
+    ) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let found = table.get(path)?;
+        found.map(|v| decode(name, v.value())).transpose()
+    }
+}
+
+/// A write transaction, with one method per transition.
+pub struct Tx<'a> {
+    txn: &'a redb::WriteTransaction,
+}
+
+impl Tx<'_> {
+    fn next_id(&mut self, counter: &str) -> Result<u64> {
+        let mut meta = self.txn.open_table(META)?;
+        let next = meta.get(counter)?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(counter, next + 1)?;
+        Ok(next)
+    }
+
+    /// Appends an event to the log.
+    pub fn event(
+        &mut self,
+        run: Option<u64>,
+        task: Option<u64>,
+        kind: &str,
+        detail: impl Into<String>,
+    ) -> Result<()> {
+        let seq = self.next_id("next_event")?;
+        let record = EventRecord {
+            seq,
+            time_ms: now_ms(),
+            run,
+            task,
+            kind: kind.to_string(),
+            detail: detail.into(),
+        };
+        self.txn
+            .open_table(EVENTS)?
+            .insert(seq, encode(&record).as_str())?;
+        Ok(())
+    }
+
+    /// Creates a run; its id is assigned here.
+    pub fn create_run(&mut self, mut run: RunRecord) -> Result<RunRecord> {
+        run.id = self.next_id("next_run")?;
+        self.put_run(&run)?;
+        self.event(
+            Some(run.id),
+            None,
+            "run.created",
+            format!("{} ({})", run.pipeline, run.trigger),
+        )?;
+        Ok(run)
+    }
+
+    pub fn put_run(&mut self, run: &RunRecord) -> Result<()> {
+        self.txn
+            .open_table(RUNS)?
+            .insert(run.id, encode(run).as_str())?;
+        Ok(())
+    }
+
+    pub fn run(&mut self, id: u64) -> Result<RunRecord> {
+        let table = self.txn.open_table(RUNS)?;
+        let value = table.get(id)?.ok_or(StoreError::NoRun(id))?;
+        decode("runs", value.value())
+    }
+
+    /// Every run (inside this transaction), for checking overlap atomically.
+    pub fn runs(&mut self) -> Result<Vec<RunRecord>> {
+        let table = self.txn.open_table(RUNS)?;
+        let mut runs = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            runs.push(decode("runs", value.value())?);
+        }
+        Ok(runs)
+    }
+
+    /// Creates a task of `task.run`; its id is assigned here.
+    pub fn create_task(&mut self, mut task: TaskRecord) -> Result<TaskRecord> {
+        task.id = self.next_id("next_task")?;
+        self.put_task(&task)?;
+        self.txn
+            .open_table(RUN_TASKS)?
+            .insert((task.run, task.id), ())?;
+        Ok(task)
+    }
+
+    pub fn put_task(&mut self, task: &TaskRecord) -> Result<()> {
+        self.txn
+            .open_table(TASKS)?
+            .insert(task.id, encode(task).as_str())?;
+        Ok(())
+    }
+
+    pub fn task(&mut self, id: u64) -> Result<TaskRecord> {
+        let table = self.txn.open_table(TASKS)?;
+        let value = table.get(id)?.ok_or(StoreError::NoTask(id))?;
+        decode("tasks", value.value())
+    }
+
+    pub fn put_attempt(&mut self, attempt: &AttemptRecord) -> Result<()> {
+        self.txn
+            .open_table(ATTEMPTS)?
+            .insert((attempt.task, attempt.number), encode(attempt).as_str())?;
+        Ok(())
+    }
+
+    pub fn put_item(&mut self, path: &str, item: &ItemRecord) -> Result<()> {
+        self.txn
+            .open_table(ITEMS)?
+            .insert(path, encode(item).as_str())?;
+        Ok(())
+    }
+
+    pub fn put_product(&mut self, product: &ProductRecord) -> Result<()> {
+        let path = product.path.to_string_lossy();
+        self.txn
+            .open_table(PRODUCTS)?
+            .insert(path.as_ref(), encode(product).as_str())?;
+        Ok(())
+    }
+
+    pub fn remove_product(&mut self, path: &str) -> Result<()> {
+        self.txn.open_table(PRODUCTS)?.remove(path)?;
+        Ok(())
+    }
+
+    /// Records a completed task as the cached result for its key and the latest of its step and group.
+    pub fn complete(&mut self, pipeline: &str, task: &TaskRecord) -> Result<()> {
+        self.txn
+            .open_table(CACHE)?
+            .insert(task.key.as_str(), task.id)?;
+        let latest = latest_key(pipeline, &task.step, task.group.as_deref());
+        self.txn
+            .open_table(LATEST)?
+            .insert(latest.as_str(), task.id)?;
+        Ok(())
+    }
+
+    /// Forgets a cache entry (its products are gone).
+    pub fn uncache(&mut self, key: &str) -> Result<()> {
+        self.txn.open_table(CACHE)?.remove(key)?;
+        Ok(())
+    }
+}
+
+fn latest_key(pipeline: &str, step: &str, group: Option<&str>) -> String {
+    format!("{pipeline}\0{step}\0{}", group.unwrap_or(""))
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records always serialize")
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { table, source })
+}

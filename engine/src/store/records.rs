@@ -1,0 +1,280 @@
+//! The records the store keeps, one type per table, serialized as JSON values. Every field that
+//! recovery depends on is documented on the field.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use dsl::model::ParamValue;
+use serde::{Deserialize, Serialize};
+
+use crate::scan::Fingerprint;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Planned, tasks recorded; not yet executing.
+    Queued,
+    Running,
+    Succeeded,
+    /// At least one task failed or was blocked by a failure.
+    Failed,
+    Cancelled,
+    /// The process that ran it died; `engine resume` goes on with it.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::Cancelled
+                | RunStatus::Interrupted
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One firing of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: u64,
+    pub pipeline: String,
+    /// The `.pipe` file the pipeline was loaded from (absolute).
+    pub file: PathBuf,
+    /// What fired it: `manual`, `resume of N`, `rerun of N`, `cron`, `continuous`.
+    pub trigger: String,
+    pub params: BTreeMap<String, ParamValue>,
+    pub definition_hash: String,
+    pub status: RunStatus,
+    pub created_ms: Millis,
+    pub finished_ms: Option<Millis>,
+    /// The pid of the engine process executing the run. With `status == Running` and this pid
+    /// gone, the run was interrupted by a crash.
+    pub owner_pid: Option<u32>,
+    /// Set by `engine cancel` from any process; the owner polls it and stops the run.
+    pub cancel_requested: bool,
+    /// The run this one resumes or reruns.
+    pub parent: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Waiting for its upstream tasks or a slot.
+    Pending,
+    Running,
+    Succeeded,
+    /// Not run: a completed task with the same key and intact products exists.
+    Cached,
+    Failed,
+    Cancelled,
+    /// Not run because an upstream task failed or was cancelled.
+    Blocked,
+}
+
+impl TaskStatus {
+    /// Finished with its products available to downstream tasks.
+    pub fn is_done(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Cached)
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, TaskStatus::Pending | TaskStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Cached => "cached",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+            TaskStatus::Blocked => "blocked",
+        }
+    }
+}
+
+/// Why a task runs (or why it is cached).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum Reason {
+    /// A completed task with this key and intact products exists.
+    Cached { task: u64 },
+    /// No task of this step ever ran for this group.
+    New,
+    /// These inputs changed (or appeared, or disappeared) since the last completed task.
+    InputsChanged(Vec<String>),
+    /// The command, env, outputs or container changed.
+    DefinitionChanged,
+    /// These params changed.
+    ParamsChanged(Vec<String>),
+    /// An upstream task produced different products.
+    UpstreamChanged,
+    /// The cached products were deleted or modified.
+    ProductsMissing(String),
+    /// `--force` or `rerun`.
+    Forced,
+    /// The previous attempt of this task failed, was cancelled or was interrupted.
+    Retry,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Cached { task } => write!(f, "cached (task {task})"),
+            Reason::New => f.write_str("new input"),
+            Reason::InputsChanged(paths) => write!(f, "changed input: {}", abbreviate(paths)),
+            Reason::DefinitionChanged => f.write_str("changed command"),
+            Reason::ParamsChanged(names) => write!(f, "changed param: {}", abbreviate(names)),
+            Reason::UpstreamChanged => f.write_str("upstream changed"),
+            Reason::ProductsMissing(path) => write!(f, "product missing or modified: {path}"),
+            Reason::Forced => f.write_str("forced"),
+            Reason::Retry => f.write_str("previous attempt failed"),
+        }
+    }
+}
+
+fn abbreviate(list: &[String]) -> String {
+    match list.len() {
+        0 => String::new(),
+        1..=3 => list.join(", "),
+        n => format!("{}, ... ({n} in all)", list[..2].join(", ")),
+    }
+}
+
+/// One input of a task, with the content hash it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRef {
+    /// The source or step it came from.
+    pub from: String,
+    /// The stable name the key uses: the path relative to the source root, or to the producing
+    /// task's output directory.
+    pub name: String,
+    pub path: PathBuf,
+    pub hash: String,
+    /// The task that made it, when it is a product.
+    pub task: Option<u64>,
+}
+
+/// One execution of a step for one group (or for everything, for an aggregate step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: u64,
+    pub run: u64,
+    pub step: String,
+    /// The group key; `None` for an aggregate step.
+    pub group: Option<String>,
+    /// blake3 of the step identity, the params it reads and its inputs' hashes; empty until the
+    /// task is ready (its inputs known).
+    pub key: String,
+    /// The step's identity hash when the task was keyed.
+    pub identity: String,
+    /// The params the step reads, as resolved for this task.
+    pub params: BTreeMap<String, ParamValue>,
+    pub status: TaskStatus,
+    /// Why it ran or was cached; `None` until decided.
+    pub reason: Option<Reason>,
+    pub inputs: Vec<InputRef>,
+    /// Where the products are published (absolute); written atomically by renaming.
+    pub out_dir: PathBuf,
+    /// Product paths, set when the task succeeds (or copied from the cached task).
+    pub products: Vec<PathBuf>,
+    pub attempts: u32,
+    /// For `Blocked`: the upstream task that failed.
+    pub blocked_by: Option<u64>,
+    /// The rendered command, for `show` and `lineage`.
+    pub command: String,
+    pub finished_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEnd {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// The engine died while the attempt ran and its outcome could not be recovered.
+    Lost,
+    /// The process could not even start.
+    LaunchFailed,
+}
+
+/// One try of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub task: u64,
+    pub number: u32,
+    /// Committed before the engine waits on the process, so recovery can find it.
+    pub pid: Option<u32>,
+    pub pgid: Option<u32>,
+    pub started_ms: Millis,
+    pub finished_ms: Option<Millis>,
+    pub end: Option<AttemptEnd>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_ms: Option<u64>,
+    pub user_cpu_ms: Option<u64>,
+    pub sys_cpu_ms: Option<u64>,
+    pub max_rss_bytes: Option<u64>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// The temporary output directory of this attempt.
+    pub tmp_dir: PathBuf,
+    /// Where the attempt's wrapper writes the command's exit status, so an attempt that
+    /// finished while the engine was down is not run again.
+    pub status_file: PathBuf,
+    pub error: Option<String>,
+}
+
+/// What the store knows of an input item, to skip rehashing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub fingerprint: Fingerprint,
+    pub hash: String,
+}
+
+/// An output file of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub path: PathBuf,
+    pub size: u64,
+    pub hash: String,
+    pub fingerprint: Fingerprint,
+    pub task: u64,
+}
+
+/// One entry of the append-only event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    pub time_ms: Millis,
+    pub run: Option<u64>,
+    pub task: Option<u64>,
+    /// e.g. `run.created`, `task.queued`, `attempt.started`, `attempt.finished`, `run.finished`.
+    pub kind: String,
+    pub detail: String,
+}

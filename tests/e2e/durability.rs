@@ -1,0 +1,300 @@
+//! Durability: cancelling a run from another process, and killing the engine with SIGKILL at
+//! random moments, then resuming, with a ledger that proves no task completes twice and no
+//! partial output is ever visible.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::Env;
+
+fn spawn_engine(env: &Env, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .current_dir(env.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the engine starts")
+}
+
+fn show(env: &Env, run: u64) -> Option<serde_json::Value> {
+    let shown = env.engine(&["show", &run.to_string(), "--json"]);
+    (shown.code == 0)
+        .then(|| serde_json::from_str(&shown.stdout).ok())
+        .flatten()
+}
+
+/// Waits until `check` holds, for at most `limit`.
+fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Whether any live (not zombie) process is in this process group. Zombies are ignored: an
+/// orphan's zombie waits for PID 1 to reap it, which in a container may be never.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
+}
+
+#[test]
+fn cancel_from_another_process_stops_the_run_and_its_processes() {
+    let env = Env::new();
+    env.write(
+        "slow.pipe",
+        r#"pipeline slow {
+  source items {
+    root "data"
+    glob "*"
+    group item by regex "^(?P<item>.+)$"
+  }
+  step wait each item {
+    input items
+    run "sleep 60 & sleep 60; echo never > {out}/x"
+  }
+}
+"#,
+    );
+    for i in 0..4 {
+        env.write(&format!("data/{i}"), "x");
+    }
+    let mut engine = spawn_engine(&env, &["run", "slow.pipe", "--jobs", "2"]);
+    let mut pgids = Vec::new();
+    let running = wait_for(Duration::from_secs(20), || {
+        let Some(shown) = show(&env, 1) else {
+            return false;
+        };
+        pgids = shown["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "running")
+            .filter_map(|t| {
+                t["attempts_detail"]
+                    .as_array()
+                    .and_then(|a| a.last())
+                    .and_then(|a| a["pgid"].as_i64())
+            })
+            .map(|p| p as i32)
+            .collect();
+        pgids.len() == 2
+    });
+    assert!(running, "two tasks should be running");
+
+    let started = Instant::now();
+    let cancel = env.engine(&["cancel", "1"]);
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    assert!(
+        cancel.stdout.contains("run 1 cancelled"),
+        "{}",
+        cancel.stdout
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    let status = engine.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a cancelled run exits with 1");
+    for pgid in pgids {
+        assert!(
+            !group_alive(pgid),
+            "process group {pgid} survived the cancel"
+        );
+    }
+    let shown = show(&env, 1).unwrap();
+    assert_eq!(shown["run"]["status"], "cancelled");
+    assert!(
+        shown["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "cancelled"),
+        "{shown}"
+    );
+    let again = env.engine(&["cancel", "1"]);
+    assert_eq!(again.code, 2, "cancelling a finished run is an input error");
+}
+
+#[test]
+fn a_second_run_of_the_same_pipeline_is_refused_while_one_is_live() {
+    let env = Env::new();
+    env.write(
+        "s.pipe",
+        "pipeline s {\n  step wait { run \"sleep 30; echo > {out}/x\" }\n}\n",
+    );
+    let mut first = spawn_engine(&env, &["run", "s.pipe"]);
+    assert!(wait_for(Duration::from_secs(20), || show(&env, 1)
+        .is_some_and(|s| s["tasks"][0]["status"] == "running")));
+    let second = env.engine(&["run", "s.pipe"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already being run by run 1"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(env.engine(&["cancel", "1"]).code, 0);
+    first.wait().unwrap();
+}
+
+/// A deterministic pseudo-random sequence (no dependency needed for a test's jitter).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Every visible product of a `work` task must be complete: both of its lines.
+fn assert_no_partial_output(out: &Path) {
+    let Ok(groups) = std::fs::read_dir(out.join("crash/work")) else {
+        return;
+    };
+    for group in groups.flatten() {
+        let path = group.path().join("result.txt");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            assert!(
+                text.starts_with("begin ") && text.ends_with("end\n"),
+                "partial output visible in {}: {text:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_runs_nothing_twice() {
+    let env = Env::new();
+    let tasks = 60;
+    env.write(
+        "crash.pipe",
+        r#"pipeline crash {
+  source items {
+    root "data"
+    glob "*.txt"
+    group item by regex "^(?P<item>[^.]+)[.]txt$"
+  }
+  step work each item {
+    input items
+    run """echo "begin {group}" > {out}/result.txt; sleep 0.05; echo end >> {out}/result.txt; echo "done {group}" >> ledger"""
+  }
+  step gather {
+    input work
+    run "cat {inputs} | grep -c end > {out}/count.txt"
+  }
+}
+"#,
+    );
+    for i in 0..tasks {
+        env.write(&format!("data/t{i:03}.txt"), &format!("{i}\n"));
+    }
+    // Commands run in the directory of the .pipe file, so `ledger` is the test dir's.
+
+    let mut random = Lcg(0x5eed);
+    let mut kills = 0;
+    let mut last_run = 0u64;
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "crash.pipe".into(),
+        "--jobs".into(),
+        "2".into(),
+    ];
+    while kills < 20 {
+        let mut engine = spawn_engine(&env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(100 + random.next(400)));
+        let finished = engine.try_wait().unwrap().is_some();
+        let _ = engine.kill(); // SIGKILL
+        let _ = engine.wait();
+        if !finished {
+            kills += 1;
+        }
+        assert_no_partial_output(&env.path().join("out"));
+        let runs = env.engine(&["runs", "--json", "-n", "1"]);
+        let list: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap_or_default();
+        if let Some(id) = list[0]["id"].as_u64() {
+            last_run = id;
+            args = vec!["resume".into(), id.to_string(), "--jobs".into(), "2".into()];
+        }
+    }
+    assert!(last_run > 0);
+    // Finish without interruptions.
+    let finish = env.engine(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let finish = if finish.code == 0 {
+        finish
+    } else {
+        // A resume of a run that itself succeeded by the time of its kill has nothing left: run once more.
+        env.engine(&["run", "crash.pipe", "--jobs", "2"])
+    };
+    assert_eq!(finish.code, 0, "{}", finish.stderr);
+    assert_no_partial_output(&env.path().join("out"));
+
+    let ledger = env.read("ledger");
+    let mut completions = std::collections::BTreeMap::<String, usize>::new();
+    for line in ledger.lines() {
+        *completions.entry(line.to_string()).or_default() += 1;
+    }
+    assert_eq!(completions.len(), tasks, "every task completed");
+    let twice: Vec<_> = completions.iter().filter(|(_, n)| **n > 1).collect();
+    if !twice.is_empty() {
+        // Explain: every record of the doubled tasks, across runs.
+        let mut story = String::new();
+        for run in 1..=last_run + 1 {
+            let Some(shown) = show(&env, run) else {
+                continue;
+            };
+            for task in shown["tasks"].as_array().unwrap() {
+                let group = task["group"].as_str().unwrap_or("");
+                if twice
+                    .iter()
+                    .any(|(line, _)| line.ends_with(&format!(" {group}")))
+                {
+                    story.push_str(&format!(
+                        "run {run} ({}): {task}\n",
+                        shown["run"]["trigger"]
+                    ));
+                }
+            }
+        }
+        panic!("tasks completed more than once: {twice:?}\n{story}");
+    }
+    assert_eq!(
+        env.read("out/crash/gather/_all/count.txt").trim(),
+        tasks.to_string()
+    );
+
+    // And now everything is cached.
+    let again = env.engine(&["run", "crash.pipe"]);
+    assert_eq!(again.code, 0);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{} tasks ({} cached)", tasks + 1, tasks + 1)),
+        "{}",
+        again.stderr
+    );
+}

@@ -1,0 +1,455 @@
+//! `engine run`, `plan`, `show`, `logs`, `resume`, `rerun`, `retry`, `lineage`: real pipelines on
+//! real files in temp dirs, run by the real binary.
+
+use crate::support::Env;
+
+/// Three text files counted one task per file, then summed.
+const COUNT: &str = r#"pipeline count {
+  param greeting: string = "hi"
+
+  source texts {
+    root "data"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }
+
+  step words each file {
+    input texts
+    run "wc -w < {inputs} > {out}/n && echo {params.greeting} >> {out}/n"
+  }
+
+  step total {
+    input words
+    run "cat {inputs} > {out}/total.txt"
+    output "total.txt"
+  }
+}
+"#;
+
+fn count_env() -> Env {
+    let env = Env::new();
+    env.write("count.pipe", COUNT);
+    env.write("data/a.txt", "one two three\n");
+    env.write("data/b.txt", "four five\n");
+    env.write("data/c.txt", "six\n");
+    env
+}
+
+fn show(env: &Env, run: u64) -> serde_json::Value {
+    let shown = env.engine(&["show", &run.to_string(), "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    serde_json::from_str(&shown.stdout).expect("show --json prints JSON")
+}
+
+fn statuses(env: &Env, run: u64) -> Vec<(String, String)> {
+    show(env, run)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let label = format!(
+                "{}[{}]",
+                t["step"].as_str().unwrap(),
+                t["group"].as_str().unwrap_or("")
+            );
+            (label, t["status"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn count_status(env: &Env, run: u64, status: &str) -> usize {
+    statuses(env, run)
+        .iter()
+        .filter(|(_, s)| s == status)
+        .count()
+}
+
+#[test]
+fn runs_then_everything_is_cached() {
+    let env = count_env();
+    let run = env.engine(&["run", "count.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let total = env.read("out/count/total/_all/total.txt");
+    assert_eq!(total, "3\nhi\n2\nhi\n1\nhi\n");
+    assert_eq!(count_status(&env, 1, "succeeded"), 4);
+
+    let again = env.engine(&["run", "count.pipe"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        count_status(&env, 2, "cached"),
+        4,
+        "{:?}",
+        statuses(&env, 2)
+    );
+    assert!(
+        again.stderr.contains("4 tasks (4 cached)"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn one_changed_input_reruns_its_task_and_the_aggregate_only() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe"]).code, 0);
+    env.write("data/b.txt", "four five six seven\n");
+    let run = env.engine(&["run", "count.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let second = statuses(&env, 2);
+    assert_eq!(
+        second
+            .iter()
+            .filter(|(_, s)| s == "succeeded")
+            .map(|(l, _)| l.as_str())
+            .collect::<Vec<_>>(),
+        vec!["words[b]", "total[]"]
+    );
+    assert_eq!(
+        env.read("out/count/total/_all/total.txt"),
+        "3\nhi\n4\nhi\n1\nhi\n"
+    );
+    let shown = show(&env, 2);
+    let b = shown["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["group"] == "b")
+        .unwrap();
+    assert_eq!(b["reason"]["reason"], "inputs_changed", "{b}");
+}
+
+#[test]
+fn touching_without_changing_content_reruns_nothing() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe"]).code, 0);
+    for name in ["a", "b", "c"] {
+        let path = env.path().join(format!("data/{name}.txt"));
+        let text = std::fs::read(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(&path, text).unwrap(); // new mtime, same bytes
+    }
+    let run = env.engine(&["run", "count.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count_status(&env, 2, "cached"), 4);
+}
+
+#[test]
+fn a_changed_param_reruns_the_steps_that_read_it() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe"]).code, 0);
+    let run = env.engine(&["run", "count.pipe", "--param", "greeting=hello"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count_status(&env, 2, "succeeded"), 4);
+    let plan = env.engine(&["plan", "count.pipe", "--param", "greeting=hello", "--json"]);
+    let lines: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["decision"] == "cached"),
+        "{lines}"
+    );
+}
+
+#[test]
+fn plan_says_what_would_run_and_why() {
+    let env = count_env();
+    let plan = env.engine(&["plan", "count.pipe"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("4 tasks: 0 cached, 3 to run, 1 after their upstream"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("words [a]"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("new input"), "{}", plan.stdout);
+    assert!(!env.path().join("out").exists(), "a plan runs nothing");
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    env.write("data/d.txt", "seven\n");
+    let plan = env.engine(&["plan", "count.pipe"]);
+    assert!(
+        plan.stdout
+            .contains("5 tasks: 3 cached, 1 to run, 1 after their upstream"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn bad_params_are_named_with_value_and_expectation() {
+    let env = Env::new();
+    env.write(
+        "p.pipe",
+        "pipeline p {\n  param threads: int = 4 in 1..64\n  param mode: enum(fast, slow) = fast\n  step a { run \"echo {params.threads} {params.mode} > {out}/x\" }\n}\n",
+    );
+    let run = env.engine(&[
+        "run",
+        "p.pipe",
+        "--param",
+        "threads=100",
+        "--param",
+        "mode=medium",
+        "--param",
+        "nope=1",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("param `threads`: `100` is not a whole number between 1 and 64"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("param `mode`: `medium` is not one of `fast`, `slow`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("unknown param `nope`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !env.path().join(".engine").exists() || env.engine(&["runs"]).stdout.lines().count() == 1,
+        "no run was created"
+    );
+}
+
+#[test]
+fn values_are_quoted_so_no_param_can_inject_a_command() {
+    let env = Env::new();
+    env.write(
+        "q.pipe",
+        "pipeline q {\n  param name: string = \"x\"\n  step a { run \"printf '%s' {params.name} > {out}/name\" }\n}\n",
+    );
+    let evil = "a'; touch pwned; echo '";
+    let run = env.engine(&["run", "q.pipe", "--param", &format!("name={evil}")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.read("out/q/a/_all/name"), evil);
+    assert!(!env.path().join("pwned").exists());
+}
+
+const FAILING: &str = r#"pipeline f {
+  source samples {
+    root "data"
+    glob "*.txt"
+    group sample by regex "^(?P<sample>[^.]+)"
+  }
+
+  step check each sample {
+    input samples
+    run "grep -q good {inputs} && cp {inputs} {out}/ok.txt"
+  }
+
+  step after_check each sample {
+    input check
+    run "cat {inputs} > {out}/copy.txt"
+  }
+}
+"#;
+
+#[test]
+fn a_failing_group_blocks_only_its_downstream_and_retry_runs_it_again() {
+    let env = Env::new();
+    env.write("f.pipe", FAILING);
+    env.write("data/s1.txt", "good\n");
+    env.write("data/s2.txt", "bad\n");
+    let run = env.engine(&["run", "f.pipe"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let first = statuses(&env, 1);
+    let status_of = |label: &str| first.iter().find(|(l, _)| l == label).unwrap().1.clone();
+    assert_eq!(status_of("check[s1]"), "succeeded");
+    assert_eq!(status_of("after_check[s1]"), "succeeded");
+    assert_eq!(status_of("check[s2]"), "failed");
+    assert_eq!(status_of("after_check[s2]"), "blocked");
+    assert!(
+        run.stderr.contains("FAILED  check [s2] (exit code 1)"),
+        "{}",
+        run.stderr
+    );
+
+    env.write("data/s2.txt", "good now\n");
+    let retry = env.engine(&["retry", "1"]);
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+    let second = statuses(&env, 2);
+    assert_eq!(
+        second.len(),
+        2,
+        "retry runs only the failed task and what it blocked: {second:?}"
+    );
+    assert!(second.iter().all(|(_, s)| s == "succeeded"), "{second:?}");
+}
+
+#[test]
+fn retries_with_backoff_then_succeeds() {
+    let env = Env::new();
+    env.write(
+        "r.pipe",
+        r#"pipeline r {
+  step flaky {
+    run "n=$(cat count 2>/dev/null || echo 0); echo $((n + 1)) > count; [ $n -ge 2 ] && echo done > {out}/x"
+    retries 3
+    backoff fixed 10ms
+  }
+}
+"#,
+    );
+    let run = env.engine(&["run", "r.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.read("count"), "3\n");
+    let shown = show(&env, 1);
+    assert_eq!(shown["tasks"][0]["attempts"], 3);
+    assert_eq!(
+        shown["tasks"][0]["attempts_detail"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn a_timeout_fails_the_task_quickly_and_logs_are_kept() {
+    let env = Env::new();
+    env.write(
+        "t.pipe",
+        "pipeline t {\n  step slow {\n    run \"echo starting; echo oops >&2; sleep 30\"\n    timeout 300ms\n  }\n}\n",
+    );
+    let started = std::time::Instant::now();
+    let run = env.engine(&["run", "t.pipe"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    let shown = show(&env, 1);
+    assert_eq!(shown["tasks"][0]["attempts_detail"][0]["end"], "timed_out");
+    let logs = env.engine(&["logs", "1"]);
+    assert!(logs.stdout.contains("starting"), "{}", logs.stdout);
+    assert!(logs.stdout.contains("oops"), "{}", logs.stdout);
+}
+
+#[test]
+fn a_failed_attempt_publishes_nothing() {
+    let env = Env::new();
+    env.write("a.pipe", "pipeline a {\n  step half {\n    run \"echo partial > {out}/result.txt; exit 1\"\n  }\n}\n");
+    assert_eq!(env.engine(&["run", "a.pipe"]).code, 1);
+    assert!(
+        !env.path().join("out/a/half/_all").exists(),
+        "no half result is visible"
+    );
+}
+
+#[test]
+fn a_missing_output_fails_the_task() {
+    let env = Env::new();
+    env.write("o.pipe", "pipeline o {\n  step s {\n    run \"echo x > {out}/other.txt\"\n    output \"report.txt\"\n  }\n}\n");
+    let run = env.engine(&["run", "o.pipe"]);
+    assert_eq!(run.code, 1);
+    let logs = env.engine(&["logs", "1"]);
+    assert!(
+        logs.stdout
+            .contains("output pattern `report.txt` matched no file"),
+        "{}",
+        logs.stdout
+    );
+}
+
+#[test]
+fn a_missing_source_root_is_a_clear_error() {
+    let env = Env::new();
+    env.write("m.pipe", "pipeline m {\n  source s { root \"nowhere\" glob \"*\" }\n  step a { input s run \"cat {inputs} > {out}/x\" }\n}\n");
+    let run = env.engine(&["run", "m.pipe"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
+}
+
+#[test]
+fn rerun_from_a_step_ignores_the_cache_there_and_downstream() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    let rerun = env.engine(&["rerun", "1", "--from", "total"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let second = statuses(&env, 2);
+    assert_eq!(
+        second.iter().filter(|(_, s)| s == "cached").count(),
+        3,
+        "{second:?}"
+    );
+    assert_eq!(
+        second.iter().filter(|(_, s)| s == "succeeded").count(),
+        1,
+        "{second:?}"
+    );
+    let all = env.engine(&["rerun", "1"]);
+    assert_eq!(all.code, 0);
+    assert_eq!(count_status(&env, 3, "succeeded"), 4);
+}
+
+#[test]
+fn lineage_goes_back_to_the_source_items() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    let lineage = env.engine(&["lineage", "out/count/total/_all/total.txt"]);
+    assert_eq!(lineage.code, 0, "{}", lineage.stderr);
+    assert!(
+        lineage.stdout.contains("made by task"),
+        "{}",
+        lineage.stdout
+    );
+    assert!(
+        lineage.stdout.contains("step `words` [a]"),
+        "{}",
+        lineage.stdout
+    );
+    assert!(
+        lineage.stdout.contains("data/a.txt (source `texts`"),
+        "{}",
+        lineage.stdout
+    );
+}
+
+#[test]
+fn runs_lists_history_and_filters() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    let runs = env.engine(&["runs", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["id"], 2, "newest first");
+    let failed = env.engine(&["runs", "--status", "failed", "--json"]);
+    assert_eq!(failed.stdout.trim(), "[]");
+}
+
+#[test]
+fn a_store_from_a_newer_engine_is_refused_clearly() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(env.path().join(".engine/state.redb"))
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let run = env.engine(&["run", "count.pipe"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("written by a newer engine (schema 99"),
+        "{}",
+        run.stderr
+    );
+}
