@@ -31,3 +31,42 @@ fn there_are_at_least_four_workflows() {
         .count();
     assert!(count >= 4, "only {count} workflows");
 }
+
+/// Every shipped workflow runs to success on its shipped data, and a second run is all cached
+/// (the README's first command, for hello).
+#[test]
+fn every_workflow_runs_and_then_is_cached() {
+    let root = repo_root();
+    let scratch = tempfile::tempdir().unwrap();
+    for name in ["hello", "sequencing", "observatory", "nightly"] {
+        let state = scratch.path().join(format!("{name}-state"));
+        let out = scratch.path().join(format!("{name}-out"));
+        let file = format!("workflows/{name}.pipe");
+        let args = [
+            "run",
+            &file,
+            "--state",
+            state.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        let first = run_in(&root, &args);
+        assert_eq!(first.code, 0, "{name}: {}", first.stderr);
+        let second = run_in(&root, &args);
+        assert_eq!(second.code, 0, "{name}: {}", second.stderr);
+        let summary = second.stderr.lines().last().unwrap_or_default().to_string();
+        assert!(
+            summary.contains("cached)"),
+            "{name}: second run should be all cached: {summary}"
+        );
+        assert!(
+            !summary.contains("ran"),
+            "{name}: second run ran something: {summary}"
+        );
+    }
+    let words =
+        std::fs::read_to_string(scratch.path().join("hello-out/hello/total/_all/words.txt"))
+            .unwrap();
+    assert!(words.ends_with("total 102\n"), "{words}");
+}
