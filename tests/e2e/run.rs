@@ -453,3 +453,55 @@ fn a_store_from_a_newer_engine_is_refused_clearly() {
         run.stderr
     );
 }
+
+#[test]
+fn switching_a_param_back_never_reuses_products_that_were_replaced() {
+    let env = count_env();
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    assert_eq!(
+        env.engine(&["run", "count.pipe", "-q", "--param", "greeting=hello"])
+            .code,
+        0
+    );
+    // Back to the default: the first run's results were replaced on disk by the second's, so
+    // they must be made again, not taken from the cache.
+    let back = env.engine(&["run", "count.pipe"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(
+        env.read("out/count/total/_all/total.txt"),
+        "3\nhi\n2\nhi\n1\nhi\n"
+    );
+    assert_eq!(
+        count_status(&env, 3, "succeeded"),
+        4,
+        "{:?}",
+        statuses(&env, 3)
+    );
+}
+
+#[test]
+fn gc_drops_superseded_records_and_keeps_the_latest_products() {
+    let env = count_env();
+    for text in ["one\n", "one two\n", "one two three four\n"] {
+        env.write("data/c.txt", text);
+        assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    }
+    let gc = env.engine(&["gc", "--keep-runs", "1"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(gc.stdout.contains("removing"), "{}", gc.stdout);
+    assert!(
+        !gc.stdout.contains("removing 0 superseded"),
+        "{}",
+        gc.stdout
+    );
+    assert_eq!(
+        env.read("out/count/total/_all/total.txt"),
+        "3\nhi\n2\nhi\n4\nhi\n"
+    );
+    let again = env.engine(&["run", "count.pipe"]);
+    assert!(
+        again.stderr.contains("4 tasks (4 cached)"),
+        "{}",
+        again.stderr
+    );
+}

@@ -6,6 +6,7 @@ mod cancel;
 mod check;
 mod files;
 mod fmt;
+mod gc;
 mod graph;
 mod lineage;
 mod logs;
@@ -68,6 +69,7 @@ enum Command {
     Rerun(again::RerunArgs),
     Retry(again::RetryArgs),
     Lineage(lineage::LineageArgs),
+    Gc(gc::GcArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -87,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Rerun(args) => again::rerun(&args),
         Command::Retry(args) => again::retry(&args),
         Command::Lineage(args) => lineage::run(&args),
+        Command::Gc(args) => gc::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

@@ -108,6 +108,46 @@ impl Store {
         &self.path
     }
 
+    /// Compacts the file, giving back the space of deleted records. Returns whether anything was
+    /// compacted; fails when another process has the store open.
+    pub fn compact(&mut self) -> std::result::Result<bool, redb::CompactionError> {
+        self.db.compact()
+    }
+
+    /// Every cache entry: (task key, task id).
+    pub fn cache_entries(&self) -> Result<Vec<(String, u64)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CACHE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            out.push((key.value().to_string(), value.value()));
+        }
+        Ok(out)
+    }
+
+    /// Every task id some `latest` entry points at.
+    pub fn latest_tasks(&self) -> Result<std::collections::HashSet<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LATEST)?;
+        let mut out = std::collections::HashSet::new();
+        for entry in table.iter()? {
+            out.insert(entry?.1.value());
+        }
+        Ok(out)
+    }
+
+    /// Every item path the store remembers.
+    pub fn item_paths(&self) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(entry?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
     fn init_schema(&self) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -410,6 +450,24 @@ impl Tx<'_> {
         self.txn
             .open_table(LATEST)?
             .insert(latest.as_str(), task.id)?;
+        Ok(())
+    }
+
+    /// Deletes a task with its attempts and its place in its run.
+    pub fn delete_task(&mut self, task: &TaskRecord) -> Result<()> {
+        self.txn.open_table(TASKS)?.remove(task.id)?;
+        self.txn
+            .open_table(RUN_TASKS)?
+            .remove((task.run, task.id))?;
+        let mut attempts = self.txn.open_table(ATTEMPTS)?;
+        for number in 1..=task.attempts.max(1) {
+            attempts.remove((task.id, number))?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_item(&mut self, path: &str) -> Result<()> {
+        self.txn.open_table(ITEMS)?.remove(path)?;
         Ok(())
     }
 
