@@ -1,6 +1,9 @@
 //! End-to-end tests: run the real `engine` binary on files in temp dirs and check its stdout,
 //! stderr and exit code. One test binary; one module per subcommand.
 
+// A test that meets an unexpected shape should fail loudly, helpers included.
+#![allow(clippy::unwrap_used)]
+
 mod check;
 mod durability;
 mod fmt;
