@@ -505,3 +505,64 @@ fn gc_drops_superseded_records_and_keeps_the_latest_products() {
         again.stderr
     );
 }
+
+#[test]
+fn a_group_whose_inputs_are_still_changing_waits_out_its_cooldown() {
+    let env = Env::new();
+    env.write(
+        "c.pipe",
+        r#"pipeline c {
+  source scans {
+    root "raw"
+    glob "*/*.dat"
+    group night by segment 0
+  }
+  step calibrate each night {
+    input scans
+    cooldown 10m
+    run "cat {inputs} > {out}/night.txt"
+  }
+  step catalogue {
+    input calibrate
+    run "cat {inputs} > {out}/all.txt"
+  }
+}
+"#,
+    );
+    env.write("raw/n1/a.dat", "1\n");
+    env.write("raw/n2/a.dat", "2\n");
+    // n1 settled an hour ago; n2 is still being written.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago", "raw/n1/a.dat"])
+        .current_dir(env.path())
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let run = env.engine(&["run", "c.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("wait    calibrate [n2]: inputs changed less than its cooldown ago"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("wait    catalogue: an upstream task waits"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        statuses(&env, 1),
+        vec![("calibrate[n1]".to_string(), "succeeded".to_string())]
+    );
+
+    std::process::Command::new("touch")
+        .args(["-d", "1 hour ago", "raw/n2/a.dat"])
+        .current_dir(env.path())
+        .status()
+        .unwrap();
+    let later = env.engine(&["run", "c.pipe"]);
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    assert_eq!(env.read("out/c/catalogue/_all/all.txt"), "1\n2\n");
+}

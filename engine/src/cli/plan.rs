@@ -156,6 +156,9 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
         "sources: {} items, {} hashed, {} unchanged since last scan",
         planned.scan.items, planned.scan.hashed, planned.scan.reused
     );
+    for waiting in &planned.waiting {
+        println!("  {}", crate::run::waiting_line(waiting));
+    }
     for (source, rel) in &planned.unmatched {
         println!("note: {rel} (source `{source}`) matches no group and is left out");
     }

@@ -40,7 +40,20 @@ pub struct Plan {
     pub tasks: Vec<PlannedTask>,
     /// Items a grouping regex did not match, by source: they belong to no group.
     pub unmatched: Vec<(String, String)>,
+    /// Tasks left out because their inputs are still changing: within their step's cooldown, or
+    /// downstream of such a task.
+    pub waiting: Vec<Waiting>,
     pub scan: ScanStats,
+}
+
+/// A task that waits for its inputs to settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub step: String,
+    pub group: Option<String>,
+    /// How long until its newest input is older than the cooldown; `None` when it waits for an
+    /// upstream task that waits.
+    pub remaining_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +95,7 @@ impl Plan {
         Plan {
             tasks,
             unmatched: self.unmatched,
+            waiting: self.waiting,
             scan: self.scan,
         }
     }
@@ -207,6 +221,12 @@ pub fn plan(
     }
 
     let mut tasks: Vec<PlannedTask> = Vec::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let mut waiting_steps: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
     // Per step: its tasks by group key ("" for an aggregate step).
     let mut step_tasks: HashMap<&str, BTreeMap<String, usize>> = HashMap::new();
     for (step_index, step) in pipeline.steps.iter().enumerate() {
@@ -245,6 +265,31 @@ pub fn plan(
             if step.each.is_none() && declared_inputs && !has_inputs {
                 continue; // an aggregate step with nothing to aggregate yet
             }
+            // Inputs still arriving: a group waits until its newest input is older than the
+            // cooldown; whatever consumes a waiting step waits with it.
+            let settling = step.policy.cooldown_ms.and_then(|cooldown| {
+                let newest = source_inputs
+                    .iter()
+                    .flat_map(|(_, items)| items)
+                    .map(|i| i.fingerprint.mtime_ns)
+                    .max()?;
+                let age_ms = (now_ns - newest).max(0) / 1_000_000;
+                (age_ms < cooldown as i128).then(|| cooldown - age_ms as u64)
+            });
+            let upstream_waits = step
+                .inputs
+                .iter()
+                .chain(&step.after)
+                .any(|i| waiting_steps.contains(i.as_str()));
+            if settling.is_some() || (upstream_waits && step.each.is_none()) {
+                waiting.push(Waiting {
+                    step: step.name.clone(),
+                    group: group.clone(),
+                    remaining_ms: settling,
+                });
+                waiting_steps.insert(step.name.as_str());
+                continue;
+            }
             let after = step
                 .after
                 .iter()
@@ -266,6 +311,7 @@ pub fn plan(
     Ok(Plan {
         tasks,
         unmatched,
+        waiting,
         scan: stats,
     })
 }

@@ -133,6 +133,9 @@ pub async fn run_pipeline(
         Some(keep) => plan.restrict(pipeline, keep),
         None => plan,
     };
+    for waiting in &plan.waiting {
+        progress.note(&waiting_line(waiting));
+    }
     for (source, rel) in &plan.unmatched {
         progress.note(&format!(
             "{rel} (source `{source}`) matches no group; it is left out"
@@ -147,6 +150,21 @@ pub async fn run_pipeline(
         progress,
     };
     scheduler.execute(run, plan).await
+}
+
+/// `wait    STEP [GROUP]: ...`, for a task left out until its inputs settle.
+pub fn waiting_line(waiting: &plan::Waiting) -> String {
+    let label = match &waiting.group {
+        Some(group) => format!("{} [{group}]", waiting.step),
+        None => waiting.step.clone(),
+    };
+    match waiting.remaining_ms {
+        Some(ms) => format!(
+            "wait    {label}: inputs changed less than its cooldown ago ({} to go)",
+            progress::human_ms(ms)
+        ),
+        None => format!("wait    {label}: an upstream task waits for its inputs to settle"),
+    }
 }
 
 /// Creates the run, unless a live run of the same pipeline exists: checked and created in one
