@@ -124,7 +124,10 @@ pub(crate) fn bind_args(
                     Code::TemplateArgs,
                     format!("argument `{param_name}` is given twice"),
                 )
-                .label(arg.name.as_ref().map_or(arg.value.span, |n| n.span), "given again here"),
+                .label(
+                    arg.name.as_ref().map_or(arg.value.span, |n| n.span),
+                    "given again here",
+                ),
             );
             ok = false;
             continue;
