@@ -566,3 +566,116 @@ fn a_group_whose_inputs_are_still_changing_waits_out_its_cooldown() {
     assert_eq!(later.code, 0, "{}", later.stderr);
     assert_eq!(env.read("out/c/catalogue/_all/all.txt"), "1\n2\n");
 }
+
+/// Reads `start NAME T` / `end NAME T` lines (T in nanoseconds) into (name, start, end).
+fn intervals(ledger: &str) -> Vec<(String, u128, u128)> {
+    let mut starts = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for line in ledger.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let time: u128 = parts[2].parse().unwrap();
+        match parts[0] {
+            "start" => {
+                starts.insert(parts[1].to_string(), time);
+            }
+            _ => out.push((parts[1].to_string(), starts[parts[1]], time)),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_concurrency_1_step_never_overlaps_its_tasks() {
+    let env = Env::new();
+    env.write(
+        "p.pipe",
+        r#"pipeline p {
+  source items {
+    root "data"
+    glob "*"
+    group item by regex "^(?P<item>.+)$"
+  }
+  step one_at_a_time each item {
+    input items
+    concurrency 1
+    run "echo start {group} $(date +%s%N) >> ledger; sleep 0.2; echo end {group} $(date +%s%N) >> ledger; touch {out}/x"
+  }
+}
+"#,
+    );
+    for name in ["a", "b", "c"] {
+        env.write(&format!("data/{name}"), name);
+    }
+    let run = env.engine(&["run", "p.pipe", "--jobs", "3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut spans = intervals(&env.read("ledger"));
+    spans.sort_by_key(|s| s.1);
+    assert_eq!(spans.len(), 3);
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].2 <= pair[1].1,
+            "tasks of a `concurrency 1` step overlapped: {spans:?}"
+        );
+    }
+}
+
+#[test]
+fn higher_priority_tasks_start_first() {
+    let env = Env::new();
+    env.write(
+        "p.pipe",
+        r#"pipeline p {
+  source items {
+    root "data"
+    glob "*"
+    group item by regex "^(?P<item>.+)$"
+  }
+  step later each item {
+    input items
+    run "echo later >> order; touch {out}/x"
+  }
+  step urgent each item {
+    input items
+    priority 10
+    run "echo urgent >> order; touch {out}/x"
+  }
+}
+"#,
+    );
+    for name in ["a", "b", "c"] {
+        env.write(&format!("data/{name}"), name);
+    }
+    let run = env.engine(&["run", "p.pipe", "--jobs", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        env.read("order"),
+        "urgent\nurgent\nurgent\nlater\nlater\nlater\n"
+    );
+}
+
+#[test]
+fn logs_filter_by_step_and_group_and_pipelines_run_by_name() {
+    let env = count_env();
+    env.write(
+        "count.pipe",
+        &COUNT.replace(
+            "wc -w < {inputs}",
+            "echo log-of-{group} >&2; wc -w < {inputs}",
+        ),
+    );
+    let run = env.engine(&["run", "count"]);
+    assert_eq!(run.code, 0, "running by pipeline name: {}", run.stderr);
+    let logs = env.engine(&["logs", "1", "words", "b"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(logs.stdout.contains("log-of-b"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains("log-of-a"), "{}", logs.stdout);
+    let unknown = env.engine(&["run", "nosuchpipeline"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains(
+            "no .pipe file under the current directory defines pipeline `nosuchpipeline`"
+        ),
+        "{}",
+        unknown.stderr
+    );
+}
