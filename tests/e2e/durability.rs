@@ -137,6 +137,37 @@ fn cancel_from_another_process_stops_the_run_and_its_processes() {
 }
 
 #[test]
+fn cancelling_a_run_whose_engine_was_killed_stops_its_tasks() {
+    let env = Env::new();
+    env.write(
+        "k.pipe",
+        "pipeline k {\n  step wait { run \"sleep 60; echo > {out}/x\" }\n}\n",
+    );
+    let mut engine = spawn_engine(&env, &["run", "k.pipe"]);
+    let mut pgid = 0;
+    assert!(wait_for(Duration::from_secs(20), || {
+        show(&env, 1).is_some_and(|s| {
+            pgid = s["tasks"][0]["attempts_detail"][0]["pgid"]
+                .as_i64()
+                .unwrap_or(0) as i32;
+            s["tasks"][0]["status"] == "running"
+        })
+    }));
+    engine.kill().unwrap(); // SIGKILL: the task goes on running on its own
+    engine.wait().unwrap();
+    assert!(group_alive(pgid), "a killed engine leaves its task running");
+    let cancel = env.engine(&["cancel", "1"]);
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    assert!(
+        cancel.stdout.contains("run 1 cancelled"),
+        "{}",
+        cancel.stdout
+    );
+    assert!(!group_alive(pgid), "the orphaned task was stopped");
+    assert_eq!(show(&env, 1).unwrap()["run"]["status"], "cancelled");
+}
+
+#[test]
 fn a_second_run_of_the_same_pipeline_is_refused_while_one_is_live() {
     let env = Env::new();
     env.write(

@@ -365,8 +365,13 @@ fn a_missing_source_root_is_a_clear_error() {
     let env = Env::new();
     env.write("m.pipe", "pipeline m {\n  source s { root \"nowhere\" glob \"*\" }\n  step a { input s run \"cat {inputs} > {out}/x\" }\n}\n");
     let run = env.engine(&["run", "m.pipe"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.code, 2,
+        "an unreadable input is an input error: {}",
+        run.stderr
+    );
     assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 
 #[test]

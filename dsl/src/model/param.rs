@@ -157,6 +157,16 @@ impl ParamValue {
         }
     }
 
+    /// The value as `--param NAME=VALUE` accepts it back: durations and sizes with a unit.
+    pub fn to_param_text(&self) -> String {
+        match self {
+            ParamValue::Duration(ms) if ms % 1000 == 0 => format!("{}s", ms / 1000),
+            ParamValue::Duration(ms) => format!("{ms}ms"),
+            ParamValue::Size(bytes) => format!("{bytes}B"),
+            other => other.render(),
+        }
+    }
+
     /// The value as a number, for ordered comparisons.
     pub fn as_number(&self) -> Option<f64> {
         match self {

@@ -102,7 +102,7 @@ fn again(
         kill_grace: std::time::Duration::from_secs(5),
         only: None,
     };
-    recovery::recover(&store, &options)?;
+    recovery::recover(&store, &options, recovery::Scope::Run(run_id))?;
     let parent = store.run(run_id)?;
     if !parent.status.is_finished() {
         bail!(

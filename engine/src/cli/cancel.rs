@@ -26,7 +26,47 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
     let store = args.state.open_existing()?;
     let mut run = store.run(args.run)?;
     if run.status.is_finished() {
-        bail!("run {} is not running: it {}", run.id, run.status.as_str());
+        bail!(
+            "run {} is not running (it is {})",
+            run.id,
+            run.status.as_str()
+        );
+    }
+    let owner_alive = run.owner_pid.is_some_and(crate::exec::local::process_alive);
+    if !owner_alive {
+        // The engine running it is gone: stop what it left running, settle the tasks, and end
+        // the run as cancelled.
+        let options = crate::run::RunOptions {
+            jobs: 1,
+            force: crate::run::Force::None,
+            state_dir: super::target::absolute(&args.state.dir()),
+            out_root: std::path::PathBuf::new(),
+            kill_grace: Duration::from_secs(5),
+            only: None,
+        };
+        crate::run::recovery::recover_with(
+            &store,
+            &options,
+            crate::run::recovery::Scope::Run(run.id),
+            true,
+        )?;
+        store.write(|tx| {
+            let mut current = tx.run(args.run)?;
+            current.status = RunStatus::Cancelled;
+            current.cancel_requested = true;
+            tx.put_run(&current)?;
+            tx.event(
+                Some(current.id),
+                None,
+                "run.cancelled",
+                "its engine was gone; its tasks were stopped",
+            )
+        })?;
+        println!(
+            "run {} cancelled (its engine process was gone; its tasks were stopped)",
+            run.id
+        );
+        return Ok(Outcome::Success);
     }
     store.write(|tx| {
         let mut current = tx.run(args.run)?;

@@ -58,7 +58,22 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
     let force = match (&args.from, args.force) {
-        (Some(step), _) => Force::from_step(&target.pipeline, step),
+        (Some(step), _) => {
+            if target.pipeline.step(step).is_none() {
+                let names: Vec<&str> = target
+                    .pipeline
+                    .steps
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "no step `{step}` in pipeline `{}` (steps: {})",
+                    target.pipeline.name,
+                    names.join(", ")
+                );
+            }
+            Force::from_step(&target.pipeline, step)
+        }
         (None, true) => Force::All,
         (None, false) => Force::None,
     };

@@ -178,7 +178,9 @@ pub fn execute(
     match result {
         Ok(run) if run.status == RunStatus::Succeeded => Ok(Outcome::Success),
         Ok(_) => Ok(Outcome::Failed),
-        Err(error @ RunError::AlreadyRunning { .. }) => Err(error.into()),
+        // Nothing ran: the pipeline is already running, or its input cannot be read (a missing
+        // source root). Both are input errors.
+        Err(error @ (RunError::AlreadyRunning { .. } | RunError::Plan(_))) => Err(error.into()),
         Err(error) => {
             eprintln!("error: {error}");
             Ok(Outcome::Failed)

@@ -62,7 +62,7 @@ pub fn run(args: &ShowArgs) -> Result<Outcome> {
         let params: Vec<String> = run
             .params
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.render()))
+            .map(|(k, v)| format!("{k}={}", v.to_param_text()))
             .collect();
         println!("params: {}", params.join(" "));
     }

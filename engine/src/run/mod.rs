@@ -108,7 +108,7 @@ pub async fn run_pipeline(
         trigger,
         parent,
     } = request;
-    recovery::recover(&store, options)?;
+    recovery::recover(&store, options, recovery::Scope::Pipeline(&pipeline.name))?;
     let run = claim_run(&store, pipeline, &file, params.clone(), trigger, parent)?;
     progress.run_started(&run);
     let base = plan::base_dir(&file);

@@ -189,10 +189,11 @@ impl Progress {
             parts.join(", ")
         };
         let text = format!(
-            "run {} {}: {} tasks ({parts}) in {}",
+            "run {} {}: {} task{} ({parts}) in {}",
             run.id,
             run.status.as_str(),
             tasks.len(),
+            if tasks.len() == 1 { "" } else { "s" },
             human_ms(self.started.elapsed().as_millis() as u64)
         );
         // The summary is printed even with --quiet.

@@ -25,11 +25,38 @@ use super::publish::{collect_published, publish};
 use super::scheduler::{decided_file, ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
 
-/// Reconciles every run whose owner is gone. Returns the ids of the runs it interrupted.
-pub fn recover(store: &Store, options: &RunOptions) -> Result<Vec<u64>, RunError> {
+/// Which interrupted runs to reconcile.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The runs of one pipeline: what a new run of it must settle first.
+    Pipeline(&'a str),
+    /// One run.
+    Run(u64),
+}
+
+/// Reconciles the runs in `scope` whose owner is gone. Returns the ids of the runs it interrupted.
+pub fn recover(
+    store: &Store,
+    options: &RunOptions,
+    scope: Scope<'_>,
+) -> Result<Vec<u64>, RunError> {
+    recover_with(store, options, scope, false)
+}
+
+/// Like [`recover`], but kills the orphaned attempts instead of waiting for them (for `cancel`).
+pub fn recover_with(
+    store: &Store,
+    options: &RunOptions,
+    scope: Scope<'_>,
+    kill: bool,
+) -> Result<Vec<u64>, RunError> {
     let orphaned: Vec<RunRecord> = store
         .runs()?
         .into_iter()
+        .filter(|run| match scope {
+            Scope::Pipeline(name) => run.pipeline == name,
+            Scope::Run(id) => run.id == id,
+        })
         .filter(|run| !run.status.is_finished())
         .filter(|run| {
             !run.owner_pid
@@ -39,16 +66,37 @@ pub fn recover(store: &Store, options: &RunOptions) -> Result<Vec<u64>, RunError
     if orphaned.is_empty() {
         return Ok(Vec::new());
     }
-    for (pid, _) in orphans(&options.state_dir, true) {
-        adopt(pid);
+    let mut tasks = std::collections::HashSet::new();
+    for run in &orphaned {
+        tasks.extend(store.tasks_of(run.id)?.into_iter().map(|t| t.id));
     }
-    // What the adopted attempts left behind (background children): only processes that carry
-    // this state directory in their environment, so a reused pid or pgid is never signalled.
-    for (pid, _) in orphans(&options.state_dir, false) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+    // Only the attempts of these runs: `ENGINE_ATTEMPT` is `TASK-ATTEMPT`.
+    let ours = |tag: &str| {
+        tag.split('-')
+            .next()
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| tasks.contains(&t))
+    };
+    for (pid, tag) in orphans(&options.state_dir, true) {
+        if !ours(&tag) {
+            continue;
+        }
+        if kill {
+            crate::exec::local::kill_group(pid, options.kill_grace);
+        } else {
+            adopt(pid, &tag);
+        }
+    }
+    // What the attempts left behind (background children): only processes that carry this
+    // state directory and one of these attempts in their environment, so a reused pid or pgid
+    // is never signalled.
+    for (pid, tag) in orphans(&options.state_dir, false) {
+        if ours(&tag) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
     let mut interrupted = Vec::new();
     for mut run in orphaned {
@@ -236,11 +284,15 @@ fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
 }
 
 /// Waits for a process left running by an engine that died.
-fn adopt(pid: u32) {
+fn adopt(pid: u32, tag: &str) {
     let mut announced = false;
     while process_alive(pid) {
         if !announced {
-            eprintln!("waiting for pid {pid}, a task left running by an engine that stopped");
+            let task = tag.split('-').next().unwrap_or("?");
+            eprintln!(
+                "waiting for task {task} (pid {pid}), still running from an engine that was stopped; \
+                 `engine cancel` on its run stops it instead"
+            );
             announced = true;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -199,6 +199,8 @@ impl Scheduler<'_> {
             for task in &leftovers {
                 tx.put_task(task)?;
             }
+            // Keep what other processes wrote meanwhile (a cancel request).
+            run.cancel_requested = tx.run(run.id)?.cancel_requested;
             tx.put_run(&run)?;
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
