@@ -1,14 +1,23 @@
-//! Text to syntax tree. pest checks the grammar (`pipe.pest`); this module builds the
-//! [`ast`](crate::ast) from its pairs, unescapes strings, and records, for each block entry,
-//! whether a blank line stood before it and whether a comment trails a line.
+//! Text to syntax tree. pest checks the grammar (`pipe.pest`), and a
+//! `TreeBuilder` builds the [`ast`](crate::ast) from its pairs.
+//!
+//! A file is not handed to pest whole: a `Reader` walks the top level and each pipeline's
+//! body itself and asks pest for one unit at a time (a comment, a `use`, a template, a
+//! pipeline's head, or one item of a pipeline), turning its pairs into syntax tree at once, so
+//! memory for pairs is bounded by the largest unit, not by the file. The tree is the one the
+//! `file` rule would give; docs/grammar.md ("How the parser reads a file") says why.
 
-use pest::iterators::{Pair, Pairs};
+use pest::iterators::Pair;
 use pest::Parser as _;
 
 use crate::ast::*;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
 use crate::syntax_error;
+
+mod tree_builder;
+
+use tree_builder::{BlockBuilder, TreeBuilder};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "pipe.pest"]
@@ -17,595 +26,123 @@ pub(crate) struct PipeParser;
 /// Parses one file. On a syntax error, returns the one diagnostic pest's failure turns into;
 /// string escape errors are all reported together.
 pub fn parse(file: FileId, text: &str) -> Result<Module, Vec<Diagnostic>> {
-    let mut pairs = PipeParser::parse(Rule::file, text)
-        .map_err(|error| vec![syntax_error::from_pest(file, text, error)])?;
-    let root = pairs.next().expect("the file rule always yields a pair");
-    let mut builder = Builder {
-        file,
+    let mut reader = Reader {
         text,
-        errors: Vec::new(),
+        pos: 0,
+        builder: TreeBuilder {
+            file,
+            text,
+            offset: 0,
+            errors: Vec::new(),
+        },
     };
-    let items = builder.block(root.into_inner(), None, Builder::top_item);
-    if builder.errors.is_empty() {
+    let items = reader.file().map_err(|error| vec![error])?;
+    if reader.builder.errors.is_empty() {
         Ok(Module { items })
     } else {
-        Err(builder.errors)
+        Err(reader.builder.errors)
     }
 }
 
-struct Builder<'t> {
-    file: FileId,
+/// Walks a file unit by unit: [`Rule::top_unit`] at the top level, and for a pipeline, its
+/// head and then [`Rule::pipeline_item`] until the `}` that closes it.
+struct Reader<'t> {
     text: &'t str,
-    errors: Vec<Diagnostic>,
+    /// Where the next unit starts (after skipping whitespace).
+    pos: usize,
+    builder: TreeBuilder<'t>,
 }
 
-impl<'t> Builder<'t> {
-    /// The span of a pair, without the whitespace pest's implicit skipping leaves at its end
-    /// when an optional tail (`as alias`, a constraint, a step body...) is absent.
-    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        let s = pair.as_span();
-        let end = s.start() + s.as_str().trim_end().len();
-        Span::new(self.file, s.start(), end)
+impl<'t> Reader<'t> {
+    fn file(&mut self) -> Result<Block<TopItem>, Diagnostic> {
+        let mut block = BlockBuilder::new(None);
+        // The start of the last unit whose optional tail might continue at the next one (a
+        // `use` or a template); a syntax error is then reported as `file` would from there.
+        let mut resume_from = None;
+        loop {
+            self.skip_whitespace();
+            let start = self.pos;
+            if start == self.text.len() {
+                return Ok(block.finish());
+            }
+            let Some(pair) = self.unit(Rule::top_unit) else {
+                return Err(self.syntax_error(Rule::file_body, resume_from.unwrap_or(start)));
+            };
+            resume_from = None;
+            match pair.as_rule() {
+                Rule::comment => block.comment(&self.builder, &pair),
+                Rule::pipeline_head => {
+                    let pipeline = self.pipeline(pair)?;
+                    let span = Span::new(self.builder.file, start, self.pos);
+                    block.node(self.text, span, TopItem::Pipeline(pipeline));
+                }
+                _ => {
+                    resume_from = Some(start);
+                    let span = self.builder.span(&pair);
+                    let item = self.builder.top_item(pair);
+                    block.node(self.text, span, item);
+                }
+            }
+        }
     }
 
-    /// Builds block entries from `pairs`, treating `comment` pairs as comments and handing
-    /// every other pair to `node`. `opened_at` is the end of the `{` that opened the block.
-    fn block<T>(
-        &mut self,
-        pairs: Pairs<'_, Rule>,
-        opened_at: Option<usize>,
-        mut node: impl FnMut(&mut Self, Pair<'_, Rule>) -> T,
-    ) -> Block<T> {
-        let mut entries = Vec::new();
-        let mut previous_end = opened_at;
-        for pair in pairs {
-            if pair.as_rule() == Rule::EOI {
-                continue;
+    /// A pipeline, from its head (already read) to its closing `}`.
+    fn pipeline(&mut self, head: Pair<'t, Rule>) -> Result<Pipeline, Diagnostic> {
+        let name = self.builder.name(
+            head.clone()
+                .into_inner()
+                .nth(1)
+                .expect("grammar: pipeline name"),
+        );
+        let mut body = BlockBuilder::new(Some(self.pos));
+        let mut resume_from = None;
+        loop {
+            self.skip_whitespace();
+            let start = self.pos;
+            if self.text[start..].starts_with('}') {
+                self.pos += 1;
+                return Ok(Pipeline {
+                    name,
+                    body: body.finish(),
+                });
             }
-            let span = self.span(&pair);
-            let gap = &self.text[previous_end.unwrap_or(0)..span.start];
-            let blank_line_before =
-                previous_end.is_some() && !entries.is_empty() && gap.matches('\n').count() >= 2;
-            let item = if pair.as_rule() == Rule::comment {
-                Item::Comment(Comment {
-                    text: pair.as_str().trim_end().to_string(),
-                    trailing: previous_end.is_some() && !gap.contains('\n'),
-                })
+            let Some(pair) = self.unit(Rule::pipeline_item) else {
+                return Err(self.syntax_error(Rule::pipeline_body, resume_from.unwrap_or(start)));
+            };
+            if pair.as_rule() == Rule::comment {
+                resume_from = None;
+                body.comment(&self.builder, &pair);
             } else {
-                Item::Node(node(self, pair))
-            };
-            entries.push(Entry {
-                span,
-                blank_line_before,
-                item,
-            });
-            previous_end = Some(span.end);
-        }
-        Block { entries }
-    }
-
-    fn top_item(&mut self, pair: Pair<'_, Rule>) -> TopItem {
-        match pair.as_rule() {
-            Rule::use_decl => TopItem::Use(self.use_decl(pair)),
-            Rule::template_decl => TopItem::Template(self.template(pair)),
-            Rule::pipeline_decl => TopItem::Pipeline(self.pipeline(pair)),
-            rule => unreachable!("top-level rule {rule:?}"),
-        }
-    }
-
-    fn use_decl(&mut self, pair: Pair<'_, Rule>) -> Use {
-        let mut target = None;
-        let mut alias = None;
-        for inner in pair.into_inner() {
-            match inner.as_rule() {
-                Rule::string => target = Some(UseTarget::Path(self.string(inner))),
-                Rule::ident if target.is_none() => {
-                    target = Some(UseTarget::Stdlib(self.name(inner)))
-                }
-                Rule::ident => alias = Some(self.name(inner)),
-                _ => {}
+                resume_from = Some(start);
+                let span = self.builder.span(&pair);
+                let item = self.builder.pipeline_item(pair);
+                body.node(self.text, span, item);
             }
         }
-        Use {
-            target: target.expect("grammar: use has a target"),
-            alias,
-        }
     }
 
-    fn template(&mut self, pair: Pair<'_, Rule>) -> Template {
-        let outer = pair.clone();
-        let mut inner = pair.into_inner();
-        inner.next(); // template
-        let name = self.name(inner.next().expect("grammar: template name"));
-        let params = inner
-            .next()
-            .expect("grammar: template params")
-            .into_inner()
-            .map(|param| {
-                let mut parts = param.into_inner();
-                let name = self.name(parts.next().expect("grammar: param name"));
-                let default = parts.next().map(|value| self.value(value));
-                TemplateParam { name, default }
-            })
-            .collect();
-        let body = self.braced_after(&outer, inner, Builder::step_item);
-        Template { name, params, body }
+    /// Skips what the grammar's `WHITESPACE` matches.
+    fn skip_whitespace(&mut self) {
+        let rest = &self.text[self.pos..];
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        self.pos += rest.len() - trimmed.len();
     }
 
-    /// A block whose `{` is the first one after the pairs consumed so far.
-    fn braced_after<T>(
-        &mut self,
-        owner: &Pair<'_, Rule>,
-        rest: Pairs<'_, Rule>,
-        node: impl FnMut(&mut Self, Pair<'_, Rule>) -> T,
-    ) -> Block<T> {
-        let search_from = rest
-            .peek()
-            .map_or(owner.as_span().end(), |first| first.as_span().start());
-        let head = &self.text[owner.as_span().start()..search_from];
-        let open = head.rfind('{').map(|i| owner.as_span().start() + i + 1);
-        self.block(rest, open, node)
+    /// Parses one unit with `rule` at `pos` and moves past it; `None` if it does not match.
+    /// The pair's positions are relative to `pos`, which the builder's offset accounts for.
+    fn unit(&mut self, rule: Rule) -> Option<Pair<'t, Rule>> {
+        let start = self.pos;
+        let pair = PipeParser::parse(rule, &self.text[start..]).ok()?.next()?;
+        self.builder.offset = start;
+        self.pos = start + pair.as_span().end();
+        Some(pair)
     }
 
-    fn pipeline(&mut self, pair: Pair<'_, Rule>) -> Pipeline {
-        let outer = pair.clone();
-        let mut inner = pair.into_inner();
-        inner.next(); // pipeline
-        let name = self.name(inner.next().expect("grammar: pipeline name"));
-        let body = self.braced_after(&outer, inner, Builder::pipeline_item);
-        Pipeline { name, body }
-    }
-
-    fn pipeline_item(&mut self, pair: Pair<'_, Rule>) -> PipelineItem {
-        match pair.as_rule() {
-            Rule::trigger => PipelineItem::Trigger(self.trigger(pair)),
-            Rule::param_decl => PipelineItem::Param(self.param(pair)),
-            Rule::source_decl => PipelineItem::Source(self.source(pair)),
-            Rule::step_decl => PipelineItem::Step(self.step(pair)),
-            rule => unreachable!("pipeline item {rule:?}"),
-        }
-    }
-
-    fn trigger(&mut self, pair: Pair<'_, Rule>) -> Trigger {
-        let kind = pair.into_inner().nth(1).expect("grammar: trigger kind");
-        match kind.as_rule() {
-            Rule::trigger_manual => Trigger::Manual,
-            Rule::trigger_cron => {
-                let mut strings = kind.into_inner().filter(|p| p.as_rule() == Rule::string);
-                let expr = self.string(strings.next().expect("grammar: cron expression"));
-                let tz = strings.next().map(|tz| self.string(tz));
-                Trigger::Cron { expr, tz }
-            }
-            Rule::trigger_continuous => {
-                let mut cooldown = None;
-                let mut poll = None;
-                let mut last_keyword = Rule::kw_continuous;
-                for part in kind.into_inner() {
-                    match part.as_rule() {
-                        Rule::quantity if last_keyword == Rule::kw_cooldown => {
-                            cooldown = Some(self.quantity(part))
-                        }
-                        Rule::quantity => poll = Some(self.quantity(part)),
-                        keyword => last_keyword = keyword,
-                    }
-                }
-                Trigger::Continuous { cooldown, poll }
-            }
-            rule => unreachable!("trigger {rule:?}"),
-        }
-    }
-
-    fn param(&mut self, pair: Pair<'_, Rule>) -> Param {
-        let mut inner = pair.into_inner();
-        inner.next(); // param
-        let name = self.name(inner.next().expect("grammar: param name"));
-        let ty_pair = inner.next().expect("grammar: param type");
-        let ty_inner = ty_pair.into_inner().next().expect("grammar: param type");
-        let ty = match ty_inner.as_rule() {
-            Rule::enum_type => ParamType::Enum {
-                span: self.span(&ty_inner),
-                members: ty_inner
-                    .into_inner()
-                    .filter(|p| p.as_rule() == Rule::ident)
-                    .map(|p| self.name(p))
-                    .collect(),
-            },
-            _ => ParamType::Named(self.name(ty_inner)),
-        };
-        let mut default = None;
-        let mut constraint = None;
-        for part in inner {
-            match part.as_rule() {
-                Rule::value => default = Some(self.value(part)),
-                Rule::constraint => constraint = Some(self.constraint(part)),
-                _ => {}
-            }
-        }
-        Param {
-            name,
-            ty,
-            default,
-            constraint,
-        }
-    }
-
-    fn constraint(&mut self, pair: Pair<'_, Rule>) -> Constraint {
-        let inner = pair.into_inner().next().expect("grammar: constraint");
-        match inner.as_rule() {
-            Rule::range => {
-                let span = self.span(&inner);
-                let text = inner.as_str();
-                let dots = text.find("..").expect("grammar: range has ..") + span.start;
-                let mut min = None;
-                let mut max = None;
-                for number in inner.into_inner().filter(|p| p.as_rule() == Rule::number) {
-                    let parsed = self.number(number);
-                    if parsed.span.start < dots {
-                        min = Some(parsed);
-                    } else {
-                        max = Some(parsed);
-                    }
-                }
-                Constraint::Range { min, max, span }
-            }
-            Rule::pattern => Constraint::Matches(
-                self.string(inner.into_inner().nth(1).expect("grammar: matches regex")),
-            ),
-            rule => unreachable!("constraint {rule:?}"),
-        }
-    }
-
-    fn source(&mut self, pair: Pair<'_, Rule>) -> Source {
-        let outer = pair.clone();
-        let mut inner = pair.into_inner();
-        inner.next(); // source
-        let name = self.name(inner.next().expect("grammar: source name"));
-        let body = self.braced_after(&outer, inner, Builder::source_item);
-        Source { name, body }
-    }
-
-    fn source_item(&mut self, pair: Pair<'_, Rule>) -> SourceItem {
-        let rule = pair.as_rule();
-        let mut inner = pair.into_inner();
-        inner.next(); // keyword
-        match rule {
-            Rule::source_root => {
-                SourceItem::Root(self.string(inner.next().expect("grammar: root")))
-            }
-            Rule::source_glob => SourceItem::Glob(inner.map(|p| self.string(p)).collect()),
-            Rule::source_exclude => SourceItem::Exclude(inner.map(|p| self.string(p)).collect()),
-            Rule::source_items => {
-                SourceItem::Items(self.name(inner.next().expect("grammar: items")))
-            }
-            Rule::source_group => {
-                let name = self.name(inner.next().expect("grammar: group name"));
-                inner.next(); // by
-                let by = inner.next().expect("grammar: group by");
-                let by_rule = by.as_rule();
-                let arg = by.into_inner().nth(1).expect("grammar: group argument");
-                let by = match by_rule {
-                    Rule::group_regex => GroupBy::Regex(self.string(arg)),
-                    _ => GroupBy::Segment(self.integer(arg)),
-                };
-                SourceItem::Group { name, by }
-            }
-            rule => unreachable!("source item {rule:?}"),
-        }
-    }
-
-    fn step(&mut self, pair: Pair<'_, Rule>) -> Step {
-        let mut inner = pair.into_inner();
-        inner.next(); // step
-        let name = self.name(inner.next().expect("grammar: step name"));
-        let mut each = None;
-        let mut using = None;
-        let mut body = None;
-        for part in inner {
-            match part.as_rule() {
-                Rule::each_clause => {
-                    each = Some(self.name(part.into_inner().nth(1).expect("grammar: each group")))
-                }
-                Rule::using_clause => using = Some(self.using(part)),
-                Rule::step_body => {
-                    let start = part.as_span().start() + 1;
-                    body = Some(self.block(part.into_inner(), Some(start), Builder::step_item));
-                }
-                rule => unreachable!("step part {rule:?}"),
-            }
-        }
-        Step {
-            name,
-            each,
-            using,
-            body,
-        }
-    }
-
-    fn using(&mut self, pair: Pair<'_, Rule>) -> Using {
-        let span = self.span(&pair);
-        let mut inner = pair.into_inner();
-        inner.next(); // using
-        let template = self.name(inner.next().expect("grammar: template reference"));
-        let args = inner
-            .next()
-            .expect("grammar: call args")
-            .into_inner()
-            .map(|arg| {
-                let mut parts: Vec<_> = arg.into_inner().collect();
-                let value = self.value(parts.pop().expect("grammar: argument value"));
-                let name = parts.pop().map(|name| self.name(name));
-                CallArg { name, value }
-            })
-            .collect();
-        Using {
-            template,
-            args,
-            span,
-        }
-    }
-
-    fn step_item(&mut self, pair: Pair<'_, Rule>) -> StepItem {
-        let rule = pair.as_rule();
-        let outer = pair.clone();
-        let mut inner = pair.into_inner();
-        inner.next(); // keyword
-        let mut next = || inner.next().expect("grammar: step setting argument");
-        match rule {
-            Rule::step_input => StepItem::Input(self.names(outer)),
-            Rule::step_after => StepItem::After(self.names(outer)),
-            Rule::step_when => StepItem::When(self.expr(next())),
-            Rule::step_run => StepItem::Run(self.string(next())),
-            Rule::step_output => StepItem::Output(
-                outer
-                    .into_inner()
-                    .filter(|p| p.as_rule() == Rule::string)
-                    .map(|p| self.string(p))
-                    .collect(),
-            ),
-            Rule::step_retries => StepItem::Retries(self.integer(next())),
-            Rule::step_backoff => {
-                let first = next();
-                if first.as_rule() == Rule::backoff_kind {
-                    let kind = match first.into_inner().next().map(|k| k.as_rule()) {
-                        Some(Rule::kw_fixed) => BackoffKind::Fixed,
-                        _ => BackoffKind::Exponential,
-                    };
-                    let delay = self.quantity(next());
-                    StepItem::Backoff {
-                        kind: Some(kind),
-                        delay,
-                    }
-                } else {
-                    StepItem::Backoff {
-                        kind: None,
-                        delay: self.quantity(first),
-                    }
-                }
-            }
-            Rule::step_timeout => StepItem::Timeout(self.quantity(next())),
-            Rule::step_cooldown => StepItem::Cooldown(self.quantity(next())),
-            Rule::step_priority => StepItem::Priority(self.integer(next())),
-            Rule::step_concurrency => StepItem::Concurrency(self.integer(next())),
-            Rule::step_container => StepItem::Container(self.string(next())),
-            Rule::step_env => {
-                let open = outer
-                    .as_str()
-                    .find('{')
-                    .map(|i| outer.as_span().start() + i + 1);
-                let mut items = outer.into_inner();
-                items.next();
-                StepItem::Env(self.block(items, open, |b, var| {
-                    let mut parts = var.into_inner();
-                    let name = b.name(parts.next().expect("grammar: env name"));
-                    let value = b.string(parts.next().expect("grammar: env value"));
-                    EnvVar { name, value }
-                }))
-            }
-            Rule::step_resources => {
-                let open = outer
-                    .as_str()
-                    .find('{')
-                    .map(|i| outer.as_span().start() + i + 1);
-                let mut items = outer.into_inner();
-                items.next();
-                StepItem::Resources(self.block(items, open, Builder::resource))
-            }
-            Rule::step_executor => {
-                let name = self.name(next());
-                let has_block = outer.as_str().contains('{');
-                let settings = has_block.then(|| {
-                    let open = outer
-                        .as_str()
-                        .find('{')
-                        .map(|i| outer.as_span().start() + i + 1);
-                    let mut items = outer.into_inner();
-                    items.next();
-                    items.next();
-                    self.block(items, open, |b, setting| {
-                        let mut parts = setting.into_inner();
-                        let name = b.name(parts.next().expect("grammar: setting name"));
-                        let value = b.string(parts.next().expect("grammar: setting value"));
-                        ExecutorSetting { name, value }
-                    })
-                });
-                StepItem::Executor { name, settings }
-            }
-            rule => unreachable!("step item {rule:?}"),
-        }
-    }
-
-    fn resource(&mut self, pair: Pair<'_, Rule>) -> Resource {
-        let mut inner = pair.into_inner();
-        let keyword = inner.next().expect("grammar: resource keyword");
-        let arg = inner.next().expect("grammar: resource value");
-        match keyword.as_rule() {
-            Rule::kw_cpus => Resource::Cpus(self.integer(arg)),
-            Rule::kw_gpus => Resource::Gpus(self.integer(arg)),
-            Rule::kw_memory => Resource::Memory(self.quantity(arg)),
-            _ => Resource::Time(self.quantity(arg)),
-        }
-    }
-
-    fn names(&mut self, pair: Pair<'_, Rule>) -> Vec<Name> {
-        pair.into_inner()
-            .filter(|p| p.as_rule() == Rule::ident)
-            .map(|p| self.name(p))
-            .collect()
-    }
-
-    fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
-        match pair.as_rule() {
-            Rule::expr => self.expr(pair.into_inner().next().expect("grammar: expr")),
-            Rule::or_expr | Rule::and_expr => {
-                let is_or = pair.as_rule() == Rule::or_expr;
-                let mut operands: Vec<Expr> = pair
-                    .into_inner()
-                    .filter(|p| !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and))
-                    .map(|p| self.expr(p))
-                    .collect();
-                if operands.len() == 1 {
-                    operands.pop().expect("one operand")
-                } else if is_or {
-                    Expr::Or(operands)
-                } else {
-                    Expr::And(operands)
-                }
-            }
-            Rule::not_expr => self.expr(pair.into_inner().next().expect("grammar: not_expr")),
-            Rule::negation => Expr::Not(Box::new(
-                self.expr(pair.into_inner().nth(1).expect("grammar: negated expr")),
-            )),
-            Rule::comparison => {
-                let span = self.span(&pair);
-                let mut inner = pair.into_inner();
-                let field_pair = inner.next().expect("grammar: field");
-                let field_span = self.span(&field_pair);
-                let (scope, name) = field_pair
-                    .as_str()
-                    .split_once('.')
-                    .expect("grammar: field has a dot");
-                let dot = field_span.start + scope.len();
-                let field = FieldRef {
-                    scope: Name {
-                        text: scope.to_string(),
-                        span: Span::new(self.file, field_span.start, dot),
-                    },
-                    name: Name {
-                        text: name.to_string(),
-                        span: Span::new(self.file, dot + 1, field_span.end),
-                    },
-                    span: field_span,
-                };
-                let test = inner.next().map(|op| {
-                    let op = match op.as_str() {
-                        "==" => CmpOp::Eq,
-                        "!=" => CmpOp::Ne,
-                        "~" => CmpOp::Matches,
-                        "!~" => CmpOp::NotMatches,
-                        "<" => CmpOp::Lt,
-                        "<=" => CmpOp::Le,
-                        ">" => CmpOp::Gt,
-                        _ => CmpOp::Ge,
-                    };
-                    (
-                        op,
-                        self.value(inner.next().expect("grammar: compared value")),
-                    )
-                });
-                Expr::Compare { field, test, span }
-            }
-            rule => unreachable!("expression {rule:?}"),
-        }
-    }
-
-    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
-        let span = self.span(&pair);
-        let inner = pair.into_inner().next().expect("grammar: value");
-        let kind = match inner.as_rule() {
-            Rule::string => ValueKind::Str(self.string(inner)),
-            Rule::quantity => ValueKind::Quantity(inner.as_str().to_string()),
-            Rule::number => ValueKind::Number(inner.as_str().to_string()),
-            Rule::boolean => ValueKind::Bool(inner.as_str() == "true"),
-            _ => ValueKind::Ident(inner.as_str().to_string()),
-        };
-        Value { kind, span }
-    }
-
-    fn name(&self, pair: Pair<'_, Rule>) -> Name {
-        Name {
-            text: pair.as_str().to_string(),
-            span: self.span(&pair),
-        }
-    }
-
-    fn quantity(&self, pair: Pair<'_, Rule>) -> Quantity {
-        Quantity {
-            text: pair.as_str().to_string(),
-            span: self.span(&pair),
-        }
-    }
-
-    fn number(&self, pair: Pair<'_, Rule>) -> Number {
-        Number {
-            text: pair.as_str().to_string(),
-            span: self.span(&pair),
-        }
-    }
-
-    fn integer(&mut self, pair: Pair<'_, Rule>) -> Integer {
-        let span = self.span(&pair);
-        let value = pair.as_str().parse().unwrap_or_else(|_| {
-            self.errors.push(
-                Diagnostic::new(
-                    Code::InvalidNumber,
-                    format!("`{}` is too large", pair.as_str()),
-                )
-                .label(span, "does not fit in a 64-bit integer"),
-            );
-            0
-        });
-        Integer { value, span }
-    }
-
-    fn string(&self, pair: Pair<'_, Rule>) -> Str {
-        let span = self.span(&pair);
-        let raw = pair.as_str();
-        if let Some(body) = raw
-            .strip_prefix("\"\"\"")
-            .and_then(|r| r.strip_suffix("\"\"\""))
-        {
-            return Str {
-                value: body.to_string(),
-                triple: true,
-                span,
-            };
-        }
-        let body = &raw[1..raw.len() - 1];
-        let mut value = String::with_capacity(body.len());
-        let mut chars = body.char_indices();
-        while let Some((_, c)) = chars.next() {
-            if c != '\\' {
-                value.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, 't')) => value.push('\t'),
-                Some((_, '\\')) => value.push('\\'),
-                Some((_, '"')) => value.push('"'),
-                // Any other backslash is kept as written, so regexes read naturally: "\d+".
-                Some((_, other)) => {
-                    value.push('\\');
-                    value.push(other);
-                }
-                None => {}
-            }
-        }
-        Str {
-            value,
-            triple: false,
-            span,
-        }
+    /// The diagnostic for the syntax error found at `pos`, explained by running `rule` from
+    /// `from`: the start of the previous unit if its optional tail could have continued there
+    /// (so its alternatives are among those expected), else `pos` itself.
+    fn syntax_error(&self, rule: Rule, from: usize) -> Diagnostic {
+        syntax_error::explain(self.builder.file, self.text, rule, from, self.pos)
     }
 }
 
@@ -666,5 +203,163 @@ mod tests {
         };
         assert!(min.is_none());
         assert_eq!(max.as_ref().unwrap().text, "5");
+    }
+
+    /// The tree `file` gives when pest parses the whole text at once, built by the same code
+    /// as the reader's; `None` on any error.
+    fn parse_whole(text: &str) -> Option<Module> {
+        let root = PipeParser::parse(Rule::file, text).ok()?.next()?;
+        let mut builder = TreeBuilder {
+            file: FileId(0),
+            text,
+            offset: 0,
+            errors: Vec::new(),
+        };
+        let mut block = BlockBuilder::new(None);
+        for pair in root.into_inner() {
+            match pair.as_rule() {
+                Rule::EOI => {}
+                Rule::comment => block.comment(&builder, &pair),
+                Rule::pipeline_decl => {
+                    let span = builder.span(&pair);
+                    let mut inner = pair.into_inner();
+                    let head = inner.next()?;
+                    let name = builder.name(head.clone().into_inner().nth(1)?);
+                    let opened_at = builder.start(&head) + head.as_str().len();
+                    let body = builder.block(inner, Some(opened_at), TreeBuilder::pipeline_item);
+                    block.node(text, span, TopItem::Pipeline(Pipeline { name, body }));
+                }
+                _ => {
+                    let span = builder.span(&pair);
+                    let item = builder.top_item(pair);
+                    block.node(text, span, item);
+                }
+            }
+        }
+        builder.errors.is_empty().then(|| Module {
+            items: block.finish(),
+        })
+    }
+
+    fn assert_reads_like_file(text: &str) {
+        let unit_by_unit = parse(FileId(0), text).ok();
+        assert_eq!(unit_by_unit, parse_whole(text), "{text}");
+    }
+
+    #[test]
+    fn reads_every_file_as_the_file_rule_does() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![
+            root.join("tests/fixtures"),
+            root.join("../workflows"),
+            root.join("../stdlib"),
+        ];
+        let mut read = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("readable").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "pipe") {
+                    assert_reads_like_file(&std::fs::read_to_string(&path).expect("readable"));
+                    read += 1;
+                }
+            }
+        }
+        assert!(read > 100, "found only {read} files");
+    }
+
+    proptest::proptest! {
+        /// Mangled real text: the reader accepts exactly what `file` accepts, with the same tree.
+        #[test]
+        fn reads_mangled_text_as_the_file_rule_does(
+            edits in proptest::collection::vec(
+                (0usize..4000, 0usize..40, 0u8..4, "[{}\"#=.,()a-z0-9 \n\\\\]{0,6}"),
+                1..6,
+            )
+        ) {
+            let mut text = include_str!("../../workflows/sequencing.pipe").to_string();
+            for (at, len, kind, insert) in edits {
+                let at = floor_char(&text, at % (text.len() + 1));
+                let end = floor_char(&text, (at + len).min(text.len()));
+                match kind {
+                    0 => text.replace_range(at..end, ""),
+                    1 => {
+                        let piece = text[at..end].to_string();
+                        text.insert_str(at, &piece);
+                    }
+                    _ => text.insert_str(at, &insert),
+                }
+            }
+            assert_reads_like_file(&text);
+        }
+    }
+
+    fn floor_char(text: &str, mut at: usize) -> usize {
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// The one syntax error of `text`: its line, column and underlined width, and its message.
+    fn syntax_error(text: &str) -> (usize, usize, usize, String) {
+        let mut sources = crate::span::SourceMap::new();
+        let file = sources.add("t.pipe", text);
+        let errors = parse(file, text).expect_err("a syntax error");
+        let span = errors[0].primary_span().expect("a label");
+        let (line, col) = sources.line_col(file, span.start);
+        (line, col, span.end - span.start, errors[0].message.clone())
+    }
+
+    #[test]
+    fn a_missing_literal_is_reported_where_it_is_missing() {
+        let (line, col, width, message) =
+            syntax_error("pipeline p {\n  param threads int = 4\n}\n");
+        assert_eq!((line, col, width), (2, 17, 3));
+        assert_eq!(message, "expected `:`, found `int`");
+
+        let text = "pipeline p {\n  step a {\n    env {\n      LANG \"C.UTF-8\"\n    }\n  }\n}\n";
+        let (line, col, width, message) = syntax_error(text);
+        assert_eq!((line, col, width), (4, 12, 9));
+        assert_eq!(message, "expected `=`, found a string");
+
+        let (line, col, _, message) = syntax_error("pipeline p\n  step a { run \"x\" }\n}\n");
+        assert_eq!((line, col), (2, 3));
+        assert_eq!(message, "expected `{`, found `step`");
+    }
+
+    #[test]
+    fn a_token_cut_short_is_reported_by_its_rule() {
+        let (line, col, width, message) =
+            syntax_error("pipeline p {\n  step a {\n    retries 2.5\n  }\n}\n");
+        assert_eq!((line, col, width), (3, 13, 3));
+        assert_eq!(message, "expected a whole number, found `2.5`");
+    }
+
+    #[test]
+    fn an_unclosed_triple_string_is_reported_where_it_opens() {
+        let (line, col, width, message) =
+            syntax_error("pipeline p {\n  step a {\n    run \"\"\"\n      wc -l\n  }\n}\n");
+        assert_eq!((line, col, width), (3, 9, 3));
+        assert!(
+            message.ends_with("found a `\"\"\"` string that is never closed"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_error_after_an_item_lists_what_could_continue_it() {
+        // After `input a`, another name needs a comma; a step setting or `}` may follow too.
+        let (_, col, _, message) = syntax_error("pipeline p { step s { input a b } }");
+        assert_eq!(col, 31);
+        assert!(message.starts_with("expected a step setting"), "{message}");
+        // After a `use` without `as`, the error lists `as` with the top-level items.
+        let (_, col, _, message) = syntax_error("use checksum\n%%\n");
+        assert_eq!(col, 1);
+        assert_eq!(
+            message,
+            "expected the end of the file, `pipeline`, `template` or `use` or `as`, found `%`"
+        );
     }
 }
