@@ -8,12 +8,11 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::run::parse_params;
+use super::run::{force_of, parse_params};
 use super::target::{load_target, PipelineArgs, StateArgs};
 use super::Outcome;
 use crate::plan::decide::{decide, Outcome as Decision};
 use crate::plan::{base_dir, inputs_of, plan, Produced};
-use crate::run::Force;
 use crate::store::{ProductRecord, Reason};
 
 /// Show what a run would do, without running anything: per task, cached or run, and why.
@@ -57,26 +56,7 @@ struct Known {
 pub fn run(args: &PlanArgs) -> Result<Outcome> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
-    let force = match (&args.from, args.force) {
-        (Some(step), _) => {
-            if target.pipeline.step(step).is_none() {
-                let names: Vec<&str> = target
-                    .pipeline
-                    .steps
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect();
-                anyhow::bail!(
-                    "no step `{step}` in pipeline `{}` (steps: {})",
-                    target.pipeline.name,
-                    names.join(", ")
-                );
-            }
-            Force::from_step(&target.pipeline, step)
-        }
-        (None, true) => Force::All,
-        (None, false) => Force::None,
-    };
+    let force = force_of(&target, args.force, args.from.as_deref())?;
     let store = args.state.open()?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -57,7 +57,24 @@ pub struct ExecArgs {
 pub fn run(args: &RunArgs) -> Result<Outcome> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
-    let force = match (&args.from, args.force) {
+    let force = force_of(&target, args.force, args.from.as_deref())?;
+    let store = args.state.open()?;
+    execute(
+        store,
+        &target,
+        params,
+        force,
+        "manual".to_string(),
+        None,
+        None,
+        &args.exec,
+        &args.state,
+    )
+}
+
+/// What `--force` and `--from STEP` ask for; an unknown step is an error naming the steps.
+pub fn force_of(target: &Target, force: bool, from: Option<&str>) -> Result<Force> {
+    match (from, force) {
         (Some(step), _) => {
             if target.pipeline.step(step).is_none() {
                 let names: Vec<&str> = target
@@ -72,23 +89,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
                     names.join(", ")
                 );
             }
-            Force::from_step(&target.pipeline, step)
+            Ok(Force::from_step(&target.pipeline, step))
         }
-        (None, true) => Force::All,
-        (None, false) => Force::None,
-    };
-    let store = args.state.open()?;
-    execute(
-        store,
-        &target,
-        params,
-        force,
-        "manual".to_string(),
-        None,
-        None,
-        &args.exec,
-        &args.state,
-    )
+        (None, true) => Ok(Force::All),
+        (None, false) => Ok(Force::None),
+    }
 }
 
 /// Resolves `--param` assignments against the pipeline's params; every bad one is reported.

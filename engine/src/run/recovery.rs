@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use crate::exec::local::process_alive;
 use crate::store::{
-    now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord, TaskStatus,
+    now_ms, AttemptEnd, AttemptFiles, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord,
+    TaskStatus,
 };
 
 use super::publish::{collect_published, publish};
@@ -224,26 +225,16 @@ fn settle(
 fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
     let number = task.attempts + 1;
     let tag = format!("{}-{number}", task.id);
-    AttemptRecord {
-        task: task.id,
+    AttemptRecord::new(
+        task.id,
         number,
-        pid: None,
-        pgid: None,
-        started_ms: now_ms(),
-        finished_ms: None,
-        end: None,
-        exit_code: None,
-        signal: None,
-        wall_ms: None,
-        user_cpu_ms: None,
-        sys_cpu_ms: None,
-        max_rss_bytes: None,
-        stdout: PathBuf::new(),
-        stderr: PathBuf::new(),
-        tmp_dir: state_dir.join("tmp").join(&tag),
-        status_file: state_dir.join("tmp").join(format!("{tag}.status")),
-        error: None,
-    }
+        AttemptFiles {
+            stdout: PathBuf::new(),
+            stderr: PathBuf::new(),
+            tmp_dir: state_dir.join("tmp").join(&tag),
+            status_file: state_dir.join("tmp").join(format!("{tag}.status")),
+        },
+    )
 }
 
 /// The live processes started by an engine for `state_dir` (only process-group leaders, that is

@@ -25,8 +25,8 @@ use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
-    now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, RunRecord, RunStatus, Store,
-    TaskRecord, TaskStatus,
+    now_ms, AttemptEnd, AttemptFiles, AttemptRecord, ProductRecord, Reason, RunRecord, RunStatus,
+    Store, TaskRecord, TaskStatus,
 };
 
 /// Set in every attempt's environment: the state directory of the engine that started it.
@@ -414,26 +414,16 @@ impl Scheduler<'_> {
             timeout: step.policy.timeout_ms.map(Duration::from_millis),
             kill_grace: self.options.kill_grace,
         };
-        let mut attempt = AttemptRecord {
-            task: record.id,
+        let mut attempt = AttemptRecord::new(
+            record.id,
             number,
-            pid: None,
-            pgid: None,
-            started_ms: now_ms(),
-            finished_ms: None,
-            end: None,
-            exit_code: None,
-            signal: None,
-            wall_ms: None,
-            user_cpu_ms: None,
-            sys_cpu_ms: None,
-            max_rss_bytes: None,
-            stdout,
-            stderr,
-            tmp_dir,
-            status_file,
-            error: None,
-        };
+            AttemptFiles {
+                stdout,
+                stderr,
+                tmp_dir,
+                status_file,
+            },
+        );
         let _ = std::fs::remove_file(&attempt.status_file);
         // The decided task (its key and inputs) beside the status file, written before the
         // process exists: if the engine dies before committing this attempt, recovery still

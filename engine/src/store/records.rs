@@ -250,6 +250,40 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+impl AttemptRecord {
+    /// A new attempt, started now, with nothing known yet of how it ends.
+    pub fn new(task: u64, number: u32, files: AttemptFiles) -> AttemptRecord {
+        AttemptRecord {
+            task,
+            number,
+            pid: None,
+            pgid: None,
+            started_ms: now_ms(),
+            finished_ms: None,
+            end: None,
+            exit_code: None,
+            signal: None,
+            wall_ms: None,
+            user_cpu_ms: None,
+            sys_cpu_ms: None,
+            max_rss_bytes: None,
+            stdout: files.stdout,
+            stderr: files.stderr,
+            tmp_dir: files.tmp_dir,
+            status_file: files.status_file,
+            error: None,
+        }
+    }
+}
+
+/// Where an attempt's logs and temporary files are.
+pub struct AttemptFiles {
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub tmp_dir: PathBuf,
+    pub status_file: PathBuf,
+}
+
 /// What the store knows of an input item, to skip rehashing it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemRecord {
