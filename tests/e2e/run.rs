@@ -684,3 +684,34 @@ fn logs_filter_by_step_and_group_and_pipelines_run_by_name() {
         unknown.stderr
     );
 }
+
+#[test]
+fn an_aggregate_over_thousands_of_inputs_runs() {
+    // 3000 paths of about 70 bytes: the command is far longer than the 128 KiB Linux allows a
+    // single argument of exec.
+    let env = Env::new();
+    env.write(
+        "many.pipe",
+        r#"pipeline many {
+  source items {
+    root "data"
+    glob "*.txt"
+  }
+
+  step all {
+    input items
+    run "cat {inputs} | wc -l > {out}/lines"
+  }
+}
+"#,
+    );
+    for n in 0..3000 {
+        env.write(
+            &format!("data/a-rather-long-file-name-for-item-number-{n:05}.txt"),
+            "x\n",
+        );
+    }
+    let run = env.engine(&["run", "many.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.read("out/many/all/_all/lines").trim(), "3000");
+}

@@ -81,7 +81,8 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
                 continue;
             }
             for attempt in store.attempts_of(task.id)? {
-                for path in [attempt.stdout, attempt.stderr] {
+                let script = crate::run::attempt_files::script_path(&attempt.status_file);
+                for path in [attempt.stdout, attempt.stderr, attempt.status_file, script] {
                     if let Ok(meta) = std::fs::metadata(&path) {
                         log_bytes += meta.len();
                         log_files.push(path);
@@ -103,7 +104,7 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
         .collect();
 
     println!(
-        "{}{} superseded task records, {} log files ({:.1} MiB), {} stale cache entries, {} vanished items, {} temporary leftovers",
+        "{}{} superseded task records, {} attempt files ({:.1} MiB of logs, scripts and statuses), {} stale cache entries, {} vanished items, {} temporary leftovers",
         if args.dry_run { "would remove " } else { "removing " },
         superseded.len(),
         log_files.len(),

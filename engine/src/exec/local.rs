@@ -1,6 +1,11 @@
-//! The local executor: runs each attempt as `/bin/sh -c COMMAND` in a process group of its own,
-//! waits for it without blocking the async runtime, enforces its timeout and cancellation by
-//! signalling the whole group, and makes sure no process of the attempt outlives it.
+//! The local executor: runs each attempt's command as a `/bin/sh` script in a process group of
+//! its own, waits for it without blocking the async runtime, enforces its timeout and
+//! cancellation by signalling the whole group, and makes sure no process of the attempt outlives
+//! it.
+//!
+//! The command is written to the attempt's script file and run as `/bin/sh SCRIPT`, not passed
+//! as `sh -c COMMAND`: an argument is limited to 128 KiB on Linux, and an aggregate step's
+//! `{inputs}` over thousands of files is longer than that.
 //!
 //! # Waiting, and the race between reaping and signalling
 //!
@@ -67,8 +72,8 @@ impl LocalExecutor {
         LocalExecutor { _private: () }
     }
 
-    /// Prepares the attempt's output directory and log files, then spawns `/bin/sh -c COMMAND`
-    /// in its own process group, stdin from /dev/null. Returns as soon as the process exists, so
+    /// Prepares the attempt's output directory, log files and script, then spawns
+    /// `/bin/sh SCRIPT` in its own process group, stdin from /dev/null. Returns as soon as the process exists, so
     /// the caller can commit the pid, pgid and start time to its store BEFORE waiting
     /// (durability principle); the timeout counts from here.
     ///
@@ -86,10 +91,10 @@ impl LocalExecutor {
             create_log(&spec.stderr_path)?
         };
 
+        write_script(&spec.script, &spec.command)?;
         let mut command = Command::new("/bin/sh");
         command
-            .arg("-c")
-            .arg(&spec.command)
+            .arg(&spec.script)
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .env("ENGINE_OUT", &out_dir)
@@ -99,7 +104,7 @@ impl LocalExecutor {
             .process_group(0);
         let started = Instant::now();
         let child = command.spawn().map_err(|source| ExecError::Spawn {
-            command: spec.command.clone(),
+            script: spec.script.clone(),
             workdir: spec.workdir.clone(),
             source,
         })?;
@@ -128,7 +133,7 @@ impl LocalExecutor {
             let _ = process::reap(pid);
             return Err(ExecError::Waiter { pid, source });
         }
-        tracing::debug!(pid, command = %spec.command, "attempt started");
+        tracing::debug!(pid, script = %spec.script.display(), "attempt started");
 
         Ok(RunningAttempt {
             pid,
@@ -156,6 +161,17 @@ fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     }
     fs::create_dir_all(path).map_err(error)?;
     std::path::absolute(path).map_err(error)
+}
+
+fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
+    let error = |source| ExecError::Script {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    fs::write(path, command).map_err(error)
 }
 
 fn create_log(path: &Path) -> Result<File, ExecError> {

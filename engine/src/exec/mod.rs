@@ -20,8 +20,11 @@ pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, Ru
 /// Everything needed to run one attempt of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptSpec {
-    /// The command, already rendered and shell-quoted; run verbatim as `/bin/sh -c COMMAND`.
+    /// The command, already rendered and shell-quoted: a `/bin/sh` script, run verbatim.
     pub command: String,
+    /// Where the command is written before it runs (parent directories created). The script is
+    /// the caller's: the executor leaves it in place, for the caller to remove when it likes.
+    pub script: PathBuf,
     /// Added to (and overriding) the engine's own environment.
     pub env: Vec<(String, String)>,
     /// The working directory of the command. It must exist.
@@ -116,11 +119,19 @@ pub enum ExecError {
         /// What the file system said.
         source: io::Error,
     },
+    /// The script holding the command could not be written.
+    #[error("cannot write the attempt's script {}: {source}", path.display())]
+    Script {
+        /// Where the script was to be written.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
     /// `/bin/sh` could not be started, e.g. because the working directory does not exist.
-    #[error("cannot start `sh -c {command}` in {}: {source}", workdir.display())]
+    #[error("cannot start `/bin/sh {}` in {}: {source}", script.display(), workdir.display())]
     Spawn {
-        /// The attempt's command.
-        command: String,
+        /// The script `sh` was to run.
+        script: PathBuf,
         /// The attempt's working directory.
         workdir: PathBuf,
         /// What the operating system said.

@@ -2,6 +2,8 @@
 //! planning it, and handing it to the scheduler. Crash recovery of runs whose engine died is in
 //! [`recovery`].
 
+pub mod attempt_files;
+mod journal;
 pub mod progress;
 pub mod publish;
 pub mod recovery;
@@ -148,6 +150,7 @@ pub async fn run_pipeline(
         base,
         options,
         progress,
+        journal: Default::default(),
     };
     scheduler.execute(run, plan).await
 }

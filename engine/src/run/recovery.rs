@@ -6,24 +6,25 @@
 //!    `ENGINE_STATE_DIR` variable in its environment (even one whose pid was never committed) and
 //!    waits for it to end. Whatever it left in its process group is then killed.
 //! 2. Every task of the run that was running, or about to run, is settled from its attempt's
-//!    status file, which the attempt's wrapper writes atomically when the command ends:
+//!    status file, which the attempt's wrapper writes when the command ends:
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
 //!      collected where they are) and the task completes; it never runs again;
-//!    - anything else, or no status file: the attempt is recorded as lost, and the task is left
-//!      for `engine resume` to run again.
+//!    - anything else, no status file, or an empty or partial one (the wrapper was killed while
+//!      writing it): the attempt is recorded as lost, and the task is left for `engine resume`
+//!      to run again.
 //! 3. The run becomes `interrupted`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::exec::local::process_alive;
 use crate::store::{
-    now_ms, AttemptEnd, AttemptFiles, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord,
-    TaskStatus,
+    now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord, TaskStatus,
 };
 
+use super::attempt_files::{attempt_files, decided_task, script_path};
 use super::publish::{collect_published, publish};
-use super::scheduler::{decided_file, ATTEMPT_VAR, STATE_DIR_VAR};
+use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
 
 /// Which interrupted runs to reconcile.
@@ -139,9 +140,7 @@ fn settle(
         _ => {
             let attempt = unrecorded_attempt(&options.state_dir, &task);
             // What the scheduler had decided for it (key, inputs, command) before it started.
-            if let Some(decided) = std::fs::read(decided_file(&attempt.status_file))
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<TaskRecord>(&bytes).ok())
+            if let Some(decided) = decided_task(&script_path(&attempt.status_file))
                 .filter(|decided| decided.id == task.id)
             {
                 task.key = decided.key;
@@ -156,7 +155,6 @@ fn settle(
     };
     let status = std::fs::read_to_string(&attempt.status_file).ok();
     let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
-    let _ = std::fs::remove_file(decided_file(&attempt.status_file));
     if status.is_none() && task.status == TaskStatus::Pending {
         // Never started: it stays to be run by `resume`.
         task.status = TaskStatus::Cancelled;
@@ -195,7 +193,6 @@ fn settle(
                     "finished while the engine was down",
                 )
             })?;
-            let _ = std::fs::remove_file(&attempt.status_file);
             return Ok(());
         }
     }
@@ -217,24 +214,13 @@ fn settle(
         )
     })?;
     let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
-    let _ = std::fs::remove_file(&attempt.status_file);
     Ok(())
 }
 
 /// The attempt a pending task would have had, had its start been committed.
 fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
     let number = task.attempts + 1;
-    let tag = format!("{}-{number}", task.id);
-    AttemptRecord::new(
-        task.id,
-        number,
-        AttemptFiles {
-            stdout: PathBuf::new(),
-            stderr: PathBuf::new(),
-            tmp_dir: state_dir.join("tmp").join(&tag),
-            status_file: state_dir.join("tmp").join(format!("{tag}.status")),
-        },
-    )
+    AttemptRecord::new(task.id, number, attempt_files(state_dir, task, number))
 }
 
 /// The live processes started by an engine for `state_dir` (only process-group leaders, that is

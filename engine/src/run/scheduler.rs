@@ -18,6 +18,8 @@ use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::attempt_files::{self, attempt_files};
+use super::journal::Journal;
 use super::progress::Progress;
 use super::publish::publish;
 use super::{RunError, RunOptions};
@@ -25,8 +27,8 @@ use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
-    now_ms, AttemptEnd, AttemptFiles, AttemptRecord, ProductRecord, Reason, RunRecord, RunStatus,
-    Store, TaskRecord, TaskStatus,
+    now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, RunRecord, RunStatus, Store,
+    TaskRecord, TaskStatus,
 };
 
 /// Set in every attempt's environment: the state directory of the engine that started it.
@@ -63,6 +65,8 @@ pub struct Scheduler<'a> {
     pub base: PathBuf,
     pub options: &'a RunOptions,
     pub progress: &'a mut Progress,
+    /// Transitions recorded but not yet committed; see [`Journal`] for when they are.
+    pub journal: Journal,
 }
 
 impl Scheduler<'_> {
@@ -137,6 +141,8 @@ impl Scheduler<'_> {
                 }
             }
             ready.extend(held_back);
+            // Whatever is awaited next (an attempt's end, a retry) is durable before it comes.
+            self.journal.commit(&self.store)?;
             if running == 0 && retries_pending == 0 && (ready.is_empty() || cancelled) {
                 break;
             }
@@ -195,6 +201,7 @@ impl Scheduler<'_> {
         };
         run.finished_ms = Some(now_ms());
         run.owner_pid = None;
+        self.journal.commit(&self.store)?;
         self.store.write(|tx| {
             for task in &leftovers {
                 tx.put_task(task)?;
@@ -330,16 +337,16 @@ impl Scheduler<'_> {
                 record.out_dir = cached.out_dir.clone();
                 record.command = cached.command.clone();
                 record.finished_ms = Some(now_ms());
-                let record = record.clone();
-                self.store.write(|tx| {
+                let (record, run, cached) = (record.clone(), run.id, cached.id);
+                self.journal.record(move |tx| {
                     tx.put_task(&record)?;
                     tx.event(
-                        Some(run.id),
+                        Some(run),
                         Some(record.id),
                         "task.cached",
-                        format!("same as task {}", cached.id),
+                        format!("same as task {cached}"),
                     )
-                })?;
+                });
                 slots[index].products = products;
                 self.progress.cached(&slots[index].record);
                 Ok(Decision::Cached)
@@ -367,19 +374,8 @@ impl Scheduler<'_> {
         record.attempts += 1;
         let number = record.attempts;
         let tag = format!("{}-{number}", record.id);
-        let tmp_dir = state.join("tmp").join(&tag);
-        let status_file = state.join("tmp").join(format!("{tag}.status"));
-        let log_dir = state
-            .join("logs")
-            .join(run.id.to_string())
-            .join(&record.step);
-        let log_name = record
-            .group
-            .as_deref()
-            .map(path_segment)
-            .unwrap_or_else(|| "_all".to_string());
-        let stdout = log_dir.join(format!("{log_name}.{number}.out"));
-        let stderr = log_dir.join(format!("{log_name}.{number}.err"));
+        let files = attempt_files(state, record, number);
+        let tmp_dir = files.tmp_dir.clone();
 
         let command = render_command(
             step,
@@ -405,52 +401,41 @@ impl Scheduler<'_> {
         ));
         env.push((ATTEMPT_VAR.to_string(), tag.clone()));
         let spec = AttemptSpec {
-            command: wrap_with_status(&command, &status_file),
+            command: attempt_files::script(&command, record, &files.status_file),
+            script: attempt_files::script_path(&files.status_file),
             env,
             workdir: self.base.clone(),
             out_dir: tmp_dir.clone(),
-            stdout_path: stdout.clone(),
-            stderr_path: stderr.clone(),
+            stdout_path: files.stdout.clone(),
+            stderr_path: files.stderr.clone(),
             timeout: step.policy.timeout_ms.map(Duration::from_millis),
             kill_grace: self.options.kill_grace,
         };
-        let mut attempt = AttemptRecord::new(
-            record.id,
-            number,
-            AttemptFiles {
-                stdout,
-                stderr,
-                tmp_dir,
-                status_file,
-            },
-        );
+        let mut attempt = AttemptRecord::new(record.id, number, files);
         let _ = std::fs::remove_file(&attempt.status_file);
-        // The decided task (its key and inputs) beside the status file, written before the
-        // process exists: if the engine dies before committing this attempt, recovery still
-        // knows what the process computed.
-        let _ = std::fs::create_dir_all(state.join("tmp"));
-        let _ = std::fs::write(
-            decided_file(&attempt.status_file),
-            serde_json::to_vec(&*record).unwrap_or_default(),
-        );
+        // What this task depends on (its upstream's products, cached decisions) is durable
+        // before its process exists.
+        self.journal.commit(&self.store)?;
         match executor.start(&spec) {
             Ok(handle) => {
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
                 record.status = TaskStatus::Running;
-                let record = record.clone();
-                // Durable before we wait: after a crash, recovery finds this process.
-                self.store.write(|tx| {
+                self.progress.started(record);
+                // Committed before the scheduler waits for anything: after a crash, recovery
+                // finds this process.
+                let (record, started, run, pid) =
+                    (record.clone(), attempt.clone(), run.id, handle.pid());
+                self.journal.record(move |tx| {
                     tx.put_task(&record)?;
-                    tx.put_attempt(&attempt)?;
+                    tx.put_attempt(&started)?;
                     tx.event(
-                        Some(run.id),
+                        Some(run),
                         Some(record.id),
                         "attempt.started",
-                        format!("attempt {number}, pid {}", handle.pid()),
+                        format!("attempt {number}, pid {pid}"),
                     )
-                })?;
-                self.progress.started(&record);
+                });
                 let sender = sender.clone();
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
@@ -467,18 +452,18 @@ impl Scheduler<'_> {
                 attempt.end = Some(AttemptEnd::LaunchFailed);
                 attempt.finished_ms = Some(now_ms());
                 attempt.error = Some(error.to_string());
-                let record = record.clone();
-                self.store.write(|tx| {
+                self.progress
+                    .note(&format!("cannot start {}: {error}", label(record)));
+                let (run, detail) = (run.id, error.to_string());
+                self.journal.record(move |tx| {
                     tx.put_attempt(&attempt)?;
                     tx.event(
-                        Some(run.id),
-                        Some(record.id),
+                        Some(run),
+                        Some(attempt.task),
                         "attempt.launch_failed",
-                        error.to_string(),
+                        detail,
                     )
-                })?;
-                self.progress
-                    .note(&format!("cannot start {}: {error}", label(&record)));
+                });
                 Ok(false)
             }
         }
@@ -522,26 +507,28 @@ impl Scheduler<'_> {
                     record.status = TaskStatus::Succeeded;
                     record.products = products.iter().map(|p| p.path.clone()).collect();
                     record.finished_ms = Some(now_ms());
-                    let record = record.clone();
-                    let pipeline = self.pipeline.name.clone();
-                    self.store.write(|tx| {
+                    self.progress.succeeded(record, &attempt);
+                    let (record, written, pipeline, run) = (
+                        record.clone(),
+                        products.clone(),
+                        self.pipeline.name.clone(),
+                        run.id,
+                    );
+                    self.journal.record(move |tx| {
                         tx.put_attempt(&attempt)?;
-                        for product in &products {
+                        for product in &written {
                             tx.put_product(product)?;
                         }
                         tx.put_task(&record)?;
                         tx.complete(&pipeline, &record)?;
                         tx.event(
-                            Some(run.id),
+                            Some(run),
                             Some(record.id),
                             "task.succeeded",
-                            format!("{} products", products.len()),
+                            format!("{} products", written.len()),
                         )
-                    })?;
-                    let _ = std::fs::remove_file(&attempt.status_file);
-                    let _ = std::fs::remove_file(decided_file(&attempt.status_file));
+                    });
                     slots[index].products = products;
-                    self.progress.succeeded(&slots[index].record, &attempt);
                     self.release(slots, index, ready);
                     return Ok(());
                 }
@@ -558,34 +545,35 @@ impl Scheduler<'_> {
                 _ => AttemptEnd::Failed,
             });
         }
-        let record = slots[index].record.clone();
-        self.store.write(|tx| {
+        // Only once the failure is committed: recovery reads "status 0 and no temporary
+        // directory" as "published".
+        self.journal.remove_after_commit(attempt.tmp_dir.clone());
+        let cancelled = attempt.end == Some(AttemptEnd::Cancelled);
+        if !cancelled {
+            self.progress.attempt_failed(&slots[index].record, &attempt);
+        }
+        let run_id = run.id;
+        self.journal.record(move |tx| {
             tx.put_attempt(&attempt)?;
             tx.event(
-                Some(run.id),
-                Some(record.id),
+                Some(run_id),
+                Some(attempt.task),
                 "attempt.finished",
                 format!(
                     "{:?} exit {:?} signal {:?}",
                     attempt.end, attempt.exit_code, attempt.signal
                 ),
             )
-        })?;
-        // Only once the failure is committed: recovery reads "status 0 and no temporary
-        // directory" as "published".
-        let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
-        let _ = std::fs::remove_file(&attempt.status_file);
-        let _ = std::fs::remove_file(decided_file(&attempt.status_file));
-        if attempt.end == Some(AttemptEnd::Cancelled) {
+        });
+        if cancelled {
             let record = &mut slots[index].record;
             record.status = TaskStatus::Cancelled;
             record.finished_ms = Some(now_ms());
+            self.progress.cancelled(record);
             let record = record.clone();
-            self.store.write(|tx| tx.put_task(&record))?;
-            self.progress.cancelled(&record);
+            self.journal.record(move |tx| tx.put_task(&record));
             return Ok(());
         }
-        self.progress.attempt_failed(&slots[index].record, &attempt);
         self.fail_or_retry(run, slots, index, sender, retries_pending)
     }
 
@@ -604,17 +592,17 @@ impl Scheduler<'_> {
         if record.attempts <= policy.retries {
             let delay = Duration::from_millis(policy.backoff.delay_before(record.attempts + 1));
             record.status = TaskStatus::Pending;
-            let record = record.clone();
-            self.store.write(|tx| {
+            self.progress.retrying(record, delay);
+            let (record, run) = (record.clone(), run.id);
+            self.journal.record(move |tx| {
                 tx.put_task(&record)?;
                 tx.event(
-                    Some(run.id),
+                    Some(run),
                     Some(record.id),
                     "task.retry",
                     format!("in {} ms", delay.as_millis()),
                 )
-            })?;
-            self.progress.retrying(&record, delay);
+            });
             *retries_pending += 1;
             let sender = sender.clone();
             tokio::spawn(async move {
@@ -627,10 +615,12 @@ impl Scheduler<'_> {
         record.finished_ms = Some(now_ms());
         let failed = record.clone();
         let blocked = block_downstream(slots, index);
-        self.store.write(|tx| {
+        self.progress.failed(&failed, blocked.len());
+        let run = run.id;
+        self.journal.record(move |tx| {
             tx.put_task(&failed)?;
             tx.event(
-                Some(run.id),
+                Some(run),
                 Some(failed.id),
                 "task.failed",
                 format!("after {} attempts", failed.attempts),
@@ -638,15 +628,14 @@ impl Scheduler<'_> {
             for task in &blocked {
                 tx.put_task(task)?;
                 tx.event(
-                    Some(run.id),
+                    Some(run),
                     Some(task.id),
                     "task.blocked",
                     format!("by task {}", failed.id),
                 )?;
             }
             Ok(())
-        })?;
-        self.progress.failed(&failed, blocked.len());
+        });
         Ok(())
     }
 
@@ -762,23 +751,6 @@ fn render_env(
             (name.clone(), value)
         })
         .collect()
-}
-
-/// Where the decided task record of an attempt is kept until the attempt is committed.
-pub fn decided_file(status_file: &Path) -> PathBuf {
-    status_file.with_extension("task.json")
-}
-
-/// Runs the command in its own shell and records its exit status in `status_file` (written
-/// atomically), so that an attempt that finishes while the engine is down is not run again.
-fn wrap_with_status(command: &str, status_file: &Path) -> String {
-    let status = dsl::model::command::shell_quote(&status_file.to_string_lossy());
-    let partial =
-        dsl::model::command::shell_quote(&format!("{}.partial", status_file.to_string_lossy()));
-    format!(
-        "sh -c {}; status=$?; printf '%s\\n' \"$status\" > {partial} && mv {partial} {status}; exit \"$status\"",
-        dsl::model::command::shell_quote(command)
-    )
 }
 
 fn append_to_log(path: &Path, text: &str) {

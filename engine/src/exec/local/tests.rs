@@ -18,6 +18,7 @@ fn spec(dir: &TempDir, command: &str) -> AttemptSpec {
     fs::create_dir_all(&workdir).unwrap();
     AttemptSpec {
         command: command.to_owned(),
+        script: dir.path().join("tmp/out.sh"),
         env: Vec::new(),
         workdir,
         out_dir: dir.path().join("tmp/out"),
@@ -322,6 +323,7 @@ async fn many_attempts_run_at_once() {
             &format!("echo {n} > \"$ENGINE_OUT/n\"; exit $(({n} % 3))"),
         );
         spec.out_dir = dir.path().join(format!("out/{n}"));
+        spec.script = dir.path().join(format!("out/{n}.sh"));
         spec.stdout_path = dir.path().join(format!("logs/{n}.out"));
         spec.stderr_path = dir.path().join(format!("logs/{n}.err"));
         let attempt = executor.start(&spec).unwrap();
@@ -366,8 +368,26 @@ fn a_missing_workdir_is_a_spawn_error_naming_it() {
 
     assert!(matches!(error, ExecError::Spawn { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("sh -c true"), "{message}");
+    assert!(message.contains("/bin/sh "), "{message}");
     assert!(message.contains("missing"), "{message}");
+}
+
+#[tokio::test]
+async fn a_command_longer_than_an_argument_may_be_runs() {
+    let dir = TempDir::new().unwrap();
+    // Linux limits one argument of exec to 128 KiB; this command is 1 MiB.
+    let words = "w".repeat(1023);
+    let command = format!(
+        "for w in {}; do :; done; echo done",
+        vec![words; 1024].join(" ")
+    );
+    let spec = spec(&dir, &command);
+
+    let outcome = run(&spec).await;
+
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(read(&spec.stdout_path), "done\n");
+    assert_eq!(read(&spec.script), command);
 }
 
 #[test]
