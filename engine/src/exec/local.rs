@@ -7,6 +7,16 @@
 //! as `sh -c COMMAND`: an argument is limited to 128 KiB on Linux, and an aggregate step's
 //! `{inputs}` over thousands of files is longer than that.
 //!
+//! # The gate
+//!
+//! An attempt's process exists before its command runs: the script first waits for one line on
+//! its stdin, a socket whose other end the engine holds, and only then runs the command (with
+//! stdin from /dev/null). The engine sends the line with [`RunningAttempt::release`], once it has
+//! committed the pid, together with whatever else the command relies on (the upstream task's
+//! products), in one store transaction. If the engine dies before, the socket closes, `read`
+//! fails and the script exits without running the command: nothing ran that the store does not
+//! know about.
+//!
 //! # Waiting, and the race between reaping and signalling
 //!
 //! The attempt's `sh` is the leader of a new process group, so its pid is the pgid. A pgid names
@@ -41,6 +51,8 @@
 use std::fs::{self, File};
 use std::future::pending;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -73,9 +85,10 @@ impl LocalExecutor {
     }
 
     /// Prepares the attempt's output directory, log files and script, then spawns
-    /// `/bin/sh SCRIPT` in its own process group, stdin from /dev/null. Returns as soon as the process exists, so
-    /// the caller can commit the pid, pgid and start time to its store BEFORE waiting
-    /// (durability principle); the timeout counts from here.
+    /// `/bin/sh SCRIPT` in its own process group, held at the gate. Returns as soon as the
+    /// process exists, so the caller can commit the pid, pgid and start time to its store
+    /// (durability principle) before it lets the command run with
+    /// [`release`](RunningAttempt::release); the timeout counts from here.
     ///
     /// Needs no async runtime; [`RunningAttempt::wait`] does.
     pub fn start(&self, spec: &AttemptSpec) -> Result<RunningAttempt, ExecError> {
@@ -92,13 +105,18 @@ impl LocalExecutor {
         };
 
         write_script(&spec.script, &spec.command)?;
+        let (gate, held) = UnixStream::pair().map_err(|source| ExecError::Spawn {
+            script: spec.script.clone(),
+            workdir: spec.workdir.clone(),
+            source,
+        })?;
         let mut command = Command::new("/bin/sh");
         command
             .arg(&spec.script)
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .env("ENGINE_OUT", &out_dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(OwnedFd::from(held)))
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0);
@@ -137,6 +155,7 @@ impl LocalExecutor {
 
         Ok(RunningAttempt {
             pid,
+            gate: Some(gate),
             start_time,
             started,
             timeout: spec.timeout,
@@ -163,6 +182,10 @@ fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     std::path::absolute(path).map_err(error)
 }
 
+/// What the script does before the command: wait at the gate, then give the command an empty
+/// stdin. 111 is never collected: the engine that would read it is gone, or kills the attempt.
+const GATE: &str = "read -r _ || exit 111\nexec </dev/null\n";
+
 fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
     let error = |source| ExecError::Script {
         path: path.to_owned(),
@@ -171,7 +194,7 @@ fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(error)?;
     }
-    fs::write(path, command).map_err(error)
+    fs::write(path, [GATE, command].concat()).map_err(error)
 }
 
 fn create_log(path: &Path) -> Result<File, ExecError> {
@@ -193,6 +216,8 @@ fn create_log(path: &Path) -> Result<File, ExecError> {
 pub struct RunningAttempt {
     /// The pid of the `sh` leading the attempt, which is also the pgid of its group.
     pid: u32,
+    /// The engine's end of the gate, until the command is released.
+    gate: Option<UnixStream>,
     /// The leader's start time in clock ticks after boot, where the system tells it (Linux).
     start_time: Option<u64>,
     /// Just before the spawn: the origin of the wall time and of the timeout.
@@ -225,7 +250,22 @@ impl RunningAttempt {
         self.start_time
     }
 
-    /// Waits for the end: exit, timeout (`spec.timeout` after `start`: SIGTERM to the group, then
+    /// Lets the command run: sends the line the script waits for at the gate. Does nothing the
+    /// second time. Commit what the command relies on first.
+    pub fn release(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            // MSG_NOSIGNAL: if the script is gone already, that is an error here, not a SIGPIPE
+            // that ends the engine. The error itself needs no handling: `wait` sees the exit.
+            let _ = nix::sys::socket::send(
+                gate.as_raw_fd(),
+                b"\n",
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            );
+        }
+    }
+
+    /// Waits for the end (releasing the command first if [`release`](Self::release) was not
+    /// called): exit, timeout (`spec.timeout` after `start`: SIGTERM to the group, then
     /// SIGKILL after `kill_grace`), or `cancel` fired (the same signals). After the leader exits,
     /// any process left in the group is SIGKILLed, so no process of the attempt survives.
     /// Collects wall time, CPU time and max RSS (`wait4`'s rusage).
@@ -234,6 +274,7 @@ impl RunningAttempt {
     /// SIGTERM. An attempt killed by the engine ends `TimedOut` or `Cancelled` whatever its exit
     /// status; one that exited before the engine acted ends with its own status.
     pub async fn wait(mut self, cancel: CancellationToken) -> AttemptOutcome {
+        self.release();
         let deadline = self
             .timeout
             .and_then(|timeout| self.started.checked_add(timeout));

@@ -12,11 +12,8 @@
 //! system without a journal makes every file created after many deletions slower (ext4's inode
 //! allocator skips recently deleted inodes one by one), so a run deletes nothing it need not.
 //!
-//! The script does two things for crash recovery. Its first line carries the decided task (key,
-//! inputs, command) as JSON, so an attempt that started just before the engine died, before the
-//! store heard of it, can still be completed. And it runs the command in a subshell, then writes
-//! the command's exit status to the status file, so an attempt that finishes while the engine is
-//! down is not run again.
+//! The script runs the command in a subshell, then writes the command's exit status to the status
+//! file, so that an attempt that finishes while the engine is down is not run again.
 
 use std::path::{Path, PathBuf};
 
@@ -24,9 +21,6 @@ use dsl::model::command::shell_quote;
 
 use super::scheduler::path_segment;
 use crate::store::{AttemptFiles, TaskRecord};
-
-/// What the first line of a script starts with, before the decided task's JSON.
-const TASK_LINE: &str = "# task: ";
 
 /// The files of attempt `number` of `task`, under the state directory `state`.
 pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFiles {
@@ -53,25 +47,16 @@ pub fn script_path(status_file: &Path) -> PathBuf {
     status_file.with_extension("sh")
 }
 
-/// The script that runs `command` for `task`. The command is `eval`ed from a quoted string in a
+/// The script that runs `command`. The command is `eval`ed from a quoted string in a
 /// subshell: whatever it does (`exit`, a syntax error, `exec`) ends only the subshell. The
 /// status is written directly, without a rename: recovery reads an empty or partial file, left by
 /// a wrapper killed while writing it, as no status at all.
-pub fn script(command: &str, task: &TaskRecord, status_file: &Path) -> String {
-    // JSON escapes every control character, so the record stays on the comment line.
-    let decided = serde_json::to_string(task).unwrap_or_default();
+pub fn script(command: &str, status_file: &Path) -> String {
     format!(
-        "{TASK_LINE}{decided}\n(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
+        "(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
         shell_quote(command),
         shell_quote(&status_file.to_string_lossy()),
     )
-}
-
-/// The task decided for the attempt whose script is at `path`, if the script is there and whole.
-pub fn decided_task(path: &Path) -> Option<TaskRecord> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let json = text.lines().next()?.strip_prefix(TASK_LINE)?;
-    serde_json::from_str(json).ok()
 }
 
 #[cfg(test)]
@@ -89,13 +74,13 @@ mod tests {
         .unwrap()
     }
 
-    fn run_script(dir: &Path, command: &str) -> (i32, String, Option<TaskRecord>) {
+    fn run_script(dir: &Path, command: &str) -> (i32, String) {
         let status = dir.join("7-1.status");
         let path = script_path(&status);
-        std::fs::write(&path, script(command, &task(), &status)).unwrap();
+        std::fs::write(&path, script(command, &status)).unwrap();
         let ran = Command::new("/bin/sh").arg(&path).output().unwrap();
         let written = std::fs::read_to_string(&status).unwrap();
-        (ran.status.code().unwrap(), written, decided_task(&path))
+        (ran.status.code().unwrap(), written)
     }
 
     #[test]
@@ -124,27 +109,11 @@ mod tests {
     fn the_status_is_the_commands_even_when_it_exits_the_shell() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(run_script(dir.path(), "true").0, 0);
-        let (code, written, _) = run_script(dir.path(), "echo x; exit 3; echo y");
+        let (code, written) = run_script(dir.path(), "echo x; exit 3; echo y");
         assert_eq!((code, written.as_str()), (3, "3\n"));
         // A syntax error fails the command, not the wrapper.
-        let (code, written, _) = run_script(dir.path(), "if then fi (");
+        let (code, written) = run_script(dir.path(), "if then fi (");
         assert_eq!(code, 2);
         assert_eq!(written, "2\n");
-    }
-
-    #[test]
-    fn the_decided_task_survives_newlines_and_quotes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, _, decided) = run_script(dir.path(), "echo 'it''s' \"$HOME\"");
-        assert_eq!(decided, Some(task()));
-    }
-
-    #[test]
-    fn a_partial_script_has_no_decided_task() {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("1-1.sh");
-        std::fs::write(&script, "# task: {\"id\": 7, \"ru").unwrap();
-        assert_eq!(decided_task(&script), None);
-        assert_eq!(decided_task(&dir.path().join("missing.sh")), None);
     }
 }

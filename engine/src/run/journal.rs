@@ -1,11 +1,12 @@
 //! The scheduler's pending store writes. A run makes many transitions in quick succession (a
 //! thousand cached tasks in a row, several attempts starting at once); committing each in its own
 //! transaction would cost two `fdatasync`s apiece. The scheduler records them here instead and
-//! commits them together, in the order recorded, at the points where something depends on them
-//! being durable: before it starts a process, and before it waits for anything.
+//! commits them together, in the order recorded, once per turn of its loop: before it lets the
+//! commands it started run (they wait at the executor's gate) and before it waits for anything.
 //!
-//! Some files must outlive the state they describe: an attempt's status file tells recovery how
-//! the attempt ended until the store knows. Those are removed only after the commit.
+//! Some files must outlive the state they describe: a failed attempt's temporary directory, with
+//! its status file saying 0 after a failed publish, would read as "published" to recovery if it
+//! vanished before the failure was committed. Those are removed only after the commit.
 
 use std::path::PathBuf;
 

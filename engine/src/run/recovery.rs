@@ -5,24 +5,24 @@
 //!    groups), so recovery finds every live attempt of this state directory through the
 //!    `ENGINE_STATE_DIR` variable in its environment (even one whose pid was never committed) and
 //!    waits for it to end. Whatever it left in its process group is then killed.
-//! 2. Every task of the run that was running, or about to run, is settled from its attempt's
-//!    status file, which the attempt's wrapper writes when the command ends:
+//! 2. Every task of the run that was running is settled from its attempt's status file, which
+//!    the attempt's script writes when the command ends:
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
 //!      collected where they are) and the task completes; it never runs again;
 //!    - anything else, no status file, or an empty or partial one (the wrapper was killed while
 //!      writing it): the attempt is recorded as lost, and the task is left for `engine resume`
 //!      to run again.
+//!
+//!    A task that was not yet running never ran its command (the executor holds a command at a
+//!    gate until its attempt is committed), and is left for `engine resume` as well.
 //! 3. The run becomes `interrupted`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::exec::local::process_alive;
-use crate::store::{
-    now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord, TaskStatus,
-};
+use crate::store::{now_ms, AttemptEnd, RunRecord, RunStatus, Store, TaskRecord, TaskStatus};
 
-use super::attempt_files::{attempt_files, decided_task, script_path};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -132,36 +132,18 @@ fn settle(
     if task.status.is_final() {
         return Ok(());
     }
-    let attempts = store.attempts_of(task.id)?;
-    // A running task's attempt is recorded; a pending one may have been started just before the
-    // crash, before its attempt was committed: its files are named after the next number.
-    let mut attempt = match (task.status, attempts.last()) {
-        (TaskStatus::Running, Some(last)) => last.clone(),
-        _ => {
-            let attempt = unrecorded_attempt(&options.state_dir, &task);
-            // What the scheduler had decided for it (key, inputs, command) before it started.
-            if let Some(decided) = decided_task(&script_path(&attempt.status_file))
-                .filter(|decided| decided.id == task.id)
-            {
-                task.key = decided.key;
-                task.identity = decided.identity;
-                task.params = decided.params;
-                task.inputs = decided.inputs;
-                task.command = decided.command;
-                task.reason = decided.reason;
-            }
-            attempt
-        }
-    };
-    let status = std::fs::read_to_string(&attempt.status_file).ok();
-    let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
-    if status.is_none() && task.status == TaskStatus::Pending {
-        // Never started: it stays to be run by `resume`.
+    // A command runs only once its attempt is committed with the task `running` (the executor
+    // holds it at a gate until then, and an attempt whose engine died never passes it). So a task
+    // that is not `running` never ran: it stays to be run by `resume`.
+    let last = store.attempts_of(task.id)?.pop();
+    let (TaskStatus::Running, Some(mut attempt)) = (task.status, last) else {
         task.status = TaskStatus::Cancelled;
         task.finished_ms = Some(now_ms());
         store.write(|tx| tx.put_task(&task))?;
         return Ok(());
-    }
+    };
+    let status = std::fs::read_to_string(&attempt.status_file).ok();
+    let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
     attempt.finished_ms = Some(now_ms());
     attempt.exit_code = exit_code;
     task.attempts = task.attempts.max(attempt.number);
@@ -215,12 +197,6 @@ fn settle(
     })?;
     let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
     Ok(())
-}
-
-/// The attempt a pending task would have had, had its start been committed.
-fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
-    let number = task.attempts + 1;
-    AttemptRecord::new(task.id, number, attempt_files(state_dir, task, number))
 }
 
 /// The live processes started by an engine for `state_dir` (only process-group leaders, that is

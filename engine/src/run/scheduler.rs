@@ -23,7 +23,7 @@ use super::journal::Journal;
 use super::progress::Progress;
 use super::publish::publish;
 use super::{RunError, RunOptions};
-use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor};
+use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor, RunningAttempt};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
@@ -96,6 +96,8 @@ impl Scheduler<'_> {
             }
         }
         let mut running_per_step: BTreeMap<usize, u32> = BTreeMap::new();
+        // Started at the gate, released once their start is committed.
+        let mut starting: Vec<Started> = Vec::new();
         let mut running = 0usize;
         let mut retries_pending = 0usize;
         let mut cancelled = false;
@@ -125,7 +127,8 @@ impl Scheduler<'_> {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        if self.start(&run, &mut slots, index, &executor, &cancel, &sender)? {
+                        if let Some(attempt) = self.start(&run, &mut slots, index, &executor)? {
+                            starting.push(attempt);
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
                         } else {
@@ -141,8 +144,27 @@ impl Scheduler<'_> {
                 }
             }
             ready.extend(held_back);
-            // Whatever is awaited next (an attempt's end, a retry) is durable before it comes.
+            // Whatever is awaited next (an attempt's end, a retry) is durable before it comes,
+            // and so is what the started commands rely on before they run.
             self.journal.commit(&self.store)?;
+            for Started {
+                index,
+                mut handle,
+                attempt,
+            } in starting.drain(..)
+            {
+                handle.release();
+                let sender = sender.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    let outcome = handle.wait(cancel).await;
+                    let _ = sender.send(Message::Finished {
+                        index,
+                        attempt,
+                        outcome,
+                    });
+                });
+            }
             if running == 0 && retries_pending == 0 && (ready.is_empty() || cancelled) {
                 break;
             }
@@ -358,16 +380,15 @@ impl Scheduler<'_> {
         }
     }
 
-    /// Starts an attempt. Returns false if it could not start (recorded as a failed attempt).
+    /// Starts an attempt, held at the executor's gate until its start is committed. Returns
+    /// `None` if it could not start (recorded as a failed attempt).
     fn start(
         &mut self,
         run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
         executor: &LocalExecutor,
-        cancel: &CancellationToken,
-        sender: &mpsc::UnboundedSender<Message>,
-    ) -> Result<bool, RunError> {
+    ) -> Result<Option<Started>, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
         let record = &mut slots[index].record;
@@ -401,7 +422,7 @@ impl Scheduler<'_> {
         ));
         env.push((ATTEMPT_VAR.to_string(), tag.clone()));
         let spec = AttemptSpec {
-            command: attempt_files::script(&command, record, &files.status_file),
+            command: attempt_files::script(&command, &files.status_file),
             script: attempt_files::script_path(&files.status_file),
             env,
             workdir: self.base.clone(),
@@ -413,17 +434,14 @@ impl Scheduler<'_> {
         };
         let mut attempt = AttemptRecord::new(record.id, number, files);
         let _ = std::fs::remove_file(&attempt.status_file);
-        // What this task depends on (its upstream's products, cached decisions) is durable
-        // before its process exists.
-        self.journal.commit(&self.store)?;
         match executor.start(&spec) {
             Ok(handle) => {
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
                 record.status = TaskStatus::Running;
                 self.progress.started(record);
-                // Committed before the scheduler waits for anything: after a crash, recovery
-                // finds this process.
+                // Committed before the command is released and before the scheduler waits for
+                // anything: after a crash, recovery finds this process.
                 let (record, started, run, pid) =
                     (record.clone(), attempt.clone(), run.id, handle.pid());
                 self.journal.record(move |tx| {
@@ -436,17 +454,11 @@ impl Scheduler<'_> {
                         format!("attempt {number}, pid {pid}"),
                     )
                 });
-                let sender = sender.clone();
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
-                    let outcome = handle.wait(cancel).await;
-                    let _ = sender.send(Message::Finished {
-                        index,
-                        attempt: Box::new(attempt),
-                        outcome,
-                    });
-                });
-                Ok(true)
+                Ok(Some(Started {
+                    index,
+                    handle,
+                    attempt: Box::new(attempt),
+                }))
             }
             Err(error) => {
                 attempt.end = Some(AttemptEnd::LaunchFailed);
@@ -464,7 +476,7 @@ impl Scheduler<'_> {
                         detail,
                     )
                 });
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -659,6 +671,13 @@ impl Scheduler<'_> {
 enum Decision {
     Cached,
     Run,
+}
+
+/// An attempt whose process exists, held at the executor's gate.
+struct Started {
+    index: usize,
+    handle: RunningAttempt,
+    attempt: Box<AttemptRecord>,
 }
 
 /// Blocks every task downstream of `failed` (transitively); returns their updated records.
