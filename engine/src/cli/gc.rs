@@ -12,7 +12,6 @@ use clap::Args;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
 use crate::exec::local::process_alive;
-use crate::plan::decide::products_of;
 use crate::run::publish::products_intact;
 use crate::store::Store;
 
@@ -51,7 +50,7 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
         let intact = store
             .task(task_id)
             .ok()
-            .and_then(|task| products_of(&store, &task))
+            .and_then(|task| store.products_of(&task).ok().flatten())
             .is_some_and(|products| products_intact(&products).is_ok());
         if !intact {
             stale_keys.push(key);

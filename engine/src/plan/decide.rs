@@ -26,21 +26,6 @@ pub enum Outcome {
     Run(Reason),
 }
 
-/// The product records of a completed task, if they are all still its own: a later task of the
-/// same step and group publishes into the same directory and takes the paths over.
-pub fn products_of(store: &Store, task: &TaskRecord) -> Option<Vec<ProductRecord>> {
-    task.products
-        .iter()
-        .map(|p| {
-            store
-                .product(&p.to_string_lossy())
-                .ok()
-                .flatten()
-                .filter(|record| record.task == task.id)
-        })
-        .collect()
-}
-
 /// Decides for a task of `step` (in `pipeline`) for `group` with these inputs.
 /// `forced` ignores the cache; `retry` says a previous attempt of this task failed.
 #[allow(clippy::too_many_arguments)]
@@ -59,9 +44,7 @@ pub fn decide(
     let key = task_key(&identity, group, &params, inputs);
     let mut missing = None;
     if !forced {
-        if let Some(cached_id) = store.cached(&key)? {
-            let task = store.task(cached_id)?;
-            let products = products_of(store, &task);
+        if let Some((task, products)) = store.cached(&key)? {
             match products {
                 Some(products) => match products_intact(&products) {
                     Ok(()) => {

@@ -265,11 +265,25 @@ impl Store {
         self.by_path(PRODUCTS, "products", path)
     }
 
-    /// The completed task with this key, if any.
-    pub fn cached(&self, key: &str) -> Result<Option<u64>> {
+    /// The completed task with this key, if any, with its products as [`Store::products_of`]
+    /// finds them. One read transaction: the scheduler asks this for every ready task.
+    pub fn cached(&self, key: &str) -> Result<Option<(TaskRecord, Option<Vec<ProductRecord>>)>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(CACHE)?;
-        Ok(table.get(key)?.map(|v| v.value()))
+        let Some(id) = txn.open_table(CACHE)?.get(key)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let task: TaskRecord = match txn.open_table(TASKS)?.get(id)? {
+            Some(value) => decode("tasks", value.value())?,
+            None => return Err(StoreError::NoTask(id)),
+        };
+        let products = products_in(&txn, &task)?;
+        Ok(Some((task, products)))
+    }
+
+    /// The product records of a completed task, if they are all still its own: a later task of
+    /// the same step and group publishes into the same directory and takes the paths over.
+    pub fn products_of(&self, task: &TaskRecord) -> Result<Option<Vec<ProductRecord>>> {
+        products_in(&self.db.begin_read()?, task)
     }
 
     /// The latest completed task of a step for a group.
@@ -316,6 +330,25 @@ impl Store {
         let found = table.get(path)?;
         found.map(|v| decode(name, v.value())).transpose()
     }
+}
+
+fn products_in(
+    txn: &redb::ReadTransaction,
+    task: &TaskRecord,
+) -> Result<Option<Vec<ProductRecord>>> {
+    let table = txn.open_table(PRODUCTS)?;
+    let mut products = Vec::with_capacity(task.products.len());
+    for path in &task.products {
+        let Some(value) = table.get(path.to_string_lossy().as_ref())? else {
+            return Ok(None);
+        };
+        let product: ProductRecord = decode("products", value.value())?;
+        if product.task != task.id {
+            return Ok(None);
+        }
+        products.push(product);
+    }
+    Ok(Some(products))
 }
 
 /// A write transaction, with one method per transition.
