@@ -6,6 +6,7 @@
 //! and hashes input items. The command line is [`cli`], one module per subcommand; the language
 //! itself is the `dsl` crate.
 
+pub mod api;
 pub mod cli;
 pub mod exec;
 pub mod plan;

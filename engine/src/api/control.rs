@@ -1,0 +1,109 @@
+//! What the HTTP API asks of the daemon: the seam between the two. The API reads runs, tasks,
+//! attempts, logs and lineage straight from the store; everything that needs the daemon's live
+//! state (its loaded pipelines, its triggers, the runs it executes) goes through [`Control`].
+
+use serde::Serialize;
+
+/// One loaded pipeline as the daemon sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PipelineStatus {
+    pub name: String,
+    /// The `.pipe` file it comes from (absolute).
+    pub file: String,
+    /// `manual`, `cron` or `continuous`.
+    pub trigger: String,
+    /// The cron expression and time zone, or the cooldown, as written.
+    pub trigger_detail: Option<String>,
+    /// When a cron trigger fires next (ms since the epoch).
+    pub next_fire_ms: Option<u64>,
+    /// Items not yet processed, per step (the gap), as of the daemon's last scan.
+    pub gap: Vec<StepGap>,
+    /// The newest run of the pipeline, if any.
+    pub last_run: Option<u64>,
+    pub last_run_status: Option<String>,
+    /// The params, with their types and constraints, for a form that triggers the pipeline.
+    pub params: Vec<ParamInfo>,
+    /// Why the file does not load as it is now (the daemon keeps its last good version).
+    pub load_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepGap {
+    pub step: String,
+    /// Tasks that would run (new or changed inputs).
+    pub tasks: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    /// `int`, `float`, `string`, `bool`, `path`, `duration`, `size` or `enum`.
+    pub kind: String,
+    /// The default, as `--param` would take it.
+    pub default: Option<String>,
+    /// The constraint in words (`1..=64`, `matches ^[A-Z]+$`, `one of a, b`), if any.
+    pub constraint: Option<String>,
+    /// For an enum: its values.
+    pub choices: Vec<String>,
+}
+
+/// A file that does not load, with the error the daemon logged.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoadError {
+    pub file: String,
+    pub error: String,
+}
+
+/// Why the daemon refused an action. The API maps each to a status code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    /// 404.
+    #[error("no pipeline named `{0}`")]
+    UnknownPipeline(String),
+    /// 404.
+    #[error("no run {0}")]
+    UnknownRun(u64),
+    /// 404: `rerun --from` or `retry STEP` naming a step the pipeline does not have.
+    #[error("pipeline `{pipeline}` has no step `{step}`")]
+    UnknownStep { pipeline: String, step: String },
+    /// 422: each bad param with its message (param name, value, what was expected).
+    #[error("invalid params")]
+    InvalidParams(Vec<ParamProblem>),
+    /// 409: e.g. cancelling a run that has finished, retrying a run with nothing failed.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: the daemon is shutting down and starts nothing new.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParamProblem {
+    pub param: String,
+    pub message: String,
+}
+
+/// Actions on the daemon's live state. Each returns quickly: a triggered run executes in the
+/// background, and its id is returned as soon as it exists in the store.
+pub trait Control: Send + Sync + 'static {
+    /// Every loaded pipeline.
+    fn pipelines(&self) -> Vec<PipelineStatus>;
+    /// Files under the daemon's directory that do not load at all (no last good version).
+    fn load_errors(&self) -> Vec<LoadError>;
+    /// Starts a manual run of `pipeline` with these `--param`-style assignments (name, text),
+    /// validated exactly as `engine run --param` validates them. Returns the new run's id.
+    fn trigger(&self, pipeline: &str, params: &[(String, String)]) -> Result<u64, ControlError>;
+    /// Asks a running run to stop (as `engine cancel` does). Returns once the request is stored.
+    fn cancel(&self, run: u64) -> Result<(), ControlError>;
+    /// A new run that goes on with `run` (as `engine resume`). Returns its id.
+    fn resume(&self, run: u64) -> Result<u64, ControlError>;
+    /// A new run that reruns `run`, ignoring the cache for every step or from `from` on.
+    fn rerun(&self, run: u64, from: Option<&str>) -> Result<u64, ControlError>;
+    /// A new run of the failed tasks of `run` (of `step` only, if given).
+    fn retry(&self, run: u64, step: Option<&str>) -> Result<u64, ControlError>;
+    /// Number of tasks waiting for a slot, across the daemon's runs (for `/metrics`).
+    fn queue_depth(&self) -> u64;
+}
