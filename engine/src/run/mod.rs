@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsl::model::{ParamValue, Pipeline};
+use tokio_util::sync::CancellationToken;
 
 use crate::exec;
 use crate::plan::{self, PlanError};
@@ -64,6 +65,19 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// When set, only the tasks it accepts (by step and group) run, with what they need.
     pub only: Option<TaskFilter>,
+    /// How whoever started the run stops it.
+    pub stop: Stop,
+}
+
+/// How a run is stopped from outside (a `cancel_requested` in the store is the other way).
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// Start no new task and let the running ones finish; the run then ends `cancelled`.
+    /// The daemon drains its runs when it shuts down.
+    pub drain: CancellationToken,
+    /// Kill the running tasks and end the run `cancelled`: SIGINT or SIGTERM to `engine run`,
+    /// or the end of the daemon's grace period.
+    pub cancel: CancellationToken,
 }
 
 /// Selects tasks by step name and group key.
@@ -81,8 +95,6 @@ pub enum RunError {
         run: u64,
         pid: u32,
     },
-    #[error("cannot watch for signals: {0}")]
-    Signals(#[from] std::io::Error),
 }
 
 /// What to run: a pipeline's file, its params, and what fired it.
