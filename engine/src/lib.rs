@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod daemon;
 pub mod exec;
 pub mod plan;
 pub mod run;

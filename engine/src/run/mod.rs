@@ -2,6 +2,7 @@
 //! planning it, and handing it to the scheduler. Crash recovery of runs whose engine died is in
 //! [`recovery`].
 
+pub mod again;
 pub mod attempt_files;
 mod journal;
 pub mod progress;
@@ -116,16 +117,39 @@ pub async fn run_pipeline(
     options: &RunOptions,
     progress: &mut Progress,
 ) -> Result<RunRecord, RunError> {
+    let run = create_run(&store, pipeline, request, options)?;
+    execute_run(store, pipeline, run, options, progress).await
+}
+
+/// Creates a run of `pipeline` (status `queued`), after settling its runs whose engine died.
+/// Refuses while a live run of the same pipeline exists.
+pub fn create_run(
+    store: &Store,
+    pipeline: &Pipeline,
+    request: RunRequest,
+    options: &RunOptions,
+) -> Result<RunRecord, RunError> {
     let RunRequest {
         file,
         params,
         trigger,
         parent,
     } = request;
-    recovery::recover(&store, options, recovery::Scope::Pipeline(&pipeline.name))?;
-    let run = claim_run(&store, pipeline, &file, params.clone(), trigger, parent)?;
+    recovery::recover(store, options, recovery::Scope::Pipeline(&pipeline.name))?;
+    claim_run(store, pipeline, &file, params, trigger, parent)
+}
+
+/// Plans and executes a run made by [`create_run`].
+pub async fn execute_run(
+    store: Arc<Store>,
+    pipeline: &Pipeline,
+    run: RunRecord,
+    options: &RunOptions,
+    progress: &mut Progress,
+) -> Result<RunRecord, RunError> {
     progress.run_started(&run);
-    let base = plan::base_dir(&file);
+    let params = run.params.clone();
+    let base = plan::base_dir(&run.file);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
