@@ -101,6 +101,7 @@ fn again(
         out_root: std::path::PathBuf::new(),
         kill_grace: std::time::Duration::from_secs(5),
         only: None,
+        slurm: exec.slurm(),
     };
     recovery::recover(&store, &options, recovery::Scope::Run(run_id))?;
     let parent = store.run(run_id)?;

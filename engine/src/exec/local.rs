@@ -143,7 +143,7 @@ impl LocalExecutor {
 }
 
 /// Empties (removes and recreates) the output directory; returns its absolute path.
-fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
+pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     let error = |source| ExecError::OutDir {
         path: path.to_owned(),
         source,
@@ -158,7 +158,7 @@ fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     std::path::absolute(path).map_err(error)
 }
 
-fn create_log(path: &Path) -> Result<File, ExecError> {
+pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
     let error = |source| ExecError::LogFile {
         path: path.to_owned(),
         source,

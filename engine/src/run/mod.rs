@@ -2,6 +2,7 @@
 //! planning it, and handing it to the scheduler. Crash recovery of runs whose engine died is in
 //! [`recovery`].
 
+pub mod launch;
 pub mod progress;
 pub mod publish;
 pub mod recovery;
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// When set, only the tasks it accepts (by step and group) run, with what they need.
     pub only: Option<TaskFilter>,
+    /// How SLURM steps are submitted and watched.
+    pub slurm: crate::exec::slurm::SlurmSettings,
 }
 
 /// Selects tasks by step name and group key.

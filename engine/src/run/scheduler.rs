@@ -18,10 +18,11 @@ use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::launch::Launcher;
 use super::progress::Progress;
 use super::publish::publish;
 use super::{RunError, RunOptions};
-use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor};
+use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
@@ -84,7 +85,7 @@ impl Scheduler<'_> {
 
         let cancel = CancellationToken::new();
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
-        let executor = LocalExecutor::new();
+        let mut launcher = Launcher::new(self.options);
         let mut ready: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
         for (index, slot) in slots.iter().enumerate() {
             if slot.waiting_on == 0 {
@@ -104,7 +105,7 @@ impl Scheduler<'_> {
         loop {
             // Start what can start.
             let mut held_back = Vec::new();
-            while !cancelled && running < self.options.jobs {
+            while !cancelled && launcher.any_room() {
                 let Some((priority, Reverse(index))) = ready.pop() else {
                     break;
                 };
@@ -116,12 +117,16 @@ impl Scheduler<'_> {
                     held_back.push((priority, Reverse(index)));
                     continue;
                 }
+                if !launcher.has_room(self.pipeline.steps[step].executor.kind) {
+                    held_back.push((priority, Reverse(index)));
+                    continue;
+                }
                 match self.decide(&run, &mut slots, index)? {
                     Decision::Cached => {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        if self.start(&run, &mut slots, index, &executor, &cancel, &sender)? {
+                        if self.start(&run, &mut slots, index, &mut launcher, &cancel, &sender)? {
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
                         } else {
@@ -147,6 +152,7 @@ impl Scheduler<'_> {
                         running -= 1;
                         let step = slots[index].planned.step;
                         *running_per_step.entry(step).or_default() -= 1;
+                        launcher.finished(self.pipeline.steps[step].executor.kind);
                         self.finish(&run, &mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
                     }
                     Message::RetryDue(index) => {
@@ -357,7 +363,7 @@ impl Scheduler<'_> {
         run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
-        executor: &LocalExecutor,
+        launcher: &mut Launcher,
         cancel: &CancellationToken,
         sender: &mpsc::UnboundedSender<Message>,
     ) -> Result<bool, RunError> {
@@ -433,10 +439,8 @@ impl Scheduler<'_> {
             decided_file(&attempt.status_file),
             serde_json::to_vec(&*record).unwrap_or_default(),
         );
-        match executor.start(&spec) {
+        match launcher.start(step, &self.pipeline.name, &tag, &spec, &mut attempt) {
             Ok(handle) => {
-                attempt.pid = Some(handle.pid());
-                attempt.pgid = Some(handle.pgid());
                 record.status = TaskStatus::Running;
                 let record = record.clone();
                 // Durable before we wait: after a crash, recovery finds this process.
@@ -447,14 +451,15 @@ impl Scheduler<'_> {
                         Some(run.id),
                         Some(record.id),
                         "attempt.started",
-                        format!("attempt {number}, pid {}", handle.pid()),
+                        format!("attempt {number}, {}", handle.describe()),
                     )
                 })?;
                 self.progress.started(&record);
                 let sender = sender.clone();
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
-                    let outcome = handle.wait(cancel).await;
+                    let mut attempt = attempt;
+                    let outcome = handle.wait(cancel, &mut attempt).await;
                     let _ = sender.send(Message::Finished {
                         index,
                         attempt: Box::new(attempt),
@@ -504,7 +509,7 @@ impl Scheduler<'_> {
         match outcome.ending {
             Ending::Exited(code) => attempt.exit_code = Some(code),
             Ending::Signaled(signal) => attempt.signal = Some(signal),
-            Ending::TimedOut | Ending::Cancelled | Ending::Lost => {}
+            Ending::TimedOut | Ending::Cancelled | Ending::Lost | Ending::Cluster(_) => {}
         }
         let step = &self.pipeline.steps[slots[index].planned.step];
         if outcome.succeeded() {
