@@ -100,8 +100,8 @@ struct Inner {
     settings: SlurmSettings,
     /// The jobs being watched, by id. The poller removes a job once it has sent its end.
     watched: Mutex<BTreeMap<String, watch::Sender<JobView>>>,
-    /// When the next submission may go out (the rate limit).
-    next_submit: Mutex<Instant>,
+    /// The rate limit.
+    bucket: Mutex<TokenBucket>,
     /// Whether `sacct` works on this cluster; asked once, on the first job that ends.
     sacct: OnceLock<bool>,
 }
@@ -111,9 +111,9 @@ impl SlurmExecutor {
     /// when the last clone is dropped.
     pub fn new(settings: SlurmSettings) -> SlurmExecutor {
         let inner = Arc::new(Inner {
-            settings,
+            settings: settings.clone(),
             watched: Mutex::new(BTreeMap::new()),
-            next_submit: Mutex::new(Instant::now()),
+            bucket: Mutex::new(TokenBucket::new(settings.submit_rate)),
             sacct: OnceLock::new(),
         });
         tokio::spawn(poller(Arc::downgrade(&inner)));
@@ -128,9 +128,9 @@ impl SlurmExecutor {
     /// Whether the rate limit lets a submission go out now.
     pub fn may_submit(&self) -> bool {
         self.inner
-            .next_submit
+            .bucket
             .lock()
-            .map(|next| Instant::now() >= *next)
+            .map(|mut bucket| bucket.available(Instant::now()))
             .unwrap_or(true)
     }
 
@@ -152,9 +152,8 @@ impl SlurmExecutor {
         let script = script::batch_script(spec, &out_dir, request);
         write_script(&request.script, &script)?;
         let args = script::sbatch_args(spec, request)?;
-        if let Ok(mut next) = self.inner.next_submit.lock() {
-            let gap = Duration::from_secs_f64(1.0 / self.inner.settings.submit_rate.max(0.001));
-            *next = Instant::now() + gap;
+        if let Ok(mut bucket) = self.inner.bucket.lock() {
+            bucket.take(Instant::now());
         }
         let id = query::sbatch(&args, &request.script)?;
         tracing::debug!(job = %id, name = %request.job_name, "SLURM job submitted");
@@ -187,6 +186,48 @@ impl SlurmExecutor {
             usage,
             submitted: Instant::now(),
         }
+    }
+}
+
+/// The submission rate limit: up to `rate` submissions at once (at least one), refilled at
+/// `rate` per second, so a big gap goes out at a steady `rate` per second.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64) -> TokenBucket {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
+        TokenBucket {
+            rate,
+            tokens: rate.max(1.0),
+            refilled: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+        self.refilled = now;
+    }
+
+    /// Whether a submission may go out at `now`.
+    fn available(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= 1.0
+    }
+
+    /// Counts a submission at `now` (even past the limit: the caller asked first).
+    fn take(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens -= 1.0;
     }
 }
 
@@ -331,6 +372,7 @@ fn outcome(
         wall: end
             .elapsed
             .or(usage.map(|u| u.wall))
+            .or(end.run_time)
             .unwrap_or(since_submit),
         user_cpu,
         sys_cpu,

@@ -80,7 +80,11 @@ pub struct FinalRecord {
     /// `(status, signal)`.
     pub exit: Option<(i32, i32)>,
     pub nodes: Option<String>,
+    /// The job's elapsed time as `sacct` measures it.
     pub elapsed: Option<Duration>,
+    /// The job's run time as `scontrol` gives it, in whole seconds: coarser than the batch
+    /// script's own measure, so used only without one.
+    pub run_time: Option<Duration>,
     /// User plus system CPU time of all its steps (sacct only).
     pub cpu: Option<Duration>,
     /// The largest peak resident memory among its steps (sacct only).
@@ -98,7 +102,8 @@ pub fn parse_scontrol(stdout: &str) -> Option<FinalRecord> {
         reason: fields.get("Reason").and_then(|r| meaningful(r)),
         exit: fields.get("ExitCode").and_then(|e| parse_exit_code(e)),
         nodes: fields.get("NodeList").and_then(|n| meaningful(n)),
-        elapsed: fields.get("RunTime").and_then(|t| parse_duration(t)),
+        elapsed: None,
+        run_time: fields.get("RunTime").and_then(|t| parse_duration(t)),
         cpu: None,
         max_rss_bytes: None,
     })
@@ -350,7 +355,7 @@ mod tests {
         assert_eq!(record.state, Some(JobState::OutOfMemory));
         assert_eq!(record.reason.as_deref(), Some("OutOfMemory"));
         assert_eq!(record.exit, Some((0, 125)));
-        assert_eq!(record.elapsed, Some(Duration::from_secs(64)));
+        assert_eq!(record.run_time, Some(Duration::from_secs(64)));
         assert_eq!(record.nodes.as_deref(), Some("vm"));
         assert_eq!(
             parse_scontrol("slurm_load_jobs error: Invalid job id"),
