@@ -484,3 +484,32 @@ pipeline bad {
     );
     assert_eq!(slurm.submissions(), 0);
 }
+
+#[test]
+fn a_task_over_its_memory_request_is_killed_and_its_log_says_why() {
+    let slurm = Slurm::new();
+    // `tail` keeps a line in memory until its end: 400 MiB of zeros without a new line.
+    slurm.env.write(
+        "hungry.pipe",
+        r#"
+pipeline hungry {
+  step eat {
+    executor slurm
+    resources { memory 50MB }
+    run "head -c 400M /dev/zero | tail > /dev/null"
+  }
+}
+"#,
+    );
+    let run = slurm.engine(&["run", "hungry.pipe", POLL]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let shown = slurm.show(1);
+    let attempt = &task(&shown, "eat", None)["attempts_detail"][0];
+    assert_eq!(attempt["end"], "failed", "{attempt:#}");
+    // This cluster enforces memory by accounting (no cgroups): SLURM kills the job with
+    // SIGKILL and calls it FAILED; with cgroups it would be OUT_OF_MEMORY.
+    let state = attempt["slurm"]["state"].as_str().unwrap_or_default();
+    assert!(matches!(state, "FAILED" | "OUT_OF_MEMORY"), "{attempt:#}");
+    let logs = slurm.engine(&["logs", "1", "eat"]);
+    assert!(logs.stdout.contains("memory limit"), "{}", logs.stdout);
+}

@@ -157,7 +157,7 @@ pub fn parse_usage(text: &str) -> Option<Usage> {
     let start: u128 = clock.next()?.parse().ok()?;
     let end: u128 = clock.next()?.parse().ok()?;
     let status = clock.next().and_then(|s| s.parse().ok());
-    let children = lines.filter(|l| !l.trim().is_empty()).last()?;
+    let children = lines.rfind(|l| !l.trim().is_empty())?;
     let mut times = children.split_whitespace().map(parse_times_duration);
     let user_cpu = times.next()??;
     let sys_cpu = times.next()??;
