@@ -86,11 +86,13 @@ impl Launcher {
             }
             ExecutorKind::Slurm => {
                 let settings = &step.executor.settings;
-                let script = attempt.tmp_dir.with_extension("sbatch");
+                // Beside the attempt's logs, where a person looks for them.
+                let script = spec.stdout_path.with_extension("sbatch");
                 let request = SlurmRequest {
                     job_name: job_name(pipeline, &step.name, tag),
                     comment: slurm_comment(&self.state_id, tag),
                     script: script.clone(),
+                    usage: attempt.tmp_dir.with_extension("usage"),
                     cpus: step.resources.cpus,
                     gpus: step.resources.gpus,
                     memory_bytes: step.resources.memory_bytes,

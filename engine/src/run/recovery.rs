@@ -326,8 +326,6 @@ fn outputs_of(file: &Path, pipeline: &str, step: &str) -> Vec<String> {
 struct SlurmJobs {
     /// By attempt tag (`TASK-ATTEMPT`): the job id and how the job ended.
     ended: BTreeMap<String, (String, JobView)>,
-    /// Where each state directory's usage records are: beside the batch script.
-    usage: BTreeMap<String, PathBuf>,
 }
 
 impl SlurmJobs {
@@ -335,10 +333,10 @@ impl SlurmJobs {
     /// never committed), with its end and its usage; returns how it ended.
     fn settle(&self, tag: &str, attempt: &mut AttemptRecord) -> Option<JobView> {
         let (id, view) = self.ended.get(tag)?;
-        let script = attempt.tmp_dir.with_extension("sbatch");
         let record = attempt.slurm.get_or_insert_with(|| SlurmJobRecord {
             job_id: id.clone(),
-            script: script.clone(),
+            // Not committed: the script is beside logs recovery does not know.
+            script: PathBuf::new(),
             state: None,
             reason: None,
             nodes: None,
@@ -347,10 +345,9 @@ impl SlurmJobs {
         record.state = end.state.or(view.state.clone()).map(|s| s.to_string());
         record.reason = end.reason.or(view.reason.clone());
         record.nodes = end.nodes.or(view.nodes.clone());
-        let usage = self
-            .usage
-            .get(tag)
-            .and_then(|path| std::fs::read_to_string(path).ok());
+        let usage_file = attempt.tmp_dir.with_extension("usage");
+        let usage = std::fs::read_to_string(&usage_file).ok();
+        let _ = std::fs::remove_file(&usage_file);
         let outcome = slurm::recovered_outcome(view, usage.as_deref());
         attempt.wall_ms = Some(outcome.wall.as_millis() as u64);
         attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
@@ -386,8 +383,6 @@ fn reattach_slurm(
                 if let Some(attempt) = store.attempts_of(task.id)?.last() {
                     if let Some(job) = &attempt.slurm {
                         let tag = format!("{}-{}", task.id, attempt.number);
-                        jobs.usage
-                            .insert(tag.clone(), slurm::usage_file(&job.script));
                         ids.insert(tag, job.job_id.clone());
                     }
                 }
@@ -407,9 +402,6 @@ fn reattach_slurm(
                 };
                 let task = tag.split('-').next().and_then(|t| t.parse::<u64>().ok());
                 if task.is_some_and(|t| tasks.contains(&t)) && !ids.contains_key(tag) {
-                    let script = options.state_dir.join("tmp").join(format!("{tag}.sbatch"));
-                    jobs.usage
-                        .insert(tag.to_string(), slurm::usage_file(&script));
                     ids.insert(tag.to_string(), id);
                 }
             }

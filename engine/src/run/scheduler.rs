@@ -505,7 +505,8 @@ impl Scheduler<'_> {
         attempt.wall_ms = Some(outcome.wall.as_millis() as u64);
         attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
         attempt.sys_cpu_ms = Some(outcome.sys_cpu.as_millis() as u64);
-        attempt.max_rss_bytes = Some(outcome.max_rss_bytes);
+        // Zero when the executor could not measure it (a SLURM job too short for `sstat`).
+        attempt.max_rss_bytes = Some(outcome.max_rss_bytes).filter(|bytes| *bytes > 0);
         match outcome.ending {
             Ending::Exited(code) => attempt.exit_code = Some(code),
             Ending::Signaled(signal) => attempt.signal = Some(signal),

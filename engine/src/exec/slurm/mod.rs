@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
 use parse::FinalRecord;
-pub use script::{usage_file, SlurmRequest};
+pub use script::SlurmRequest;
 pub use state::JobState;
 
 /// Engine-wide SLURM settings (the command line's `--slurm-*` options).
@@ -148,7 +148,7 @@ impl SlurmExecutor {
         if spec.stderr_path != spec.stdout_path {
             drop(super::local::create_log(&spec.stderr_path)?);
         }
-        let _ = std::fs::remove_file(usage_file(&request.script));
+        let _ = std::fs::remove_file(&request.usage);
         let script = script::batch_script(spec, &out_dir, request);
         write_script(&request.script, &script)?;
         let args = script::sbatch_args(spec, request)?;
@@ -161,7 +161,7 @@ impl SlurmExecutor {
             id,
             spec.timeout,
             spec.out_dir.clone(),
-            usage_file(&request.script),
+            request.usage.clone(),
         ))
     }
 
@@ -310,6 +310,7 @@ impl SlurmJob {
             }
         }
         let usage = tokio::fs::read_to_string(&self.usage).await.ok();
+        let _ = tokio::fs::remove_file(&self.usage).await;
         let outcome = outcome(
             &last,
             usage.as_deref(),

@@ -19,9 +19,10 @@ pub struct SlurmRequest {
     /// `--comment`: how recovery recognises the job, even one whose id was never committed.
     /// No blanks (so that `scontrol` output stays readable).
     pub comment: String,
-    /// Where the batch script is written; its usage record goes beside it
-    /// ([`usage_file`]).
+    /// Where the batch script is written (kept: the attempt's SLURM record names it).
     pub script: PathBuf,
+    /// Where the batch script records the command's exit status, wall and CPU time.
+    pub usage: PathBuf,
     /// `--cpus-per-task`.
     pub cpus: Option<u32>,
     /// `--gres=gpu:N`.
@@ -37,18 +38,12 @@ pub struct SlurmRequest {
     pub options: Option<String>,
 }
 
-/// Where the batch script records the command's wall and CPU time.
-pub fn usage_file(script: &Path) -> PathBuf {
-    script.with_extension("usage")
-}
-
 /// The batch script: exports the attempt's env and `ENGINE_OUT`, runs the command with
 /// `/bin/sh -c` in the working directory, records the usage atomically, and exits with the
 /// command's status.
 pub fn batch_script(spec: &AttemptSpec, out_dir: &Path, request: &SlurmRequest) -> String {
     let quote = |s: &str| shell_quote(s);
-    let usage = usage_file(&request.script);
-    let usage = usage.to_string_lossy();
+    let usage = request.usage.to_string_lossy();
     let mut text = String::from("#!/bin/bash\n");
     text.push_str(&format!(
         "# Submitted by the engine: {}. Runs the command, then records its usage.\n",
@@ -202,7 +197,8 @@ mod tests {
         SlurmRequest {
             job_name: "p.a.3-1".to_string(),
             comment: "engine:abc:3-1".to_string(),
-            script: PathBuf::from("/s/tmp/3-1.sbatch"),
+            script: PathBuf::from("/s/logs/1/a/x.1.sbatch"),
+            usage: PathBuf::from("/s/tmp/3-1.usage"),
             ..SlurmRequest::default()
         }
     }
@@ -232,6 +228,7 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let mut request = request();
         request.script = dir.path().join("job.sbatch");
+        request.usage = dir.path().join("job.usage");
         std::fs::write(&request.script, batch_script(&spec, &out, &request)).unwrap();
         let status = std::process::Command::new("bash")
             .arg(&request.script)
@@ -239,7 +236,7 @@ mod tests {
             .unwrap();
         assert_eq!(status.code(), Some(3));
         assert_eq!(std::fs::read_to_string(out.join("x")).unwrap(), "it's me\n");
-        let usage = std::fs::read_to_string(usage_file(&request.script)).unwrap();
+        let usage = std::fs::read_to_string(&request.usage).unwrap();
         assert_eq!(parse_usage(&usage).unwrap().status, Some(3), "{usage}");
     }
 
