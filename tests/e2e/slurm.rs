@@ -513,3 +513,39 @@ pipeline hungry {
     let logs = slurm.engine(&["logs", "1", "eat"]);
     assert!(logs.stdout.contains("memory limit"), "{}", logs.stdout);
 }
+
+#[test]
+fn cancelling_a_run_whose_engine_was_killed_cancels_its_jobs() {
+    let slurm = Slurm::new();
+    slurm
+        .env
+        .write("sleepers.pipe", &SLEEPERS.replace("sleep 4", "sleep 300"));
+    write_samples(&slurm.env);
+    let mut engine = slurm.spawn(&["run", "sleepers.pipe", POLL]);
+    assert!(
+        wait_for(Duration::from_secs(60), || slurm.job_ids(1).len() == 3),
+        "three jobs were not submitted"
+    );
+    engine.kill().unwrap(); // SIGKILL: the jobs stay in the queue
+    engine.wait().unwrap();
+    let ids = slurm.job_ids(1);
+    assert_eq!(in_queue(&ids).len(), 3, "{ids:?}");
+
+    let cancel = slurm.engine(&["cancel", "1"]);
+    assert_eq!(cancel.code, 0, "{}{}", cancel.stdout, cancel.stderr);
+    assert!(
+        in_queue(&ids).is_empty(),
+        "still queued: {:?}",
+        in_queue(&ids)
+    );
+    let shown = slurm.show(1);
+    assert_eq!(shown["run"]["status"], "cancelled");
+    assert_eq!(slurm.submissions(), 3);
+    assert!(
+        !slurm.env.path().join("ledger.txt").exists() || {
+            // Whatever started wrote its line once, and nothing ran to the end.
+            let ledger = slurm.env.read("ledger.txt");
+            ledger.lines().count() <= 3
+        }
+    );
+}

@@ -277,6 +277,11 @@ fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
         if !vars.contains(&wanted.as_bytes()) {
             continue;
         }
+        // A SLURM job's command running on this machine: SLURM's to stop, not ours.
+        let slurm_job = format!("{}=slurm", slurm::EXECUTOR_VAR);
+        if vars.contains(&slurm_job.as_bytes()) {
+            continue;
+        }
         let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
             .is_ok_and(|g| g.as_raw() as u32 == pid);
         if (leads_group || !leaders) && pid != std::process::id() && process_alive(pid) {

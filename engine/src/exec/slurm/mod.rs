@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
 use parse::FinalRecord;
-pub use script::SlurmRequest;
+pub use script::{SlurmRequest, EXECUTOR_VAR};
 pub use state::JobState;
 
 /// Engine-wide SLURM settings (the command line's `--slurm-*` options).

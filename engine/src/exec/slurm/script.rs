@@ -11,6 +11,9 @@ use super::parse::split_words;
 use super::SlurmError;
 use crate::exec::AttemptSpec;
 
+/// Set to `slurm` in the environment of every SLURM job's command.
+pub const EXECUTOR_VAR: &str = "ENGINE_EXECUTOR";
+
 /// What a step asks of SLURM for one attempt, beside the [`AttemptSpec`] every executor gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlurmRequest {
@@ -52,6 +55,9 @@ pub fn batch_script(spec: &AttemptSpec, out_dir: &Path, request: &SlurmRequest) 
     for (name, value) in &spec.env {
         text.push_str(&format!("export {name}={}\n", quote(value)));
     }
+    // Tells the local executor's crash recovery, which finds attempts by their environment,
+    // that this process belongs to a SLURM job (on a node that is also the engine's machine).
+    text.push_str(&format!("export {EXECUTOR_VAR}=slurm\n"));
     text.push_str(&format!(
         "export ENGINE_OUT={}\n",
         quote(&out_dir.to_string_lossy())
@@ -209,6 +215,7 @@ mod tests {
         assert!(text.starts_with("#!/bin/bash\n"));
         assert!(text.contains("export GREETING='it'\\''s me'\n"), "{text}");
         assert!(text.contains("export ENGINE_OUT=/s/tmp/3-1\n"), "{text}");
+        assert!(text.contains("export ENGINE_EXECUTOR=slurm\n"), "{text}");
         assert!(text.contains("cd '/w d' || exit 1\n"), "{text}");
         assert!(
             text.contains("/bin/sh -c 'echo '\\''hi'\\'' > $ENGINE_OUT/x'\n"),
