@@ -541,11 +541,4 @@ fn cancelling_a_run_whose_engine_was_killed_cancels_its_jobs() {
     let shown = slurm.show(1);
     assert_eq!(shown["run"]["status"], "cancelled");
     assert_eq!(slurm.submissions(), 3);
-    assert!(
-        !slurm.env.path().join("ledger.txt").exists() || {
-            // Whatever started wrote its line once, and nothing ran to the end.
-            let ledger = slurm.env.read("ledger.txt");
-            ledger.lines().count() <= 3
-        }
-    );
 }
