@@ -48,9 +48,17 @@ impl Slurm {
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-                log.display(),
-                real.display()
+                "#!/bin/sh\n\
+                 echo \"$*\" >> '{log}'\n\
+                 if [ -e '{kill}' ]; then\n\
+                   # Submit, then kill the engine before it can read the job id.\n\
+                   '{real}' \"$@\" > /dev/null && rm '{kill}' && kill -9 \"$PPID\"\n\
+                   exit 1\n\
+                 fi\n\
+                 exec '{real}' \"$@\"\n",
+                log = log.display(),
+                real = real.display(),
+                kill = env.path().join("kill-engine-on-submit").display(),
             ),
         )
         .unwrap();
@@ -541,4 +549,45 @@ fn cancelling_a_run_whose_engine_was_killed_cancels_its_jobs() {
     let shown = slurm.show(1);
     assert_eq!(shown["run"]["status"], "cancelled");
     assert_eq!(slurm.submissions(), 3);
+}
+
+#[test]
+fn a_job_submitted_just_before_the_engine_died_is_found_by_its_comment() {
+    let slurm = Slurm::new();
+    slurm.env.write(
+        "once.pipe",
+        r#"
+pipeline once {
+  step only {
+    executor slurm
+    run "echo ran >> ledger.txt; sleep 2; echo done > {out}/done.txt"
+  }
+}
+"#,
+    );
+    slurm.env.write("kill-engine-on-submit", "");
+    let mut engine = slurm.spawn(&["run", "once.pipe", POLL]);
+    let status = engine.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        None,
+        "the engine was killed by the sbatch wrapper"
+    );
+    assert_eq!(slurm.submissions(), 1);
+    // The store never heard of the job.
+    assert!(slurm.job_ids(1).is_empty());
+
+    let resume = slurm.engine(&["resume", "1", POLL]);
+    assert_eq!(resume.code, 0, "{}{}", resume.stdout, resume.stderr);
+    assert_eq!(slurm.submissions(), 1, "the job was submitted again");
+    assert_eq!(slurm.env.read("ledger.txt"), "ran\n");
+    assert_eq!(slurm.env.read("out/once/only/_all/done.txt"), "done\n");
+    let first = slurm.show(1);
+    let only = task(&first, "only", None);
+    assert_eq!(only["status"], "succeeded", "{only:#}");
+    assert_eq!(
+        only["attempts_detail"][0]["slurm"]["state"], "COMPLETED",
+        "{only:#}"
+    );
+    assert_eq!(task(&slurm.show(2), "only", None)["status"], "cached");
 }
