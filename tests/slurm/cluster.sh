@@ -87,7 +87,8 @@ trap 'rm -f "$wanted"' EXIT
 cat >"$wanted" <<EOF
 # Written by tests/slurm/cluster.sh: a one-node test cluster. Rewritten when it differs.
 ClusterName=engine-test
-SlurmctldHost=$host
+# Addresses given, so the cluster works even where the host name does not resolve.
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 CryptoType=crypto/munge
@@ -119,7 +120,7 @@ KillWait=2
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
-$node_line State=UNKNOWN
+$node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 changed=no
