@@ -38,10 +38,11 @@ if [ "$(id -u)" -ne 0 ]; then
   fail "must run as root (it installs packages and starts the SLURM daemons)"
 fi
 
-# Tests call this concurrently: one at a time.
+# Tests call this concurrently: one at a time. The daemons are started without the lock's file
+# descriptor (`9>&-`), or they would hold the lock for as long as they run.
 mkdir -p "$RUN_DIR"
 exec 9>"$RUN_DIR/cluster.lock"
-flock 9
+flock -w 120 9 || fail "another tests/slurm/cluster.sh has held $RUN_DIR/cluster.lock for 2 minutes"
 
 # 1. Packages.
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
@@ -66,7 +67,7 @@ chmod 0755 /run/munge
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   say "starting munged"
   rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
-  runuser -u munge -- /usr/sbin/munged || fail "munged did not start"
+  runuser -u munge -- /usr/sbin/munged 9>&- || fail "munged did not start"
   for _ in $(seq 50); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
     sleep 0.1
@@ -151,11 +152,11 @@ if [ "$changed" = yes ]; then
 fi
 if ! running "$RUN_DIR/slurmctld.pid"; then
   say "starting slurmctld"
-  /usr/sbin/slurmctld || fail "slurmctld did not start"
+  /usr/sbin/slurmctld 9>&- || fail "slurmctld did not start"
 fi
 if ! running "$RUN_DIR/slurmd.pid"; then
   say "starting slurmd"
-  /usr/sbin/slurmd || fail "slurmd did not start"
+  /usr/sbin/slurmd 9>&- || fail "slurmd did not start"
 fi
 
 # 5. Wait until the node takes jobs.

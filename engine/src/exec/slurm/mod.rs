@@ -319,11 +319,7 @@ impl SlurmJob {
         );
         let end = last.end.unwrap_or_default();
         let report = JobReport {
-            state: end
-                .state
-                .as_ref()
-                .or(last.state.as_ref())
-                .map(|s| s.to_string()),
+            state: end.state.as_ref().map(|s| s.to_string()),
             reason: end.reason.or(last.reason),
             nodes: end.nodes.or(last.nodes),
         };
