@@ -11,7 +11,9 @@
 //! it applies `--jobs` to local tasks.
 
 mod parse;
+mod poll;
 pub mod query;
+mod rate;
 mod script;
 mod state;
 
@@ -26,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
 use parse::FinalRecord;
+pub use poll::{poll_once, wait_blocking};
+use rate::TokenBucket;
 pub use script::{SlurmRequest, EXECUTOR_VAR};
 pub use state::JobState;
 
@@ -186,48 +190,6 @@ impl SlurmExecutor {
             usage,
             submitted: Instant::now(),
         }
-    }
-}
-
-/// The submission rate limit: up to `rate` submissions at once (at least one), refilled at
-/// `rate` per second, so a big gap goes out at a steady `rate` per second.
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: f64) -> TokenBucket {
-        let rate = if rate.is_finite() && rate > 0.0 {
-            rate
-        } else {
-            1.0
-        };
-        TokenBucket {
-            rate,
-            tokens: rate.max(1.0),
-            refilled: Instant::now(),
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
-        self.refilled = now;
-    }
-
-    /// Whether a submission may go out at `now`.
-    fn available(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens >= 1.0
-    }
-
-    /// Counts a submission at `now` (even past the limit: the caller asked first).
-    fn take(&mut self, now: Instant) {
-        self.refill(now);
-        self.tokens -= 1.0;
     }
 }
 
@@ -437,130 +399,6 @@ async fn poller(inner: Weak<Inner>) {
             if over {
                 watched.remove(&id);
             }
-        }
-    }
-}
-
-/// One poll cycle for `ids`: one `squeue` for all, one `sstat` for those running, and for those
-/// that ended, `sacct` (one call) when the cluster has it, else `scontrol` per job. Blocks.
-/// Returns each job's view, and whether `sacct` works when that was found out in this cycle.
-pub fn poll_once(
-    ids: &[String],
-    sacct: Option<bool>,
-) -> Result<(BTreeMap<String, JobView>, Option<bool>), SlurmError> {
-    let queued = query::squeue(ids)?;
-    let mut views: BTreeMap<String, JobView> = BTreeMap::new();
-    let mut ended = Vec::new();
-    for id in ids {
-        match queued.get(id) {
-            Some(job) => {
-                if job.state.is_final() {
-                    ended.push(id.clone());
-                }
-                views.insert(
-                    id.clone(),
-                    JobView {
-                        state: Some(job.state.clone()),
-                        reason: job.reason.clone(),
-                        nodes: job.nodes.clone(),
-                        peak_rss_bytes: None,
-                        end: None,
-                    },
-                );
-            }
-            // Forgotten by the controller: over, whatever it was.
-            None => ended.push(id.clone()),
-        }
-    }
-    let running: Vec<String> = views
-        .iter()
-        .filter(|(_, v)| v.state == Some(JobState::Running))
-        .map(|(id, _)| id.clone())
-        .collect();
-    if !running.is_empty() {
-        if let Ok(peaks) = query::sstat(&running) {
-            for (id, peak) in peaks {
-                if let Some(view) = views.get_mut(&id) {
-                    view.peak_rss_bytes = Some(peak);
-                }
-            }
-        }
-    }
-    let mut learned = None;
-    if !ended.is_empty() {
-        let use_sacct = match sacct {
-            Some(known) => known,
-            None => {
-                let known = query::sacct_available();
-                learned = Some(known);
-                known
-            }
-        };
-        let mut records = if use_sacct {
-            query::sacct(&ended).unwrap_or_default()
-        } else {
-            BTreeMap::new()
-        };
-        for id in &ended {
-            let from_sacct = records
-                .remove(id)
-                .filter(|r| r.state.as_ref().is_some_and(JobState::is_final));
-            let record = match from_sacct {
-                Some(record) => Some(record),
-                None => query::scontrol(id).ok().flatten(),
-            };
-            let view = views.entry(id.clone()).or_default();
-            let mut record = record.unwrap_or_default();
-            if record.state.is_none() {
-                record.state = view.state.clone().filter(JobState::is_final);
-            }
-            if record.reason.is_none() {
-                record.reason = view.reason.clone();
-            }
-            if record.nodes.is_none() {
-                record.nodes = view.nodes.clone();
-            }
-            view.end = Some(record);
-        }
-    }
-    Ok((views, learned))
-}
-
-/// Waits, blocking the thread, until every job of `ids` is over, polling every `poll`; returns
-/// each job's last view (its `end` set). For recovery, which runs before any async work. While
-/// SLURM cannot be asked, it keeps trying; `waiting` is called on every round with the number
-/// of jobs still in the queue.
-pub fn wait_blocking(
-    ids: &[String],
-    poll: Duration,
-    mut waiting: impl FnMut(usize),
-) -> BTreeMap<String, JobView> {
-    let mut done: BTreeMap<String, JobView> = BTreeMap::new();
-    let mut sacct = None;
-    loop {
-        let open: Vec<String> = ids
-            .iter()
-            .filter(|id| !done.contains_key(*id))
-            .cloned()
-            .collect();
-        if open.is_empty() {
-            return done;
-        }
-        match poll_once(&open, sacct) {
-            Ok((views, learned)) => {
-                sacct = sacct.or(learned);
-                for (id, view) in views {
-                    if view.end.is_some() {
-                        done.insert(id, view);
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot poll SLURM; trying again"),
-        }
-        let still = ids.len() - done.len();
-        if still > 0 {
-            waiting(still);
-            std::thread::sleep(poll);
         }
     }
 }

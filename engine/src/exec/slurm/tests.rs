@@ -1,6 +1,6 @@
 //! How the executor turns what SLURM and the batch script said into an attempt's outcome.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::parse::FinalRecord;
 use super::*;
@@ -90,36 +90,4 @@ fn peak_memory_from_sacct_then_sstat() {
         outcome(&view, None, None, Duration::ZERO).max_rss_bytes,
         200
     );
-}
-
-#[test]
-fn the_rate_limit_allows_a_burst_then_a_steady_rate() {
-    let start = Instant::now();
-    let mut bucket = TokenBucket::new(2.0);
-    bucket.refilled = start;
-    assert!(bucket.available(start));
-    bucket.take(start);
-    assert!(bucket.available(start));
-    bucket.take(start);
-    assert!(!bucket.available(start));
-    assert!(!bucket.available(start + Duration::from_millis(400)));
-    assert!(bucket.available(start + Duration::from_millis(500)));
-    bucket.take(start + Duration::from_millis(500));
-    assert!(!bucket.available(start + Duration::from_millis(600)));
-    // Never more than the burst, however long it waited.
-    let later = start + Duration::from_secs(60);
-    bucket.take(later);
-    bucket.take(later);
-    assert!(!bucket.available(later));
-}
-
-#[test]
-fn a_slow_rate_still_allows_one() {
-    let start = Instant::now();
-    let mut bucket = TokenBucket::new(0.5);
-    bucket.refilled = start;
-    assert!(bucket.available(start));
-    bucket.take(start);
-    assert!(!bucket.available(start + Duration::from_secs(1)));
-    assert!(bucket.available(start + Duration::from_secs(2)));
 }
