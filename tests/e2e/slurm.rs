@@ -402,6 +402,25 @@ fn cancel_removes_the_jobs_from_the_queue() {
     );
     let ids = slurm.job_ids(1);
     assert_eq!(in_queue(&ids).len(), 3, "{ids:?}");
+    // While they are in the queue, the store says what SLURM says of each.
+    let live_states = || -> Vec<String> {
+        attempts(&slurm.show(1))
+            .iter()
+            .map(|a| a["slurm"]["state"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let states = live_states();
+            states.iter().all(|s| s == "PENDING" || s == "RUNNING")
+                && states.iter().any(|s| s == "RUNNING")
+        }),
+        "{:?}",
+        live_states()
+    );
+    let shown = slurm.engine(&["show", "1"]);
+    assert!(shown.stdout.contains("SLURM JOB"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("RUNNING"), "{}", shown.stdout);
 
     let cancel = slurm.engine(&["cancel", "1"]);
     assert_eq!(cancel.code, 0, "{}{}", cancel.stdout, cancel.stderr);

@@ -131,7 +131,7 @@ fn print_slurm_jobs(tasks: &[ShownTask]) {
                 shown.task.group.as_deref().unwrap_or("-"),
                 attempt.number,
                 job.job_id,
-                job.state.as_deref().unwrap_or("(in queue)"),
+                job.state.as_deref().unwrap_or("SUBMITTED"),
                 job.reason.as_deref().unwrap_or("-"),
                 job.nodes.as_deref().unwrap_or("-"),
             );

@@ -5,6 +5,7 @@
 //! SLURM queue size of jobs in the queue, submitted no faster than the SLURM submission rate.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use dsl::model::step::ExecutorKind;
 use dsl::model::StepDef;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::RunOptions;
 use crate::exec::slurm::{SlurmExecutor, SlurmJob, SlurmRequest, SlurmSettings};
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
-use crate::store::{AttemptRecord, SlurmJobRecord};
+use crate::store::{AttemptRecord, SlurmJobRecord, Store};
 
 /// Starts attempts on their step's executor and counts them.
 pub struct Launcher {
@@ -27,10 +28,12 @@ pub struct Launcher {
     running_slurm: usize,
     /// Names this state directory in the comment of every SLURM job.
     state_id: String,
+    /// Where a SLURM attempt's state is recorded while it waits and runs.
+    store: Arc<Store>,
 }
 
 impl Launcher {
-    pub fn new(options: &RunOptions) -> Launcher {
+    pub fn new(options: &RunOptions, store: Arc<Store>) -> Launcher {
         Launcher {
             local: LocalExecutor::new(),
             slurm: None,
@@ -39,6 +42,7 @@ impl Launcher {
             running_local: 0,
             running_slurm: 0,
             state_id: state_id(&options.state_dir),
+            store,
         }
     }
 
@@ -114,7 +118,7 @@ impl Launcher {
                     nodes: None,
                 });
                 self.running_slurm += 1;
-                Ok(Started::Slurm(job))
+                Ok(Started::Slurm(job, self.store.clone()))
             }
         }
     }
@@ -123,7 +127,8 @@ impl Launcher {
 /// An attempt that has started, on whichever executor.
 pub enum Started {
     Local(RunningAttempt),
-    Slurm(SlurmJob),
+    /// With the store, to record the job's state while it is in the queue.
+    Slurm(SlurmJob, Arc<Store>),
 }
 
 impl Started {
@@ -131,12 +136,14 @@ impl Started {
     pub fn describe(&self) -> String {
         match self {
             Started::Local(handle) => format!("pid {}", handle.pid()),
-            Started::Slurm(job) => format!("SLURM job {}", job.id()),
+            Started::Slurm(job, _) => format!("SLURM job {}", job.id()),
         }
     }
 
     /// Waits for the attempt to end (stopping it on `cancel` or its timeout); records in
     /// `attempt` what the executor said beyond the outcome: SLURM's state, reason and nodes.
+    /// A SLURM job's state is also committed each time it changes while the job is in the queue
+    /// (pending, and why; running, and where), for `engine show` to tell.
     pub async fn wait(
         self,
         cancel: CancellationToken,
@@ -144,9 +151,21 @@ impl Started {
     ) -> AttemptOutcome {
         match self {
             Started::Local(handle) => handle.wait(cancel).await,
-            Started::Slurm(job) => {
+            Started::Slurm(job, store) => {
                 let id = job.id().to_string();
-                let (outcome, report) = job.wait(cancel).await;
+                let mut live = attempt.clone();
+                let (outcome, report) = job
+                    .wait(cancel, |report| {
+                        if let Some(record) = live.slurm.as_mut() {
+                            record.state = report.state.clone();
+                            record.reason = report.reason.clone();
+                            record.nodes = report.nodes.clone();
+                        }
+                        if let Err(error) = store.write(|tx| tx.put_attempt(&live)) {
+                            tracing::warn!(job = %id, %error, "cannot record the job's state");
+                        }
+                    })
+                    .await;
                 if let Some(record) = attempt.slurm.as_mut() {
                     record.state = report.state.clone();
                     record.reason = report.reason.clone();

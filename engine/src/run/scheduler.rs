@@ -85,7 +85,7 @@ impl Scheduler<'_> {
 
         let cancel = CancellationToken::new();
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
-        let mut launcher = Launcher::new(self.options);
+        let mut launcher = Launcher::new(self.options, self.store.clone());
         let mut ready: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
         for (index, slot) in slots.iter().enumerate() {
             if slot.waiting_on == 0 {

@@ -262,11 +262,12 @@ pub struct SlurmJobRecord {
     pub job_id: String,
     /// The batch script that was submitted.
     pub script: PathBuf,
-    /// The job's last state as SLURM named it (`COMPLETED`, `FAILED`, `TIMEOUT`,
-    /// `OUT_OF_MEMORY`, `NODE_FAIL`, `CANCELLED`, ...), once it ended; `None` while it runs, or
-    /// when SLURM had forgotten the job by the time the engine asked.
+    /// The job's last state as SLURM named it: `PENDING` or `RUNNING` while it is in the queue,
+    /// then how it ended (`COMPLETED`, `FAILED`, `TIMEOUT`, `OUT_OF_MEMORY`, `NODE_FAIL`,
+    /// `CANCELLED`, ...). `None` before the first poll saw it, or for an ended job when SLURM had
+    /// forgotten it by the time the engine asked.
     pub state: Option<String>,
-    /// SLURM's reason for that state (`TimeLimit`, `OutOfMemory`, `NodeDown`, ...).
+    /// SLURM's reason for that state (`Resources`, `Priority`, `TimeLimit`, `NodeDown`, ...).
     pub reason: Option<String>,
     /// The nodes it ran on.
     pub nodes: Option<String>,

@@ -235,8 +235,13 @@ impl SlurmJob {
 
     /// Waits for the job to end. On `cancel`, or once it has run (counted from when the poller
     /// first saw it running) past its timeout, `scancel`s it and waits for it to leave the
-    /// queue. Returns how it ended, and what SLURM said about it.
-    pub async fn wait(mut self, cancel: CancellationToken) -> (AttemptOutcome, JobReport) {
+    /// queue. Calls `changed` with each new state while it is in the queue (`PENDING` with its
+    /// reason, `RUNNING` with its nodes). Returns how it ended, and what SLURM said about it.
+    pub async fn wait(
+        mut self,
+        cancel: CancellationToken,
+        mut changed: impl FnMut(&JobReport),
+    ) -> (AttemptOutcome, JobReport) {
         let mut killed_for: Option<Ending> = None;
         let mut deadline: Option<Instant> = None;
         let mut last = JobView::default();
@@ -245,13 +250,19 @@ impl SlurmJob {
             if view.state == Some(JobState::Running) && deadline.is_none() {
                 deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
             }
-            last = if view == JobView::default() {
-                last
-            } else {
-                view
-            };
-            if last.end.is_some() {
-                break;
+            if view != JobView::default() {
+                let moved = view.state != last.state || view.reason != last.reason;
+                last = view;
+                if last.end.is_some() {
+                    break;
+                }
+                if moved {
+                    changed(&JobReport {
+                        state: last.state.as_ref().map(|s| s.to_string()),
+                        reason: last.reason.clone(),
+                        nodes: last.nodes.clone(),
+                    });
+                }
             }
             tokio::select! {
                 biased;
