@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 
+# The SLURM executor's end-to-end tests need a real cluster: a one-node one on this machine.
+echo "== slurm cluster"
+bash tests/slurm/cluster.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -10,5 +10,6 @@ mod durability;
 mod fmt;
 mod graph;
 mod run;
+mod slurm;
 mod support;
 mod workflows;

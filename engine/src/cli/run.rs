@@ -13,6 +13,7 @@ use dsl::model::ParamValue;
 
 use super::target::{absolute, load_target, PipelineArgs, StateArgs, Target};
 use super::Outcome;
+use crate::exec::slurm::SlurmSettings;
 use crate::run::progress::Progress;
 use crate::run::{run_pipeline, Force, RunError, RunOptions, RunRequest, TaskFilter};
 use crate::store::{RunStatus, Store};
@@ -52,6 +53,43 @@ pub struct ExecArgs {
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// At most N jobs of SLURM steps in the queue (pending or running) at once.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub slurm_queue_size: u64,
+    /// At most N SLURM submissions per second (a fraction such as 0.5 is allowed).
+    #[arg(long, value_name = "N", default_value_t = 10.0, value_parser = positive_rate)]
+    pub slurm_submit_rate: f64,
+    /// How often to ask SLURM about the jobs in the queue: one `squeue` for all of them.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = poll_interval)]
+    pub slurm_poll: Duration,
+}
+
+impl ExecArgs {
+    /// The SLURM settings these options give.
+    pub fn slurm(&self) -> SlurmSettings {
+        SlurmSettings {
+            queue_size: usize::try_from(self.slurm_queue_size).unwrap_or(usize::MAX),
+            submit_rate: self.slurm_submit_rate,
+            poll: self.slurm_poll,
+        }
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "expected a number of submissions per second above 0, got `{text}`"
+        )),
+    }
+}
+
+fn poll_interval(text: &str) -> Result<Duration, String> {
+    let ms = dsl::model::quantity::parse_duration(text)?;
+    if ms < 100 {
+        return Err(format!("`{text}` is too short: poll at most every 100ms"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
@@ -163,6 +201,7 @@ pub fn execute(
         kill_grace: Duration::from_secs(5),
         only,
         stop: Default::default(),
+        slurm: exec.slurm(),
     };
     let mut progress = Progress::new(exec.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -105,7 +105,38 @@ pub fn run(args: &ShowArgs) -> Result<Outcome> {
             exit
         );
     }
+    print_slurm_jobs(&tasks);
     Ok(Outcome::Success)
+}
+
+/// One line per attempt that ran as a SLURM job: its id, SLURM's state and reason, its nodes.
+fn print_slurm_jobs(tasks: &[ShownTask]) {
+    let mut header = false;
+    for shown in tasks {
+        for attempt in &shown.attempts_detail {
+            let Some(job) = &attempt.slurm else {
+                continue;
+            };
+            if !header {
+                println!();
+                println!(
+                    "{:<20} {:<16} {:>3} {:>10} {:<14} {:<16} NODES",
+                    "STEP", "GROUP", "TRY", "SLURM JOB", "STATE", "REASON"
+                );
+                header = true;
+            }
+            println!(
+                "{:<20} {:<16} {:>3} {:>10} {:<14} {:<16} {}",
+                shown.task.step,
+                shown.task.group.as_deref().unwrap_or("-"),
+                attempt.number,
+                job.job_id,
+                job.state.as_deref().unwrap_or("SUBMITTED"),
+                job.reason.as_deref().unwrap_or("-"),
+                job.nodes.as_deref().unwrap_or("-"),
+            );
+        }
+    }
 }
 
 pub fn human_bytes(bytes: u64) -> String {

@@ -100,6 +100,7 @@ impl Daemon {
             out_root: self.options.out_root.clone(),
             kill_grace: Duration::from_secs(5),
             only: None,
+            slurm: Default::default(),
             stop: Stop {
                 drain: self.stop.drain.child_token(),
                 cancel: self.stop.cancel.child_token(),

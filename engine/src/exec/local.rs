@@ -167,7 +167,7 @@ impl LocalExecutor {
 }
 
 /// Empties (removes and recreates) the output directory; returns its absolute path.
-fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
+pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     let error = |source| ExecError::OutDir {
         path: path.to_owned(),
         source,
@@ -197,7 +197,7 @@ fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
     fs::write(path, [GATE, command].concat()).map_err(error)
 }
 
-fn create_log(path: &Path) -> Result<File, ExecError> {
+pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
     let error = |source| ExecError::LogFile {
         path: path.to_owned(),
         source,

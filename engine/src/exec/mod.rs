@@ -1,7 +1,7 @@
 //! Executors run attempts. This module owns what every executor shares: the description of one
 //! attempt ([`AttemptSpec`]), how it ended ([`Ending`], [`AttemptOutcome`]) and why it could not
 //! be started ([`ExecError`]). The executors themselves live in submodules: [`local`] runs
-//! attempts as local process groups.
+//! attempts as local process groups, [`slurm`] submits them as SLURM batch jobs.
 //!
 //! The split between starting and waiting is deliberate (DESIGN.md, principle 1): an executor's
 //! `start` returns as soon as the attempt exists, with what identifies it (a pid and pgid, later
@@ -9,6 +9,7 @@
 
 pub mod local;
 mod process;
+pub mod slurm;
 
 use std::fmt;
 use std::io;
@@ -59,6 +60,42 @@ pub enum Ending {
     /// engine's process reaped it (a `waitpid(-1)` or SIGCHLD set to be ignored). Always a bug;
     /// treat it as a failure.
     Lost,
+    /// The cluster's scheduler ended the job for a reason of its own (SLURM).
+    Cluster(ClusterEnding),
+}
+
+/// Why a cluster's scheduler ended a job that neither exited by itself nor was stopped by the
+/// engine. Every one of them is a failure of the attempt (retried when retries remain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterEnding {
+    /// The job used more memory than it asked for and was killed.
+    OutOfMemory,
+    /// A node the job ran on failed.
+    NodeFailure,
+    /// The job was cancelled by someone other than the engine (e.g. `scancel` by hand).
+    CancelledOutside,
+    /// A job of higher priority took its resources.
+    Preempted,
+    /// The node could not be booted for it.
+    BootFailure,
+    /// It could not finish before its deadline.
+    Deadline,
+    /// It failed without an exit status (e.g. its batch script could not be started).
+    Failed,
+}
+
+impl fmt::Display for ClusterEnding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClusterEnding::OutOfMemory => "ran out of memory",
+            ClusterEnding::NodeFailure => "its node failed",
+            ClusterEnding::CancelledOutside => "was cancelled outside the engine",
+            ClusterEnding::Preempted => "was preempted",
+            ClusterEnding::BootFailure => "its node failed to boot",
+            ClusterEnding::Deadline => "missed its deadline",
+            ClusterEnding::Failed => "failed without an exit status",
+        })
+    }
 }
 
 impl fmt::Display for Ending {
@@ -72,6 +109,7 @@ impl fmt::Display for Ending {
             Ending::TimedOut => f.write_str("timed out"),
             Ending::Cancelled => f.write_str("cancelled"),
             Ending::Lost => f.write_str("ended with an unknown status"),
+            Ending::Cluster(why) => write!(f, "{why}"),
         }
     }
 }
@@ -145,4 +183,7 @@ pub enum ExecError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The SLURM job could not be submitted.
+    #[error(transparent)]
+    Slurm(#[from] slurm::SlurmError),
 }

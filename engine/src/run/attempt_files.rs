@@ -42,6 +42,19 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
     }
 }
 
+/// Where the scheduler keeps the task it decided for a SLURM attempt until the attempt is
+/// committed: a job is submitted before its id is, so recovery may meet a job the store never
+/// heard of, and completes it with this. (A local command waits at the executor's gate instead.)
+pub fn decided_file(status_file: &Path) -> PathBuf {
+    status_file.with_extension("task.json")
+}
+
+/// The task decided for the attempt whose status file is `status_file`, if it was kept.
+pub fn decided_task(status_file: &Path) -> Option<TaskRecord> {
+    let bytes = std::fs::read(decided_file(status_file)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The script of the attempt whose status file is `status_file`.
 pub fn script_path(status_file: &Path) -> PathBuf {
     status_file.with_extension("sh")

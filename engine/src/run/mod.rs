@@ -5,6 +5,7 @@
 pub mod again;
 pub mod attempt_files;
 mod journal;
+pub mod launch;
 pub mod progress;
 pub mod publish;
 pub mod recovery;
@@ -66,6 +67,8 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// When set, only the tasks it accepts (by step and group) run, with what they need.
     pub only: Option<TaskFilter>,
+    /// How SLURM steps are submitted and watched.
+    pub slurm: crate::exec::slurm::SlurmSettings,
     /// How whoever started the run stops it.
     pub stop: Stop,
 }

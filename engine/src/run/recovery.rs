@@ -5,6 +5,10 @@
 //!    groups), so recovery finds every live attempt of this state directory through the
 //!    `ENGINE_STATE_DIR` variable in its environment (even one whose pid was never committed) and
 //!    waits for it to end. Whatever it left in its process group is then killed.
+//!    SLURM jobs are re-attached by the job id their attempt recorded, or, for a job submitted
+//!    just before the engine died and never committed, by the comment that names the state
+//!    directory and the attempt: recovery waits until every one of them has left the queue
+//!    (or, for `cancel`, `scancel`s them first). None is submitted again.
 //! 2. Every task of the run that was running is settled from its attempt's status file, which
 //!    the attempt's script writes when the command ends:
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
@@ -17,12 +21,20 @@
 //!    gate until its attempt is committed), and is left for `engine resume` as well.
 //! 3. The run becomes `interrupted`.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::exec::local::process_alive;
-use crate::store::{now_ms, AttemptEnd, RunRecord, RunStatus, Store, TaskRecord, TaskStatus};
+use crate::exec::slurm::{self, JobView};
+use crate::store::{
+    now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, SlurmJobRecord, Store, TaskRecord,
+    TaskStatus,
+};
 
+use super::launch::{slurm_comment, state_id};
+
+use super::attempt_files::{attempt_files, decided_file, decided_task};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -100,10 +112,11 @@ pub fn recover_with(
             );
         }
     }
+    let slurm_jobs = reattach_slurm(store, options, &orphaned, kill)?;
     let mut interrupted = Vec::new();
     for mut run in orphaned {
         for task in store.tasks_of(run.id)? {
-            settle(store, options, &run, task)?;
+            settle(store, options, &run, task, &slurm_jobs)?;
         }
         run.status = RunStatus::Interrupted;
         run.finished_ms = Some(now_ms());
@@ -128,20 +141,45 @@ fn settle(
     options: &RunOptions,
     run: &RunRecord,
     mut task: TaskRecord,
+    slurm_jobs: &SlurmJobs,
 ) -> Result<(), RunError> {
     if task.status.is_final() {
         return Ok(());
     }
-    // A command runs only once its attempt is committed with the task `running` (the executor
-    // holds it at a gate until then, and an attempt whose engine died never passes it). So a task
-    // that is not `running` never ran: it stays to be run by `resume`.
+    // A local command runs only once its attempt is committed with the task `running` (the
+    // executor holds it at a gate until then, and an attempt whose engine died never passes it).
+    // A SLURM job, though, is submitted before its id is committed: one found by its comment is
+    // settled from the task the scheduler decided for it, kept beside its status file.
     let last = store.attempts_of(task.id)?.pop();
-    let (TaskStatus::Running, Some(mut attempt)) = (task.status, last) else {
-        task.status = TaskStatus::Cancelled;
-        task.finished_ms = Some(now_ms());
-        store.write(|tx| tx.put_task(&task))?;
-        return Ok(());
+    let mut attempt = match (task.status, last) {
+        (TaskStatus::Running, Some(last)) => last,
+        _ => {
+            let attempt = unrecorded_attempt(&options.state_dir, &task);
+            let tag = format!("{}-{}", task.id, attempt.number);
+            let decided = decided_task(&attempt.status_file).filter(|d| d.id == task.id);
+            match decided {
+                Some(decided) if slurm_jobs.knows(&tag) => {
+                    task.key = decided.key;
+                    task.identity = decided.identity;
+                    task.params = decided.params;
+                    task.inputs = decided.inputs;
+                    task.command = decided.command;
+                    task.reason = decided.reason;
+                    attempt
+                }
+                _ => {
+                    // Never started: it stays to be run by `resume`.
+                    task.status = TaskStatus::Cancelled;
+                    task.finished_ms = Some(now_ms());
+                    store.write(|tx| tx.put_task(&task))?;
+                    return Ok(());
+                }
+            }
+        }
     };
+    let tag = format!("{}-{}", task.id, attempt.number);
+    let slurm_view = slurm_jobs.settle(&tag, &mut attempt);
+    let _ = std::fs::remove_file(decided_file(&attempt.status_file));
     let status = std::fs::read_to_string(&attempt.status_file).ok();
     let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
     attempt.finished_ms = Some(now_ms());
@@ -179,9 +217,14 @@ fn settle(
         }
     }
     attempt.end = Some(AttemptEnd::Lost);
-    attempt.error = Some(match exit_code {
-        Some(code) => format!("exited with status {code} while the engine was down"),
-        None => "the engine stopped while this attempt ran".to_string(),
+    attempt.error = Some(match (exit_code, slurm_view) {
+        (Some(code), _) => format!("exited with status {code} while the engine was down"),
+        (None, Some(view)) => {
+            let job = attempt.slurm.as_ref().map_or("?", |j| j.job_id.as_str());
+            let ending = slurm::recovered_outcome(&view, None).ending;
+            format!("SLURM job {job} {ending} while the engine was down")
+        }
+        (None, None) => "the engine stopped while this attempt ran".to_string(),
     });
     task.status = TaskStatus::Failed;
     task.finished_ms = Some(now_ms());
@@ -197,6 +240,12 @@ fn settle(
     })?;
     let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
     Ok(())
+}
+
+/// The attempt a pending task would have had, had its start been committed.
+fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
+    let number = task.attempts + 1;
+    AttemptRecord::new(task.id, number, attempt_files(state_dir, task, number))
 }
 
 /// The live processes started by an engine for `state_dir` (only process-group leaders, that is
@@ -220,6 +269,11 @@ fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
         };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
         if !vars.contains(&wanted.as_bytes()) {
+            continue;
+        }
+        // A SLURM job's command running on this machine: SLURM's to stop, not ours.
+        let slurm_job = format!("{}=slurm", slurm::EXECUTOR_VAR);
+        if vars.contains(&slurm_job.as_bytes()) {
             continue;
         }
         let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
@@ -264,4 +318,137 @@ fn outputs_of(file: &Path, pipeline: &str, step: &str) -> Vec<String> {
                 .map(|s| s.outputs.clone())
         })
         .unwrap_or_default()
+}
+
+/// The SLURM jobs of the interrupted runs, once they have all left the queue.
+#[derive(Default)]
+struct SlurmJobs {
+    /// By attempt tag (`TASK-ATTEMPT`): the job id and how the job ended.
+    ended: BTreeMap<String, (String, JobView)>,
+}
+
+impl SlurmJobs {
+    /// Whether a job of attempt `tag` was in the queue.
+    fn knows(&self, tag: &str) -> bool {
+        self.ended.contains_key(tag)
+    }
+
+    /// Records in `attempt` the SLURM job of attempt `tag` (a job found by its comment was
+    /// never committed), with its end and its usage; returns how it ended.
+    fn settle(&self, tag: &str, attempt: &mut AttemptRecord) -> Option<JobView> {
+        let (id, view) = self.ended.get(tag)?;
+        let record = attempt.slurm.get_or_insert_with(|| SlurmJobRecord {
+            job_id: id.clone(),
+            // Not committed: the script is beside logs recovery does not know.
+            script: PathBuf::new(),
+            state: None,
+            reason: None,
+            nodes: None,
+        });
+        let end = view.end.clone().unwrap_or_default();
+        record.state = end.state.or(view.state.clone()).map(|s| s.to_string());
+        record.reason = end.reason.or(view.reason.clone());
+        record.nodes = end.nodes.or(view.nodes.clone());
+        let usage_file = attempt.tmp_dir.with_extension("usage");
+        let usage = std::fs::read_to_string(&usage_file).ok();
+        let _ = std::fs::remove_file(&usage_file);
+        let outcome = slurm::recovered_outcome(view, usage.as_deref());
+        attempt.wall_ms = Some(outcome.wall.as_millis() as u64);
+        attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
+        attempt.sys_cpu_ms = Some(outcome.sys_cpu.as_millis() as u64);
+        attempt.max_rss_bytes = Some(outcome.max_rss_bytes);
+        Some(view.clone())
+    }
+}
+
+/// Re-attaches to the SLURM jobs of the interrupted runs: the ones their attempts recorded,
+/// and any job whose comment names this state directory and a task of these runs (submitted,
+/// but not committed, before the engine died). With `kill`, cancels them. Then waits until
+/// every one has left the queue.
+fn reattach_slurm(
+    store: &Store,
+    options: &RunOptions,
+    runs: &[RunRecord],
+    kill: bool,
+) -> Result<SlurmJobs, RunError> {
+    let mut jobs = SlurmJobs::default();
+    // tag -> job id
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut tasks = std::collections::BTreeSet::new();
+    let mut any_slurm_step = false;
+    for run in runs {
+        any_slurm_step |= uses_slurm(&run.file, &run.pipeline);
+        for task in store.tasks_of(run.id)? {
+            if task.status.is_final() {
+                continue;
+            }
+            tasks.insert(task.id);
+            if task.status == TaskStatus::Running {
+                if let Some(attempt) = store.attempts_of(task.id)?.last() {
+                    if let Some(job) = &attempt.slurm {
+                        let tag = format!("{}-{}", task.id, attempt.number);
+                        ids.insert(tag, job.job_id.clone());
+                    }
+                }
+            }
+        }
+    }
+    if ids.is_empty() && !any_slurm_step {
+        return Ok(jobs);
+    }
+    // Jobs whose id was never committed: found by their comment.
+    let prefix = slurm_comment(&state_id(&options.state_dir), "");
+    match slurm::query::squeue_comments() {
+        Ok(queued) => {
+            for (id, _, comment) in queued {
+                let Some(tag) = comment.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let task = tag.split('-').next().and_then(|t| t.parse::<u64>().ok());
+                if task.is_some_and(|t| tasks.contains(&t)) && !ids.contains_key(tag) {
+                    ids.insert(tag.to_string(), id);
+                }
+            }
+        }
+        Err(error) => {
+            if !ids.is_empty() {
+                eprintln!("cannot list this user's SLURM jobs: {error}");
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(jobs);
+    }
+    let job_ids: Vec<String> = ids.values().cloned().collect();
+    if kill {
+        if let Err(error) = slurm::query::scancel(&job_ids) {
+            eprintln!("cannot cancel SLURM jobs {}: {error}", job_ids.join(", "));
+        }
+    }
+    let mut announced = false;
+    let views = slurm::wait_blocking(&job_ids, options.slurm.poll, |still| {
+        if !announced {
+            eprintln!(
+                "waiting for {still} SLURM job(s) still in the queue from an engine that was stopped; \
+                 `engine cancel` on its run stops them instead"
+            );
+            announced = true;
+        }
+    });
+    for (tag, id) in ids {
+        let view = views.get(&id).cloned().unwrap_or_default();
+        jobs.ended.insert(tag, (id, view));
+    }
+    Ok(jobs)
+}
+
+/// Whether the pipeline, as its file reads now, has a step on SLURM.
+fn uses_slurm(file: &Path, pipeline: &str) -> bool {
+    dsl::load_file(file).ok().is_some_and(|loaded| {
+        loaded.pipeline(pipeline).is_some_and(|p| {
+            p.steps
+                .iter()
+                .any(|s| s.executor.kind == dsl::model::step::ExecutorKind::Slurm)
+        })
+    })
 }

@@ -14,15 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsl::model::command::Placeholder;
+use dsl::model::step::ExecutorKind;
 use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 
 use super::attempt_files::{self, attempt_files};
 use super::journal::Journal;
+use super::launch::{self, Launcher};
 use super::progress::Progress;
 use super::publish::publish;
 use super::{RunError, RunOptions};
-use crate::exec::{AttemptOutcome, AttemptSpec, Ending, LocalExecutor, RunningAttempt};
+use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
@@ -88,7 +90,7 @@ impl Scheduler<'_> {
         // Cancelled by a `cancel_requested` in the store, or from outside with the run's stop.
         let cancel = self.options.stop.cancel.child_token();
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
-        let executor = LocalExecutor::new();
+        let mut launcher = Launcher::new(self.options, self.store.clone());
         let mut ready: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
         for (index, slot) in slots.iter().enumerate() {
             if slot.waiting_on == 0 {
@@ -97,7 +99,7 @@ impl Scheduler<'_> {
         }
         let mut running_per_step: BTreeMap<usize, u32> = BTreeMap::new();
         // Started at the gate, released once their start is committed.
-        let mut starting: Vec<Started> = Vec::new();
+        let mut starting: Vec<Starting> = Vec::new();
         let mut running = 0usize;
         let mut retries_pending = 0usize;
         let mut cancelled = false;
@@ -107,7 +109,7 @@ impl Scheduler<'_> {
         loop {
             // Start what can start.
             let mut held_back = Vec::new();
-            while !cancelled && !draining && running < self.options.jobs {
+            while !cancelled && !draining && launcher.any_room() {
                 let Some((priority, Reverse(index))) = ready.pop() else {
                     break;
                 };
@@ -119,12 +121,16 @@ impl Scheduler<'_> {
                     held_back.push((priority, Reverse(index)));
                     continue;
                 }
+                if !launcher.has_room(self.pipeline.steps[step].executor.kind) {
+                    held_back.push((priority, Reverse(index)));
+                    continue;
+                }
                 match self.decide(&run, &mut slots, index)? {
                     Decision::Cached => {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        if let Some(attempt) = self.start(&run, &mut slots, index, &executor)? {
+                        if let Some(attempt) = self.start(&run, &mut slots, index, &mut launcher)? {
                             starting.push(attempt);
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
@@ -144,17 +150,17 @@ impl Scheduler<'_> {
             // Whatever is awaited next (an attempt's end, a retry) is durable before it comes,
             // and so is what the started commands rely on before they run.
             self.journal.commit(&self.store)?;
-            for Started {
+            for Starting {
                 index,
                 mut handle,
-                attempt,
+                mut attempt,
             } in starting.drain(..)
             {
                 handle.release();
                 let sender = sender.clone();
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
-                    let outcome = handle.wait(cancel).await;
+                    let outcome = handle.wait(cancel, &mut attempt).await;
                     let _ = sender.send(Message::Finished {
                         index,
                         attempt,
@@ -173,6 +179,7 @@ impl Scheduler<'_> {
                         running -= 1;
                         let step = slots[index].planned.step;
                         *running_per_step.entry(step).or_default() -= 1;
+                        launcher.finished(self.pipeline.steps[step].executor.kind);
                         self.finish(&run, &mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
                     }
                     Message::RetryDue(index) => {
@@ -383,8 +390,8 @@ impl Scheduler<'_> {
         run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
-        executor: &LocalExecutor,
-    ) -> Result<Option<Started>, RunError> {
+        launcher: &mut Launcher,
+    ) -> Result<Option<Starting>, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
         let record = &mut slots[index].record;
@@ -430,16 +437,23 @@ impl Scheduler<'_> {
         };
         let mut attempt = AttemptRecord::new(record.id, number, files);
         let _ = std::fs::remove_file(&attempt.status_file);
-        match executor.start(&spec) {
+        if step.executor.kind == ExecutorKind::Slurm {
+            // A SLURM job runs as soon as it is submitted, before its id is committed: if the
+            // engine dies in between, recovery finds the job by its comment and needs this.
+            let decided = attempt_files::decided_file(&attempt.status_file);
+            if let Some(dir) = decided.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(decided, serde_json::to_vec(&*record).unwrap_or_default());
+        }
+        match launcher.start(step, &self.pipeline.name, &tag, &spec, &mut attempt) {
             Ok(handle) => {
-                attempt.pid = Some(handle.pid());
-                attempt.pgid = Some(handle.pgid());
                 record.status = TaskStatus::Running;
                 self.progress.started(record);
                 // Committed before the command is released and before the scheduler waits for
                 // anything: after a crash, recovery finds this process.
-                let (record, started, run, pid) =
-                    (record.clone(), attempt.clone(), run.id, handle.pid());
+                let (record, started, run, what) =
+                    (record.clone(), attempt.clone(), run.id, handle.describe());
                 self.journal.record(move |tx| {
                     tx.put_task(&record)?;
                     tx.put_attempt(&started)?;
@@ -447,10 +461,10 @@ impl Scheduler<'_> {
                         Some(run),
                         Some(record.id),
                         "attempt.started",
-                        format!("attempt {number}, pid {pid}"),
+                        format!("attempt {number}, {what}"),
                     )
                 });
-                Ok(Some(Started {
+                Ok(Some(Starting {
                     index,
                     handle,
                     attempt: Box::new(attempt),
@@ -493,11 +507,12 @@ impl Scheduler<'_> {
         attempt.wall_ms = Some(outcome.wall.as_millis() as u64);
         attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
         attempt.sys_cpu_ms = Some(outcome.sys_cpu.as_millis() as u64);
-        attempt.max_rss_bytes = Some(outcome.max_rss_bytes);
+        // Zero when the executor could not measure it (a SLURM job too short for `sstat`).
+        attempt.max_rss_bytes = Some(outcome.max_rss_bytes).filter(|bytes| *bytes > 0);
         match outcome.ending {
             Ending::Exited(code) => attempt.exit_code = Some(code),
             Ending::Signaled(signal) => attempt.signal = Some(signal),
-            Ending::TimedOut | Ending::Cancelled | Ending::Lost => {}
+            Ending::TimedOut | Ending::Cancelled | Ending::Lost | Ending::Cluster(_) => {}
         }
         let step = &self.pipeline.steps[slots[index].planned.step];
         if outcome.succeeded() {
@@ -669,10 +684,10 @@ enum Decision {
     Run,
 }
 
-/// An attempt whose process exists, held at the executor's gate.
-struct Started {
+/// An attempt started, held at the executor's gate until its start is committed.
+struct Starting {
     index: usize,
-    handle: RunningAttempt,
+    handle: launch::Started,
     attempt: Box<AttemptRecord>,
 }
 

@@ -248,6 +248,29 @@ pub struct AttemptRecord {
     /// finished while the engine was down is not run again.
     pub status_file: PathBuf,
     pub error: Option<String>,
+    /// For an attempt run by the SLURM executor: its job. Absent in stores written before the
+    /// SLURM executor existed, and for local attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJobRecord>,
+}
+
+/// The SLURM job of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmJobRecord {
+    /// The id `sbatch` gave. Committed before the engine waits on the job: a restarted engine
+    /// re-attaches to the job by this id and never submits the attempt again.
+    pub job_id: String,
+    /// The batch script that was submitted.
+    pub script: PathBuf,
+    /// The job's last state as SLURM named it: `PENDING` or `RUNNING` while it is in the queue,
+    /// then how it ended (`COMPLETED`, `FAILED`, `TIMEOUT`, `OUT_OF_MEMORY`, `NODE_FAIL`,
+    /// `CANCELLED`, ...). `None` before the first poll saw it, or for an ended job when SLURM had
+    /// forgotten it by the time the engine asked.
+    pub state: Option<String>,
+    /// SLURM's reason for that state (`Resources`, `Priority`, `TimeLimit`, `NodeDown`, ...).
+    pub reason: Option<String>,
+    /// The nodes it ran on.
+    pub nodes: Option<String>,
 }
 
 impl AttemptRecord {
@@ -272,6 +295,7 @@ impl AttemptRecord {
             tmp_dir: files.tmp_dir,
             status_file: files.status_file,
             error: None,
+            slurm: None,
         }
     }
 }

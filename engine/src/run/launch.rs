@@ -1,0 +1,253 @@
+//! The seam between the scheduler and the executors: starts an attempt on the executor its step
+//! names (a local process group, or a SLURM batch job), writes what identifies it into the
+//! attempt record (pid and pgid, or the SLURM job id) for the scheduler to commit before it
+//! waits, and keeps each executor's limits: at most `--jobs` local attempts at once; at most the
+//! SLURM queue size of jobs in the queue, submitted no faster than the SLURM submission rate.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use dsl::model::step::ExecutorKind;
+use dsl::model::StepDef;
+use tokio_util::sync::CancellationToken;
+
+use super::RunOptions;
+use crate::exec::slurm::{SlurmExecutor, SlurmJob, SlurmRequest, SlurmSettings};
+use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
+use crate::store::{AttemptRecord, SlurmJobRecord, Store};
+
+/// Starts attempts on their step's executor and counts them.
+pub struct Launcher {
+    local: LocalExecutor,
+    /// Created on the first SLURM attempt, so a run without one never touches SLURM.
+    slurm: Option<SlurmExecutor>,
+    settings: SlurmSettings,
+    /// `--jobs`: local attempts at once.
+    jobs: usize,
+    running_local: usize,
+    running_slurm: usize,
+    /// Names this state directory in the comment of every SLURM job.
+    state_id: String,
+    /// Where a SLURM attempt's state is recorded while it waits and runs.
+    store: Arc<Store>,
+}
+
+impl Launcher {
+    pub fn new(options: &RunOptions, store: Arc<Store>) -> Launcher {
+        Launcher {
+            local: LocalExecutor::new(),
+            slurm: None,
+            settings: options.slurm.clone(),
+            jobs: options.jobs,
+            running_local: 0,
+            running_slurm: 0,
+            state_id: state_id(&options.state_dir),
+            store,
+        }
+    }
+
+    /// Whether an attempt on `kind` may start now.
+    pub fn has_room(&self, kind: ExecutorKind) -> bool {
+        match kind {
+            ExecutorKind::Local => self.running_local < self.jobs,
+            ExecutorKind::Slurm => {
+                self.running_slurm < self.settings.queue_size.max(1)
+                    && self.slurm.as_ref().is_none_or(SlurmExecutor::may_submit)
+            }
+        }
+    }
+
+    /// Whether an attempt on some executor may start now.
+    pub fn any_room(&self) -> bool {
+        self.has_room(ExecutorKind::Local) || self.has_room(ExecutorKind::Slurm)
+    }
+
+    /// An attempt on `kind` ended (or never started).
+    pub fn finished(&mut self, kind: ExecutorKind) {
+        match kind {
+            ExecutorKind::Local => self.running_local = self.running_local.saturating_sub(1),
+            ExecutorKind::Slurm => self.running_slurm = self.running_slurm.saturating_sub(1),
+        }
+    }
+
+    /// Starts `spec` on `step`'s executor and records in `attempt` what identifies it. `tag`
+    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job.
+    pub fn start(
+        &mut self,
+        step: &StepDef,
+        pipeline: &str,
+        tag: &str,
+        spec: &AttemptSpec,
+        attempt: &mut AttemptRecord,
+    ) -> Result<Started, ExecError> {
+        match step.executor.kind {
+            ExecutorKind::Local => {
+                let handle = self.local.start(spec)?;
+                attempt.pid = Some(handle.pid());
+                attempt.pgid = Some(handle.pgid());
+                self.running_local += 1;
+                Ok(Started::Local(handle))
+            }
+            ExecutorKind::Slurm => {
+                let settings = &step.executor.settings;
+                // Beside the attempt's logs, where a person looks for them.
+                let script = spec.stdout_path.with_extension("sbatch");
+                let request = SlurmRequest {
+                    job_name: job_name(pipeline, &step.name, tag),
+                    comment: slurm_comment(&self.state_id, tag),
+                    script: script.clone(),
+                    usage: attempt.tmp_dir.with_extension("usage"),
+                    cpus: step.resources.cpus,
+                    gpus: step.resources.gpus,
+                    memory_bytes: step.resources.memory_bytes,
+                    time: step.resources.time_ms.map(std::time::Duration::from_millis),
+                    partition: settings.get("partition").cloned(),
+                    account: settings.get("account").cloned(),
+                    qos: settings.get("qos").cloned(),
+                    options: settings.get("options").cloned(),
+                };
+                let executor = self
+                    .slurm
+                    .get_or_insert_with(|| SlurmExecutor::new(self.settings.clone()));
+                let job = executor.submit(spec, &request)?;
+                attempt.slurm = Some(SlurmJobRecord {
+                    job_id: job.id().to_string(),
+                    script,
+                    state: None,
+                    reason: None,
+                    nodes: None,
+                });
+                self.running_slurm += 1;
+                Ok(Started::Slurm(job, self.store.clone()))
+            }
+        }
+    }
+}
+
+/// An attempt that has started, on whichever executor.
+pub enum Started {
+    Local(RunningAttempt),
+    /// With the store, to record the job's state while it is in the queue.
+    Slurm(SlurmJob, Arc<Store>),
+}
+
+impl Started {
+    /// `pid 123` or `SLURM job 45`, for events and messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Started::Local(handle) => format!("pid {}", handle.pid()),
+            Started::Slurm(job, _) => format!("SLURM job {}", job.id()),
+        }
+    }
+
+    /// Lets a local command run: it waits at the executor's gate until its start is committed.
+    /// (A SLURM job runs once submitted; recovery finds it by its comment if its id was lost.)
+    pub fn release(&mut self) {
+        if let Started::Local(handle) = self {
+            handle.release();
+        }
+    }
+
+    /// Waits for the attempt to end (stopping it on `cancel` or its timeout); records in
+    /// `attempt` what the executor said beyond the outcome: SLURM's state, reason and nodes.
+    /// A SLURM job's state is also committed each time it changes while the job is in the queue
+    /// (pending, and why; running, and where), for `engine show` to tell.
+    pub async fn wait(
+        self,
+        cancel: CancellationToken,
+        attempt: &mut AttemptRecord,
+    ) -> AttemptOutcome {
+        match self {
+            Started::Local(handle) => handle.wait(cancel).await,
+            Started::Slurm(job, store) => {
+                let id = job.id().to_string();
+                let mut live = attempt.clone();
+                let (outcome, report) = job
+                    .wait(cancel, |report| {
+                        if let Some(record) = live.slurm.as_mut() {
+                            record.state = report.state.clone();
+                            record.reason = report.reason.clone();
+                            record.nodes = report.nodes.clone();
+                        }
+                        if let Err(error) = store.write(|tx| tx.put_attempt(&live)) {
+                            tracing::warn!(job = %id, %error, "cannot record the job's state");
+                        }
+                    })
+                    .await;
+                if let Some(record) = attempt.slurm.as_mut() {
+                    record.state = report.state.clone();
+                    record.reason = report.reason.clone();
+                    record.nodes = report.nodes.clone();
+                }
+                if let Some(error) = slurm_error(&id, &outcome, &report) {
+                    attempt.error = Some(error);
+                }
+                outcome
+            }
+        }
+    }
+}
+
+/// What to say about a SLURM job that did not simply exit: `SLURM job 12 ran out of memory
+/// (OUT_OF_MEMORY, reason OutOfMemory)`.
+fn slurm_error(
+    id: &str,
+    outcome: &AttemptOutcome,
+    report: &crate::exec::slurm::JobReport,
+) -> Option<String> {
+    let how = match outcome.ending {
+        Ending::Cluster(why) => why.to_string(),
+        Ending::Lost => "left the queue without a state or exit status".to_string(),
+        Ending::TimedOut if report.reason.as_deref() == Some("TimeLimit") => {
+            "reached its SLURM time limit".to_string()
+        }
+        _ => return None,
+    };
+    let mut detail = Vec::new();
+    if let Some(state) = &report.state {
+        detail.push(state.clone());
+    }
+    if let Some(reason) = &report.reason {
+        detail.push(format!("reason {reason}"));
+    }
+    Some(if detail.is_empty() {
+        format!("SLURM job {id} {how}")
+    } else {
+        format!("SLURM job {id} {how} ({})", detail.join(", "))
+    })
+}
+
+/// A SLURM job name: `PIPELINE.STEP.TASK-ATTEMPT`, without blanks.
+fn job_name(pipeline: &str, step: &str, tag: &str) -> String {
+    format!("{pipeline}.{step}.{tag}")
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
+}
+
+/// A short, stable name for a state directory: the first 16 hex digits of its path's blake3.
+pub fn state_id(state_dir: &Path) -> String {
+    let hash = blake3::hash(state_dir.to_string_lossy().as_bytes()).to_hex();
+    hash[..16].to_string()
+}
+
+/// The comment of the SLURM job of attempt `tag` of the state directory `state_id`: recovery
+/// finds a job by it even when the engine died before committing its id.
+pub fn slurm_comment(state_id: &str, tag: &str) -> String {
+    format!("engine:{state_id}:{tag}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_and_comments() {
+        assert_eq!(job_name("p", "align reads", "3-1"), "p.align_reads.3-1");
+        let id = state_id(Path::new("/data/.engine"));
+        assert_eq!(id.len(), 16);
+        assert_eq!(id, state_id(Path::new("/data/.engine")));
+        assert_ne!(id, state_id(Path::new("/other/.engine")));
+        assert_eq!(slurm_comment(&id, "3-1"), format!("engine:{id}:3-1"));
+    }
+}
