@@ -352,3 +352,57 @@ fn sigterm_lets_the_daemon_stop_its_runs_within_the_grace() {
         );
     }
 }
+
+#[test]
+fn a_daemon_killed_during_a_run_goes_on_after_a_restart_and_runs_each_task_once() {
+    let env = Env::new();
+    env.write(
+        "watch.pipe",
+        &watch_pipe(
+            "0s",
+            "echo {group} >> ledger.txt; sleep 0.1; cat {inputs} > {out}/copy",
+        ),
+    );
+    for n in 0..60 {
+        env.write(&format!("in/f{n:02}.txt"), &format!("{n}\n"));
+    }
+    let daemon = Daemon::start(&env, &["--jobs", "2"]);
+    assert!(wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(env.path().join("ledger.txt"))
+            .is_ok_and(|l| l.lines().count() >= 15)
+    }));
+    drop(daemon); // SIGKILL, in the middle of the run
+
+    let daemon = Daemon::start(&env, &["--jobs", "2"]);
+    let all_done = || {
+        (0..60).all(|n| {
+            env.path()
+                .join(format!("out/watch/count/f{n:02}/copy"))
+                .exists()
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), all_done),
+        "{}",
+        daemon.log()
+    );
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env).iter().all(|r| r["status"] != "running")
+    }));
+    let ledger = env.read("ledger.txt");
+    for n in 0..60 {
+        let group = format!("f{n:02}");
+        let times = ledger.lines().filter(|l| *l == group).count();
+        assert_eq!(times, 1, "task {group} ran {times} times:\n{ledger}");
+        assert_eq!(
+            env.read(&format!("out/watch/count/{group}/copy")),
+            format!("{n}\n")
+        );
+    }
+    let interrupted = runs(&env)
+        .iter()
+        .filter(|r| r["status"] == "interrupted")
+        .count();
+    assert_eq!(interrupted, 1, "the killed run is settled as interrupted");
+    drop(daemon);
+}
