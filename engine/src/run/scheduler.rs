@@ -199,10 +199,18 @@ impl Scheduler<'_> {
                 _ = self.options.stop.cancel.cancelled(), if !cancelled => {
                     cancelled = true;
                     self.progress.note("stopped: cancelling the run");
+                    let run = run.id;
+                    self.journal.record(move |tx| {
+                        tx.event(Some(run), None, "run.stopped", "the engine was stopped: running tasks are killed")
+                    });
                 }
                 _ = self.options.stop.drain.cancelled(), if !draining && !cancelled => {
                     draining = true;
                     self.progress.note("stopping: no new task starts; the running ones finish");
+                    let run = run.id;
+                    self.journal.record(move |tx| {
+                        tx.event(Some(run), None, "run.stopping", "the engine is shutting down: no new task starts")
+                    });
                 }
             }
         }
