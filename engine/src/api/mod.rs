@@ -1,3 +1,36 @@
-//! The HTTP API that `engine daemon` serves: JSON over hyper, documented in `docs/openapi.json`.
+//! The HTTP API that `engine daemon` serves: JSON over hyper (HTTP/1.1), documented in
+//! `docs/openapi.json` (served at `/openapi.json`) and `docs/api.md`.
+//!
+//! The daemon builds an [`ApiState`] (the store, its [`Control`], the token from
+//! [`load_or_create_token`]) and runs [`serve`] on a bound listener until shutdown. Reads come
+//! straight from the store; actions go through [`Control`]. Requests that change state need the
+//! bearer token, and so do reads unless they are public.
 
+mod actions;
+mod auth;
 pub mod control;
+mod error;
+mod lineage;
+mod logs;
+mod metrics;
+mod openapi;
+mod pipelines;
+mod request;
+mod response;
+mod router;
+mod runs;
+mod server;
+mod sse;
+mod state;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use control::{Control, ControlError};
+pub use error::ApiError;
+pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use request::BODY_LIMIT;
+pub use server::serve;
+pub use state::ApiState;
+pub use token::{load_or_create_token, Token, TokenError, TOKEN_ENV, TOKEN_FILE};
