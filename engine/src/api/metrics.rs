@@ -260,3 +260,29 @@ fn escape(value: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a "b" \c"#), r#"a \"b\" \\c"#);
+        assert_eq!(escape("two\nlines"), "two\\nlines");
+    }
+
+    #[test]
+    fn an_empty_engine_has_every_family_and_no_series_but_its_totals() {
+        let text = render(&Snapshot {
+            runs: vec![],
+            tasks: vec![],
+            attempts: vec![],
+            pipelines: vec![],
+            load_errors: vec![],
+            queue_depth: 0,
+        });
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples, ["engine_queue_depth 0", "engine_load_errors 0"]);
+        assert_eq!(text.matches("# TYPE").count(), 7);
+    }
+}
