@@ -5,6 +5,39 @@
 //! [`load_or_create_token`]) and runs [`serve`] on a bound listener until shutdown. Reads come
 //! straight from the store; actions go through [`Control`]. Requests that change state need the
 //! bearer token, and so do reads unless they are public.
+//!
+//! Wiring it into the daemon:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use engine::api::{load_or_create_token, serve, ApiState, Control};
+//! use engine::store::Store;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! async fn start(
+//!     store: Arc<Store>,
+//!     control: Arc<dyn Control>,
+//!     state_dir: &Path,
+//!     shutdown: CancellationToken,
+//! ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+//!     let (token, created) = load_or_create_token(state_dir, None)?;
+//!     if created {
+//!         println!("API token (in {}): {}", state_dir.join("api-token").display(), token.as_str());
+//!     }
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     let state = Arc::new(ApiState {
+//!         store,
+//!         control,
+//!         token,
+//!         public_reads: false,
+//!         state_dir: state_dir.to_path_buf(),
+//!     });
+//!     // Returns once `shutdown` is cancelled and the requests in flight are done.
+//!     Ok(tokio::spawn(serve(listener, state, shutdown)))
+//! }
+//! ```
 
 mod actions;
 mod auth;

@@ -144,14 +144,17 @@ pub async fn respond(
     if shutdown.is_cancelled() {
         return ApiError::ShuttingDown.into_response();
     }
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
     // A task of its own, so that a panicking handler is a 500 rather than a dropped connection.
-    match tokio::spawn(dispatch(state, shutdown, request)).await {
+    let response = match tokio::spawn(dispatch(state, shutdown, request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(error) => {
             ApiError::Internal(format!("a request handler failed: {error}")).into_response()
         }
-    }
+    };
+    tracing::debug!("api: {method} {path} {}", response.status().as_u16());
+    response
 }
 
 async fn dispatch(
