@@ -122,7 +122,11 @@ impl Follow {
                 if reading.as_ref().is_none_or(|r| r.attempt != target.number) {
                     if let Some(old) = reading.as_mut() {
                         // The old attempt has ended: what it wrote last comes first.
-                        drain(old, &mut out).await;
+                        while drain(old, &mut out).await {
+                            if !send(&tx, &mut out).await {
+                                return;
+                            }
+                        }
                         flush(old, &mut out);
                     }
                     let offset = self
@@ -138,35 +142,37 @@ impl Follow {
                     out.extend(event("attempt", &json!({ "attempt": target.number })));
                 }
             }
+            // More of the file is waiting than one read takes: go on without pausing.
+            let mut more = false;
             if let Some(current) = reading.as_mut() {
-                drain(current, &mut out).await;
-                if finished {
+                more = drain(current, &mut out).await;
+                if finished && !more {
                     flush(current, &mut out);
                 }
             }
-            if finished {
+            if finished && !more {
                 let attempt = reading.as_ref().map(|r| r.attempt);
                 out.extend(event(
                     "end",
                     &json!({ "status": look.status, "attempt": attempt }),
                 ));
-                let _ = tx.send(Bytes::from(out)).await;
+                send(&tx, &mut out).await;
                 return;
             }
             if !out.is_empty() {
                 quiet = Duration::ZERO;
-                if tx.send(Bytes::from(out)).await.is_err() {
+                if !send(&tx, &mut out).await {
                     return;
                 }
             } else if quiet >= KEEPALIVE {
                 quiet = Duration::ZERO;
-                if tx
-                    .send(Bytes::from_static(b": keepalive\n\n"))
-                    .await
-                    .is_err()
-                {
+                out.extend(b": keepalive\n\n");
+                if !send(&tx, &mut out).await {
                     return;
                 }
+            }
+            if more && !self.shutdown.is_cancelled() {
+                continue;
             }
             tokio::select! {
                 _ = tx.closed() => return,
@@ -197,31 +203,35 @@ impl Follow {
     }
 }
 
-/// Reads what the file has past `reading.offset` and appends an event per complete line.
-async fn drain(reading: &mut Reading, out: &mut Vec<u8>) {
-    loop {
-        let (path, offset) = (reading.path.clone(), reading.offset);
-        let read = tokio::task::spawn_blocking(move || read_from(&path, offset)).await;
-        let bytes = match read {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(error)) => {
-                tracing::warn!("api: reading `{}`: {error}", reading.path.display());
-                return;
-            }
-            Err(_) => return,
-        };
-        let more = bytes.len() == MAX_READ;
-        for byte in bytes {
-            reading.offset += 1;
-            reading.partial.push(byte);
-            if byte == b'\n' || reading.partial.len() >= MAX_LINE {
-                flush(reading, out);
-            }
+/// Reads what the file has past `reading.offset`, [`MAX_READ`] bytes at most, and appends an
+/// event per complete line. Returns whether the read was cut short (more is waiting).
+async fn drain(reading: &mut Reading, out: &mut Vec<u8>) -> bool {
+    let (path, offset) = (reading.path.clone(), reading.offset);
+    let bytes = match tokio::task::spawn_blocking(move || read_from(&path, offset)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => {
+            tracing::warn!("api: reading `{}`: {error}", reading.path.display());
+            return false;
         }
-        if !more {
-            return;
+        Err(_) => return false,
+    };
+    let more = bytes.len() == MAX_READ;
+    for byte in bytes {
+        reading.offset += 1;
+        reading.partial.push(byte);
+        if byte == b'\n' || reading.partial.len() >= MAX_LINE {
+            flush(reading, out);
         }
     }
+    more
+}
+
+/// Sends the events gathered in `out` (if any) and empties it; false when the client is gone.
+async fn send(tx: &Sender<Bytes>, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    tx.send(Bytes::from(std::mem::take(out))).await.is_ok()
 }
 
 /// Sends what is left of a line as a line of its own.
@@ -313,7 +323,7 @@ mod tests {
             partial: Vec::new(),
         };
         let mut out = Vec::new();
-        drain(&mut reading, &mut out).await;
+        assert!(!drain(&mut reading, &mut out).await);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "id: 1:4\ndata: one\n\nid: 1:8\ndata: two\n\n"

@@ -212,3 +212,25 @@ async fn a_reconnecting_client_goes_on_after_its_last_event() {
     assert!(events.next().await.unwrap().starts_with("event: end"));
     assert_eq!(events.next().await, None);
 }
+
+#[tokio::test]
+async fn a_log_longer_than_one_read_arrives_whole_and_in_order() {
+    let server = TestServer::start().await;
+    let run = add_run(&server.store, "hello", RunStatus::Succeeded, "manual", 1);
+    let task = add_task(&server.store, run.id, "count", TaskStatus::Succeeded);
+    let logs = server.dir.path().join("logs");
+    let attempt = add_attempt(&server.store, task.id, 1, &logs, Some(5));
+    let lines: Vec<String> = (0..30_000)
+        .map(|i| format!("line {i:06} {}", "x".repeat(60)))
+        .collect();
+    append(&attempt.stdout, &(lines.join("\n") + "\n"));
+    let path = format!("/runs/{}/tasks/{}/logs?follow=1", run.id, task.id);
+    let mut events = Events::open(&server, &path, &[]).await;
+    assert!(events.next().await.unwrap().starts_with("event: attempt"));
+    for line in &lines {
+        let event = events.next().await.unwrap();
+        assert_eq!(event.split_once("data: ").unwrap().1, line);
+    }
+    assert!(events.next().await.unwrap().starts_with("event: end"));
+    assert_eq!(events.next().await, None);
+}
