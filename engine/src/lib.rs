@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod daemon;
 pub mod exec;
 pub mod inspect;
 pub mod plan;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod daemon;
 mod durability;
 mod fmt;
 mod graph;

@@ -5,16 +5,15 @@
 //! - `rerun RUN [--from STEP]`: everything, or STEP and what is downstream of it, ignoring the cache;
 //! - `retry RUN [STEP]`: only the tasks that failed (of STEP), and what they block.
 
-use std::collections::BTreeSet;
-
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::run::{execute, ExecArgs};
 use super::target::{PipelineArgs, StateArgs, Target};
 use super::Outcome;
-use crate::run::{recovery, Force, RunOptions};
-use crate::store::{RunRecord, Store, TaskStatus};
+use crate::run::again::{derive, Derived};
+use crate::run::{self, recovery, Force, RunOptions};
+use crate::store::RunRecord;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Again {
@@ -101,6 +100,7 @@ fn again(
         out_root: std::path::PathBuf::new(),
         kill_grace: std::time::Duration::from_secs(5),
         only: None,
+        stop: Default::default(),
     };
     recovery::recover(&store, &options, recovery::Scope::Run(run_id))?;
     let parent = store.run(run_id)?;
@@ -117,29 +117,23 @@ fn again(
             bail!("no step `{step}` in pipeline `{}`", target.pipeline.name);
         }
     }
-    let (force, only, trigger) = match kind {
-        Again::Resume => (Force::None, None, format!("resume of {}", parent.id)),
-        Again::Rerun => (
-            step.as_deref()
-                .map_or(Force::All, |s| Force::from_step(&target.pipeline, s)),
-            None,
-            format!("rerun of {}", parent.id),
-        ),
-        Again::Retry => {
-            let failed = failed_tasks(&store, &parent, step.as_deref())?;
-            if failed.is_empty() {
-                println!(
-                    "run {} has no failed tasks{}",
-                    parent.id,
-                    step.map(|s| format!(" in step `{s}`")).unwrap_or_default()
-                );
-                return Ok(Outcome::Success);
-            }
-            let only: crate::run::TaskFilter = Box::new(move |step: &str, group: Option<&str>| {
-                failed.contains(&(step.to_string(), group.map(str::to_string)))
-            });
-            (Force::None, Some(only), format!("retry of {}", parent.id))
-        }
+    let again = match kind {
+        Again::Resume => run::again::Again::Resume,
+        Again::Rerun => run::again::Again::Rerun(step.clone()),
+        Again::Retry => run::again::Again::Retry(step.clone()),
+    };
+    let Some(Derived {
+        force,
+        only,
+        trigger,
+    }) = derive(&store, &parent, &target.pipeline, &again)?
+    else {
+        println!(
+            "run {} has no failed tasks{}",
+            parent.id,
+            step.map(|s| format!(" in step `{s}`")).unwrap_or_default()
+        );
+        return Ok(Outcome::Success);
     };
     execute(
         store,
@@ -152,32 +146,6 @@ fn again(
         exec,
         state,
     )
-}
-
-/// The (step, group) of every failed or blocked task of `run`.
-fn failed_tasks(
-    store: &Store,
-    run: &RunRecord,
-    step: Option<&str>,
-) -> Result<BTreeSet<(String, Option<String>)>> {
-    let tasks = store.tasks_of(run.id)?;
-    let failed: Vec<_> = tasks
-        .iter()
-        .filter(|t| t.status == TaskStatus::Failed && step.is_none_or(|s| s == t.step))
-        .collect();
-    let failed_ids: BTreeSet<u64> = failed.iter().map(|t| t.id).collect();
-    let mut out: BTreeSet<(String, Option<String>)> = failed
-        .iter()
-        .map(|t| (t.step.clone(), t.group.clone()))
-        .collect();
-    for task in &tasks {
-        if task.status == TaskStatus::Blocked
-            && task.blocked_by.is_some_and(|b| failed_ids.contains(&b))
-        {
-            out.insert((task.step.clone(), task.group.clone()));
-        }
-    }
-    Ok(out)
 }
 
 /// The pipeline a run ran, loaded from its file as the file is now.

@@ -43,6 +43,7 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
             out_root: std::path::PathBuf::new(),
             kill_grace: Duration::from_secs(5),
             only: None,
+            stop: Default::default(),
         };
         crate::run::recovery::recover_with(
             &store,

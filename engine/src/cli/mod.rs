@@ -4,6 +4,7 @@
 mod again;
 mod cancel;
 mod check;
+mod daemon;
 mod files;
 mod fmt;
 mod gc;
@@ -70,6 +71,7 @@ enum Command {
     Retry(again::RetryArgs),
     Lineage(lineage::LineageArgs),
     Gc(gc::GcArgs),
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => again::retry(&args),
         Command::Lineage(args) => lineage::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Daemon(args) => daemon::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

@@ -2,18 +2,14 @@
 //! run, and why. A task downstream of one that would run can only be decided once that one has
 //! run, so it is reported as waiting on its upstream.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
 use super::run::{force_of, parse_params};
 use super::target::{load_target, PipelineArgs, StateArgs};
 use super::Outcome;
-use crate::plan::decide::{decide, Outcome as Decision};
-use crate::plan::{base_dir, inputs_of, plan, Produced};
-use crate::store::{ProductRecord, Reason};
+use crate::plan::preview::preview;
+use crate::plan::{base_dir, plan};
 
 /// Show what a run would do, without running anything: per task, cached or run, and why.
 #[derive(Debug, Args)]
@@ -36,23 +32,6 @@ pub struct PlanArgs {
     state: StateArgs,
 }
 
-#[derive(Debug, Serialize)]
-struct PlannedLine {
-    step: String,
-    group: Option<String>,
-    /// `cached`, `run`, or `after-upstream` (decided once upstream tasks have run).
-    decision: &'static str,
-    reason: Option<Reason>,
-    key: Option<String>,
-}
-
-/// What the dry run knows of a task: its products when cached.
-struct Known {
-    task: u64,
-    out_dir: PathBuf,
-    products: Vec<ProductRecord>,
-}
-
 pub fn run(args: &PlanArgs) -> Result<Outcome> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
@@ -68,72 +47,7 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
         &store,
         threads,
     )?;
-    let mut known: Vec<Option<Known>> = Vec::with_capacity(planned.tasks.len());
-    let mut lines = Vec::new();
-    for task in &planned.tasks {
-        let step = &target.pipeline.steps[task.step];
-        let upstream_known = task.upstream.iter().all(|&u| known[u].is_some());
-        if !upstream_known {
-            known.push(None);
-            lines.push(PlannedLine {
-                step: step.name.clone(),
-                group: task.group.clone(),
-                decision: "after-upstream",
-                reason: Some(Reason::UpstreamChanged),
-                key: None,
-            });
-            continue;
-        }
-        let inputs = inputs_of(task, |u| {
-            let k = known[u].as_ref().expect("upstream known");
-            Produced {
-                task: k.task,
-                step: &target.pipeline.steps[planned.tasks[u].step].name,
-                group: planned.tasks[u].group.as_deref(),
-                out_dir: &k.out_dir,
-                products: &k.products,
-            }
-        });
-        let decided = decide(
-            &store,
-            &target.pipeline.name,
-            step,
-            task.group.as_deref(),
-            &params,
-            &inputs,
-            force.applies_to(&step.name),
-            false,
-        )?;
-        match decided.outcome {
-            Decision::Cached {
-                task: cached,
-                products,
-            } => {
-                lines.push(PlannedLine {
-                    step: step.name.clone(),
-                    group: task.group.clone(),
-                    decision: "cached",
-                    reason: Some(Reason::Cached { task: cached.id }),
-                    key: Some(decided.key),
-                });
-                known.push(Some(Known {
-                    task: cached.id,
-                    out_dir: cached.out_dir,
-                    products,
-                }));
-            }
-            Decision::Run(reason) => {
-                lines.push(PlannedLine {
-                    step: step.name.clone(),
-                    group: task.group.clone(),
-                    decision: "run",
-                    reason: Some(reason),
-                    key: Some(decided.key),
-                });
-                known.push(None);
-            }
-        }
-    }
+    let lines = preview(&target.pipeline, &params, &planned, &store, &force)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(Outcome::Success);

@@ -162,12 +162,29 @@ pub fn execute(
         out_root,
         kill_grace: Duration::from_secs(5),
         only,
+        stop: Default::default(),
     };
     let mut progress = Progress::new(exec.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // SIGINT (Ctrl-C) and SIGTERM cancel the run: its tasks are stopped, it ends `cancelled`.
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    let stop = options.stop.cancel.clone();
+    runtime.spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        stop.cancel();
+    });
     let result = runtime.block_on(run_pipeline(
         store,
         &target.pipeline,

@@ -8,6 +8,7 @@
 
 pub mod decide;
 pub mod key;
+pub mod preview;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::store::{self, Store, Tx};
 
-type Write = Box<dyn FnOnce(&mut Tx<'_>) -> store::Result<()>>;
+type Write = Box<dyn FnOnce(&mut Tx<'_>) -> store::Result<()> + Send>;
 
 /// Store writes recorded but not yet committed.
 #[derive(Default)]
@@ -24,7 +24,10 @@ pub struct Journal {
 
 impl Journal {
     /// Records a write, to be committed by the next [`commit`](Self::commit).
-    pub fn record(&mut self, write: impl FnOnce(&mut Tx<'_>) -> store::Result<()> + 'static) {
+    pub fn record(
+        &mut self,
+        write: impl FnOnce(&mut Tx<'_>) -> store::Result<()> + Send + 'static,
+    ) {
         self.pending.push(Box::new(write));
     }
 

@@ -2,6 +2,7 @@
 //! planning it, and handing it to the scheduler. Crash recovery of runs whose engine died is in
 //! [`recovery`].
 
+pub mod again;
 pub mod attempt_files;
 mod journal;
 pub mod progress;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsl::model::{ParamValue, Pipeline};
+use tokio_util::sync::CancellationToken;
 
 use crate::exec;
 use crate::plan::{self, PlanError};
@@ -64,6 +66,19 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// When set, only the tasks it accepts (by step and group) run, with what they need.
     pub only: Option<TaskFilter>,
+    /// How whoever started the run stops it.
+    pub stop: Stop,
+}
+
+/// How a run is stopped from outside (a `cancel_requested` in the store is the other way).
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// Start no new task and let the running ones finish; the run then ends `cancelled`.
+    /// The daemon drains its runs when it shuts down.
+    pub drain: CancellationToken,
+    /// Kill the running tasks and end the run `cancelled`: SIGINT or SIGTERM to `engine run`,
+    /// or the end of the daemon's grace period.
+    pub cancel: CancellationToken,
 }
 
 /// Selects tasks by step name and group key.
@@ -81,8 +96,6 @@ pub enum RunError {
         run: u64,
         pid: u32,
     },
-    #[error("cannot watch for signals: {0}")]
-    Signals(#[from] std::io::Error),
 }
 
 /// What to run: a pipeline's file, its params, and what fired it.
@@ -104,16 +117,39 @@ pub async fn run_pipeline(
     options: &RunOptions,
     progress: &mut Progress,
 ) -> Result<RunRecord, RunError> {
+    let run = create_run(&store, pipeline, request, options)?;
+    execute_run(store, pipeline, run, options, progress).await
+}
+
+/// Creates a run of `pipeline` (status `queued`), after settling its runs whose engine died.
+/// Refuses while a live run of the same pipeline exists.
+pub fn create_run(
+    store: &Store,
+    pipeline: &Pipeline,
+    request: RunRequest,
+    options: &RunOptions,
+) -> Result<RunRecord, RunError> {
     let RunRequest {
         file,
         params,
         trigger,
         parent,
     } = request;
-    recovery::recover(&store, options, recovery::Scope::Pipeline(&pipeline.name))?;
-    let run = claim_run(&store, pipeline, &file, params.clone(), trigger, parent)?;
+    recovery::recover(store, options, recovery::Scope::Pipeline(&pipeline.name))?;
+    claim_run(store, pipeline, &file, params, trigger, parent)
+}
+
+/// Plans and executes a run made by [`create_run`].
+pub async fn execute_run(
+    store: Arc<Store>,
+    pipeline: &Pipeline,
+    run: RunRecord,
+    options: &RunOptions,
+    progress: &mut Progress,
+) -> Result<RunRecord, RunError> {
     progress.run_started(&run);
-    let base = plan::base_dir(&file);
+    let params = run.params.clone();
+    let base = plan::base_dir(&run.file);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

@@ -19,9 +19,19 @@ pub struct Progress {
     done: usize,
     cached: usize,
     failed: usize,
+    /// Prints nothing at all, not even the summary: the daemon logs runs its own way.
+    silent: bool,
 }
 
 impl Progress {
+    /// A progress that prints nothing.
+    pub fn silent() -> Progress {
+        Progress {
+            silent: true,
+            ..Progress::new(true)
+        }
+    }
+
     pub fn new(quiet: bool) -> Progress {
         let live = !quiet
             && std::io::stderr().is_terminal()
@@ -46,6 +56,7 @@ impl Progress {
             done: 0,
             cached: 0,
             failed: 0,
+            silent: false,
         }
     }
 
@@ -197,6 +208,9 @@ impl Progress {
             human_ms(self.started.elapsed().as_millis() as u64)
         );
         // The summary is printed even with --quiet.
+        if self.silent {
+            return;
+        }
         let elapsed = self.started.elapsed().as_secs_f64();
         let _ = writeln!(std::io::stderr(), "[{elapsed:7.2}s] {text}");
     }

@@ -16,7 +16,6 @@ use std::time::Duration;
 use dsl::model::command::Placeholder;
 use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::attempt_files::{self, attempt_files};
 use super::journal::Journal;
@@ -86,7 +85,8 @@ impl Scheduler<'_> {
             )
         })?;
 
-        let cancel = CancellationToken::new();
+        // Cancelled by a `cancel_requested` in the store, or from outside with the run's stop.
+        let cancel = self.options.stop.cancel.child_token();
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         let executor = LocalExecutor::new();
         let mut ready: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
@@ -101,16 +101,13 @@ impl Scheduler<'_> {
         let mut running = 0usize;
         let mut retries_pending = 0usize;
         let mut cancelled = false;
+        let mut draining = false;
         let mut poll = tokio::time::interval(Duration::from_millis(250));
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
         loop {
             // Start what can start.
             let mut held_back = Vec::new();
-            while !cancelled && running < self.options.jobs {
+            while !cancelled && !draining && running < self.options.jobs {
                 let Some((priority, Reverse(index))) = ready.pop() else {
                     break;
                 };
@@ -165,7 +162,8 @@ impl Scheduler<'_> {
                     });
                 });
             }
-            if running == 0 && retries_pending == 0 && (ready.is_empty() || cancelled) {
+            let stopping = cancelled || draining;
+            if running == 0 && retries_pending == 0 && (ready.is_empty() || stopping) {
                 break;
             }
 
@@ -179,7 +177,7 @@ impl Scheduler<'_> {
                     }
                     Message::RetryDue(index) => {
                         retries_pending -= 1;
-                        if !cancelled {
+                        if !cancelled && !draining {
                             ready.push((self.priority(&slots[index]), Reverse(index)));
                         }
                     }
@@ -191,15 +189,13 @@ impl Scheduler<'_> {
                         self.progress.note("cancel requested: stopping the run");
                     }
                 }
-                _ = interrupt.recv() => {
+                _ = self.options.stop.cancel.cancelled(), if !cancelled => {
                     cancelled = true;
-                    cancel.cancel();
-                    self.progress.note("interrupted: cancelling the run");
+                    self.progress.note("stopped: cancelling the run");
                 }
-                _ = terminate.recv() => {
-                    cancelled = true;
-                    cancel.cancel();
-                    self.progress.note("terminated: cancelling the run");
+                _ = self.options.stop.drain.cancelled(), if !draining && !cancelled => {
+                    draining = true;
+                    self.progress.note("stopping: no new task starts; the running ones finish");
                 }
             }
         }
@@ -214,7 +210,7 @@ impl Scheduler<'_> {
             }
         }
         let all_done = slots.iter().all(|s| s.record.status.is_done());
-        run.status = if cancelled {
+        run.status = if cancelled || draining {
             RunStatus::Cancelled
         } else if all_done {
             RunStatus::Succeeded

@@ -1,0 +1,110 @@
+//! `engine daemon`: runs the standing pipelines of a directory (continuous and cron triggers) and
+//! serves the HTTP API, until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use super::target::{absolute, StateArgs};
+use super::Outcome;
+use crate::daemon::{self, Daemon, DaemonOptions};
+
+/// Run the pipelines of a directory as they are triggered (new data, cron), and serve the API.
+///
+/// Every `.pipe` file under DIR is loaded, and loaded again when it changes; a file that no longer
+/// checks keeps its last good version and the error is logged. SIGTERM stops firing triggers, lets
+/// running tasks finish for up to --grace, then stops them.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The directory of `.pipe` files (default: the current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// Where the API listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Task slots per run (default: the number of cores).
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    /// Where products go (default: `out` beside the state directory).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// How often the `.pipe` files are looked at again, besides file-system events (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    rescan: f64,
+    /// After SIGTERM: how long running tasks may take to finish before they are stopped (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    grace: f64,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: &DaemonArgs) -> Result<Outcome> {
+    init_logging(args.log_format);
+    let state_dir = absolute(&args.state.dir());
+    let store = args.state.open()?;
+    let dir = std::fs::canonicalize(&args.dir)
+        .with_context(|| format!("cannot read the directory `{}`", args.dir.display()))?;
+    let seconds = |name: &str, value: f64| {
+        Duration::try_from_secs_f64(value)
+            .with_context(|| format!("--{name} {value}: expected a number of seconds, 0 or more"))
+    };
+    let options = DaemonOptions {
+        out_root: args.out.as_deref().map(absolute).unwrap_or_else(|| {
+            state_dir
+                .parent()
+                .map(|p| p.join("out"))
+                .unwrap_or_else(|| PathBuf::from("out"))
+        }),
+        dir,
+        state_dir,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1),
+        rescan: seconds("rescan", args.rescan)?.max(Duration::from_millis(100)),
+        grace: seconds("grace", args.grace)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            dir = %options.dir.display(),
+            state = %options.state_dir.display(),
+            listen = %listener.local_addr()?,
+            "daemon started"
+        );
+        let (daemon, receiver) = Daemon::new(store, options);
+        daemon::run(daemon, receiver).await
+    })?;
+    Ok(Outcome::Success)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENGINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(super::output::stderr_color());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,203 @@
+//! Continuous triggers: a pipeline runs when its sources hold data it has not processed (the
+//! gap) and that data has settled. The daemon looks when the file system says something changed
+//! under a source root, every `poll` as a safety net, and when a cooldown runs out. A group whose
+//! newest input changed less than the cooldown ago waits, so a file still being copied in is not
+//! processed half-written. One run covers the whole gap, however much arrived meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dsl::model::{Pipeline, Trigger};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use super::{Daemon, Event};
+use crate::plan::{base_dir, plan, preview::preview};
+use crate::run::Force;
+
+/// The pipeline as a continuous trigger runs it: every step without a cooldown of its own takes
+/// the trigger's, so the planner holds back groups whose inputs are still changing. (A step's
+/// cooldown is a policy, not part of its task keys: this changes no cached result.)
+pub fn with_trigger_cooldown(pipeline: &Pipeline) -> Pipeline {
+    let mut pipeline = pipeline.clone();
+    if let Trigger::Continuous { cooldown_ms, .. } = pipeline.trigger {
+        for step in &mut pipeline.steps {
+            step.policy.cooldown_ms.get_or_insert(cooldown_ms);
+        }
+    }
+    pipeline
+}
+
+/// Looks at a continuous pipeline's sources: starts a run when there is a gap that has settled,
+/// and comes back when the newest waiting group's cooldown runs out.
+pub fn check(daemon: &Arc<Daemon>, name: &str) {
+    if daemon.stop.drain.is_cancelled() || daemon.runs.busy_or_queue(name) {
+        return;
+    }
+    let Some((file, pipeline)) = daemon.pipeline(name) else {
+        return;
+    };
+    if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
+        return;
+    }
+    let pipeline = with_trigger_cooldown(&pipeline);
+    let Ok(params) = dsl::model::param::resolve_params(&pipeline.params, &[]) else {
+        tracing::error!(
+            pipeline = name,
+            "a param has no default: the trigger cannot fire"
+        );
+        return;
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let planned = match plan(&pipeline, &params, &base_dir(&file), &daemon.store, threads) {
+        Ok(planned) => planned,
+        Err(error) => {
+            tracing::warn!(pipeline = name, %error, "cannot scan the sources");
+            return;
+        }
+    };
+    let decisions = match preview(&pipeline, &params, &planned, &daemon.store, &Force::None) {
+        Ok(decisions) => decisions,
+        Err(error) => {
+            tracing::error!(pipeline = name, %error, "cannot read the store");
+            return;
+        }
+    };
+    let mut gap: BTreeMap<String, u64> = BTreeMap::new();
+    for decision in decisions.iter().filter(|d| d.decision != "cached") {
+        *gap.entry(decision.step.clone()).or_default() += 1;
+    }
+    for waiting in &planned.waiting {
+        *gap.entry(waiting.step.clone()).or_default() += 1;
+    }
+    daemon
+        .gaps
+        .lock()
+        .expect("gaps lock")
+        .insert(name.to_string(), gap);
+    if decisions.iter().any(|d| d.decision == "run") {
+        daemon.fire(name, "continuous");
+    }
+    if let Some(ms) = planned.waiting.iter().filter_map(|w| w.remaining_ms).min() {
+        let events = daemon.events.clone();
+        let name = name.to_string();
+        tracing::debug!(pipeline = %name, wait_ms = ms, "inputs settling");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms + 20)).await;
+            let _ = events.send(Event::Check(name));
+        });
+    }
+}
+
+/// The continuous pipelines with a source root at or above `path`.
+pub fn watching(daemon: &Daemon, path: &Path) -> Vec<String> {
+    let registry = daemon.registry.lock().expect("registry lock");
+    registry
+        .pipelines()
+        .filter(|(_, p)| matches!(p.trigger, Trigger::Continuous { .. }))
+        .filter(|(file, p)| source_roots(file, p).iter().any(|r| path.starts_with(r)))
+        .map(|(_, p)| p.name.clone())
+        .collect()
+}
+
+fn source_roots(file: &Path, pipeline: &Pipeline) -> Vec<PathBuf> {
+    let base = base_dir(file);
+    pipeline
+        .sources
+        .iter()
+        .map(|s| {
+            let root = base.join(&s.root);
+            std::fs::canonicalize(&root).unwrap_or(root)
+        })
+        .collect()
+}
+
+/// File-system notifications for the `.pipe` directory and the continuous pipelines' source
+/// roots, delivered to the daemon's loop as [`Event::Changed`].
+pub struct Watcher {
+    inner: RecommendedWatcher,
+    watched: Vec<PathBuf>,
+}
+
+impl Watcher {
+    /// Reports changes (not reads: scanning a source must not trigger another scan) outside
+    /// the state directory `state` (the store's own writes are no news).
+    pub fn new(events: mpsc::UnboundedSender<Event>, state: PathBuf) -> notify::Result<Watcher> {
+        let state = std::fs::canonicalize(&state).unwrap_or(state);
+        let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else {
+                return;
+            };
+            if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+                return;
+            }
+            for path in event.paths {
+                if !path.starts_with(&state) {
+                    let _ = events.send(Event::Changed(path));
+                }
+            }
+        })?;
+        Ok(Watcher {
+            inner,
+            watched: Vec::new(),
+        })
+    }
+
+    /// Watches `dir` and the source roots of the continuous pipelines, and nothing else.
+    pub fn watch(&mut self, dir: &Path, pipelines: &[(PathBuf, Arc<Pipeline>)]) {
+        let mut wanted = vec![std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())];
+        for (file, pipeline) in pipelines {
+            if matches!(pipeline.trigger, Trigger::Continuous { .. }) {
+                wanted.extend(source_roots(file, pipeline));
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        for path in &self.watched {
+            let _ = self.inner.unwatch(path);
+        }
+        self.watched.clear();
+        for path in wanted {
+            // A root that does not exist yet is found by the polls once it does.
+            match self.inner.watch(&path, RecursiveMode::Recursive) {
+                Ok(()) => self.watched.push(path),
+                Err(error) => tracing::debug!(path = %path.display(), %error, "not watched"),
+            }
+        }
+    }
+}
+
+/// The continuous pipelines' poll intervals.
+#[derive(Default)]
+pub struct Polls {
+    last: HashMap<String, Instant>,
+}
+
+impl Polls {
+    /// Waits for the next pipeline whose poll is due, and checks it.
+    pub async fn next(&mut self, daemon: &Arc<Daemon>) {
+        let now = Instant::now();
+        let due: Vec<(String, Instant)> = daemon
+            .registry
+            .lock()
+            .expect("registry lock")
+            .pipelines()
+            .filter_map(|(_, p)| match p.trigger {
+                Trigger::Continuous { poll_ms, .. } => {
+                    let last = *self.last.entry(p.name.clone()).or_insert(now);
+                    Some((p.name.clone(), last + Duration::from_millis(poll_ms)))
+                }
+                _ => None,
+            })
+            .collect();
+        let Some((name, at)) = due.into_iter().min_by_key(|(_, at)| *at) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::time::sleep_until(at.into()).await;
+        self.last.insert(name.clone(), Instant::now());
+        check(daemon, &name);
+    }
+}

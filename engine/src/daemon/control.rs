@@ -1,0 +1,275 @@
+//! The daemon's side of the API's [`Control`] seam: its pipelines as it runs them, and the
+//! actions on them, with the same validation and the same run machinery as the CLI.
+
+use std::sync::Arc;
+
+use dsl::model::param::{resolve_params, ParamError, ParamType};
+use dsl::model::{Pipeline, Trigger};
+
+use super::cron::next_fire_ms;
+use super::runs::Launch;
+use super::Daemon;
+use crate::api::control::{
+    Control, ControlError, LoadError, ParamInfo, ParamProblem, PipelineStatus, StepGap,
+};
+use crate::run::again::{derive, Again};
+use crate::run::{Force, RunError, RunRequest};
+use crate::store::RunStatus;
+
+impl Control for Daemon {
+    fn pipelines(&self) -> Vec<PipelineStatus> {
+        let pipelines: Vec<_> = self
+            .registry
+            .lock()
+            .expect("registry lock")
+            .pipelines()
+            .collect();
+        let runs = self.store.runs().unwrap_or_default();
+        let gaps = self.gaps.lock().expect("gaps lock").clone();
+        pipelines
+            .into_iter()
+            .map(|(file, pipeline)| {
+                let last = runs.iter().find(|r| r.pipeline == pipeline.name);
+                PipelineStatus {
+                    name: pipeline.name.clone(),
+                    file: file.display().to_string(),
+                    trigger: trigger_kind(&pipeline.trigger).to_string(),
+                    trigger_detail: trigger_detail(&pipeline.trigger),
+                    next_fire_ms: next_fire_ms(&pipeline.trigger),
+                    gap: gaps
+                        .get(&pipeline.name)
+                        .map(|gap| {
+                            gap.iter()
+                                .map(|(step, tasks)| StepGap {
+                                    step: step.clone(),
+                                    tasks: *tasks,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    last_run: last.map(|r| r.id),
+                    last_run_status: last.map(|r| r.status.as_str().to_string()),
+                    params: params_of(&pipeline),
+                    load_error: self.registry.lock().expect("registry lock").error_of(&file),
+                }
+            })
+            .collect()
+    }
+
+    fn load_errors(&self) -> Vec<LoadError> {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .errors()
+            .into_iter()
+            .filter(|(_, _, has_good)| !has_good)
+            .map(|(file, error, _)| LoadError {
+                file: file.display().to_string(),
+                error,
+            })
+            .collect()
+    }
+
+    fn trigger(&self, name: &str, params: &[(String, String)]) -> Result<u64, ControlError> {
+        let (file, pipeline) = self
+            .pipeline(name)
+            .ok_or_else(|| ControlError::UnknownPipeline(name.to_string()))?;
+        let params = resolve_params(&pipeline.params, params)
+            .map_err(|errors| ControlError::InvalidParams(errors.iter().map(problem).collect()))?;
+        self.launch(
+            pipeline,
+            file,
+            params,
+            "api".to_string(),
+            Force::None,
+            None,
+            None,
+        )
+    }
+
+    fn cancel(&self, run: u64) -> Result<(), ControlError> {
+        let record = self
+            .store
+            .run(run)
+            .map_err(|_| ControlError::UnknownRun(run))?;
+        if record.status.is_finished() {
+            return Err(ControlError::Conflict(format!(
+                "run {run} is not running (it is {})",
+                record.status.as_str()
+            )));
+        }
+        self.store
+            .write(|tx| {
+                let mut current = tx.run(run)?;
+                current.cancel_requested = true;
+                tx.put_run(&current)?;
+                tx.event(Some(run), None, "run.cancel_requested", "over the API")
+            })
+            .map_err(|error| ControlError::Internal(error.to_string()))
+    }
+
+    fn resume(&self, run: u64) -> Result<u64, ControlError> {
+        self.again(run, Again::Resume)
+    }
+
+    fn rerun(&self, run: u64, from: Option<&str>) -> Result<u64, ControlError> {
+        self.again(run, Again::Rerun(from.map(str::to_string)))
+    }
+
+    fn retry(&self, run: u64, step: Option<&str>) -> Result<u64, ControlError> {
+        self.again(run, Again::Retry(step.map(str::to_string)))
+    }
+
+    fn queue_depth(&self) -> u64 {
+        let Ok(runs) = self.store.runs() else {
+            return 0;
+        };
+        runs.iter()
+            .filter(|r| r.status == RunStatus::Running)
+            .filter_map(|r| self.store.tasks_of(r.id).ok())
+            .flatten()
+            .filter(|t| t.status == crate::store::TaskStatus::Pending)
+            .count() as u64
+    }
+}
+
+impl Daemon {
+    fn again(&self, run: u64, again: Again) -> Result<u64, ControlError> {
+        let parent = self
+            .store
+            .run(run)
+            .map_err(|_| ControlError::UnknownRun(run))?;
+        if !parent.status.is_finished() {
+            return Err(ControlError::Conflict(format!(
+                "run {run} is still {}; cancel it first, or wait",
+                parent.status.as_str()
+            )));
+        }
+        let (file, pipeline) = self
+            .pipeline(&parent.pipeline)
+            .ok_or_else(|| ControlError::UnknownPipeline(parent.pipeline.clone()))?;
+        if let Again::Rerun(Some(step)) | Again::Retry(Some(step)) = &again {
+            if pipeline.step(step).is_none() {
+                return Err(ControlError::UnknownStep {
+                    pipeline: pipeline.name.clone(),
+                    step: step.clone(),
+                });
+            }
+        }
+        let derived = derive(&self.store, &parent, &pipeline, &again)
+            .map_err(|error| ControlError::Internal(error.to_string()))?
+            .ok_or_else(|| ControlError::Conflict(format!("run {run} has no failed tasks")))?;
+        self.launch(
+            pipeline,
+            file,
+            parent.params.clone(),
+            derived.trigger,
+            derived.force,
+            derived.only,
+            Some(parent.id),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        pipeline: Arc<Pipeline>,
+        file: std::path::PathBuf,
+        params: std::collections::BTreeMap<String, dsl::model::ParamValue>,
+        trigger: String,
+        force: Force,
+        only: Option<crate::run::TaskFilter>,
+        parent: Option<u64>,
+    ) -> Result<u64, ControlError> {
+        if self.stop.drain.is_cancelled() {
+            return Err(ControlError::ShuttingDown);
+        }
+        if let Some(run) = self.runs.running(&pipeline.name) {
+            return Err(ControlError::Conflict(format!(
+                "pipeline `{}` is being run by run {run}; wait for it, or cancel it",
+                pipeline.name
+            )));
+        }
+        let mut options = self.run_options(force);
+        options.only = only;
+        let launch = Launch {
+            pipeline,
+            request: RunRequest {
+                file,
+                params,
+                trigger,
+                parent,
+            },
+            options,
+        };
+        match self.runs.start(launch) {
+            Ok(run) => Ok(run.id),
+            Err(RunError::AlreadyRunning { run, .. }) => Err(ControlError::Conflict(format!(
+                "the pipeline is being run by run {run}"
+            ))),
+            Err(error) => Err(ControlError::Internal(error.to_string())),
+        }
+    }
+}
+
+fn problem(error: &ParamError) -> ParamProblem {
+    let param = match error {
+        ParamError::Invalid { param, .. }
+        | ParamError::Unknown { param, .. }
+        | ParamError::Missing { param } => param.clone(),
+        ParamError::Malformed { arg } => arg.clone(),
+    };
+    ParamProblem {
+        param,
+        message: error.to_string(),
+    }
+}
+
+fn trigger_kind(trigger: &Trigger) -> &'static str {
+    match trigger {
+        Trigger::Manual => "manual",
+        Trigger::Cron { .. } => "cron",
+        Trigger::Continuous { .. } => "continuous",
+    }
+}
+
+fn trigger_detail(trigger: &Trigger) -> Option<String> {
+    match trigger {
+        Trigger::Manual => None,
+        Trigger::Cron { expr, tz } => Some(format!("{expr} ({tz})")),
+        Trigger::Continuous {
+            cooldown_ms,
+            poll_ms,
+        } => Some(format!("cooldown {cooldown_ms} ms, poll {poll_ms} ms")),
+    }
+}
+
+fn params_of(pipeline: &Pipeline) -> Vec<ParamInfo> {
+    pipeline
+        .params
+        .iter()
+        .map(|p| ParamInfo {
+            name: p.name.clone(),
+            kind: kind_name(&p.ty).to_string(),
+            default: p.default.as_ref().map(|v| v.to_param_text()),
+            constraint: p.constraint.as_ref().map(|c| c.to_string()),
+            choices: match &p.ty {
+                ParamType::Enum(values) => values.clone(),
+                _ => Vec::new(),
+            },
+        })
+        .collect()
+}
+
+fn kind_name(ty: &ParamType) -> &'static str {
+    match ty {
+        ParamType::Int => "int",
+        ParamType::Float => "float",
+        ParamType::String => "string",
+        ParamType::Bool => "bool",
+        ParamType::Path => "path",
+        ParamType::Duration => "duration",
+        ParamType::Size => "size",
+        ParamType::Enum(_) => "enum",
+    }
+}

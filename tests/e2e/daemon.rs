@@ -1,0 +1,354 @@
+//! `engine daemon`: standing pipelines fired by new data and by cron, run by the real binary in
+//! the background on temp dirs, watched through the store (`engine runs --json`) and its log.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::support::Env;
+
+/// A daemon running in the background on an `Env`; SIGKILLed if the test ends without stopping it.
+struct Daemon {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(env: &Env, extra: &[&str]) -> Daemon {
+        let log = env.path().join("daemon.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(["daemon", "--listen", "127.0.0.1:0", "--grace", "2"])
+            .args(extra)
+            .current_dir(env.path())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            log,
+        };
+        daemon.wait_log("daemon started", Duration::from_secs(10));
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, text: &str, timeout: Duration) {
+        let found = wait_for(timeout, || self.log().contains(text));
+        assert!(found, "`{text}` not in the daemon's log:\n{}", self.log());
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    fn stop(mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        signal(child.id(), "TERM");
+        let status = child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+fn wait_for(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ready()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The runs in the store, newest first.
+fn runs(env: &Env) -> Vec<serde_json::Value> {
+    let listed = env.engine(&["runs", "--json"]);
+    if listed.code != 0 {
+        return Vec::new(); // no store yet
+    }
+    serde_json::from_str::<Vec<serde_json::Value>>(&listed.stdout).unwrap()
+}
+
+fn finished_runs(env: &Env) -> Vec<serde_json::Value> {
+    runs(env)
+        .into_iter()
+        .filter(|r| r["status"] != "running" && r["status"] != "queued")
+        .collect()
+}
+
+/// Per-file counting, continuous with a cooldown.
+fn watch_pipe(cooldown: &str, command: &str) -> String {
+    format!(
+        r#"pipeline watch {{
+  trigger continuous cooldown {cooldown} poll 30s
+
+  source files {{
+    root "in"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }}
+
+  step count each file {{
+    input files
+    run "{command}"
+  }}
+}}
+"#
+    )
+}
+
+fn mtime_ms(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_landed_file_is_processed_after_the_cooldown_and_not_before() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("1s", "cat {inputs} > {out}/copy"));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+
+    let landed = env.write("in/a.txt", "alpha\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&env).is_empty(), "a run started within the cooldown");
+
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    let run = &runs(&env)[0];
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["trigger"], "continuous");
+    let started = run["created_ms"].as_u64().unwrap();
+    assert!(
+        started >= mtime_ms(&landed) + 1000,
+        "the run started {} ms after the file landed",
+        started - mtime_ms(&landed)
+    );
+    assert_eq!(env.read("out/watch/count/a/copy"), "alpha\n");
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn a_file_still_growing_is_processed_only_once_it_stops() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("1s", "cat {inputs} > {out}/copy"));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+
+    let path = env.path().join("in/big.txt");
+    let mut text = String::new();
+    for n in 0..8 {
+        text.push_str(&format!("line {n}\n"));
+        std::fs::write(&path, &text).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(runs(&env).is_empty(), "a run started while the file grew");
+    }
+    let last_write = mtime_ms(&path);
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    let run = &runs(&env)[0];
+    assert!(run["created_ms"].as_u64().unwrap() >= last_write + 1000);
+    assert_eq!(
+        env.read("out/watch/count/big/copy"),
+        text,
+        "processed whole"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn files_that_arrive_during_a_run_go_to_the_next_run() {
+    let env = Env::new();
+    env.write(
+        "watch.pipe",
+        &watch_pipe("0s", "sleep 1; cat {inputs} > {out}/copy"),
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+
+    env.write("in/a.txt", "a\n");
+    assert!(wait_for(Duration::from_secs(10), || runs(&env).len() == 1));
+    env.write("in/b.txt", "b\n");
+    env.write("in/c.txt", "c\n");
+    assert!(wait_for(Duration::from_secs(20), || finished_runs(&env)
+        .len()
+        == 2));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(runs(&env).len(), 2, "one more run, not one per file");
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            env.read(&format!("out/watch/count/{name}/copy")),
+            format!("{name}\n")
+        );
+    }
+    drop(daemon);
+}
+
+#[test]
+fn what_arrived_while_the_daemon_was_down_is_one_run() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("0s", "cat {inputs} > {out}/copy"));
+    for n in 0..100 {
+        env.write(&format!("in/f{n:03}.txt"), &format!("{n}\n"));
+    }
+    let daemon = Daemon::start(&env, &[]);
+    assert!(wait_for(Duration::from_secs(30), || finished_runs(&env)
+        .len()
+        == 1));
+    std::thread::sleep(Duration::from_millis(500));
+    let all = runs(&env);
+    assert_eq!(all.len(), 1, "exactly one run");
+    let shown = env.engine(&["show", "1", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let tasks = shown["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 100);
+    assert!(tasks.iter().all(|t| t["status"] == "succeeded"));
+    drop(daemon);
+}
+
+#[test]
+fn a_per_second_cron_fires_on_schedule() {
+    let env = Env::new();
+    env.write(
+        "tick.pipe",
+        r#"pipeline tick {
+  trigger cron "* * * * * *"
+
+  step stamp {
+    run "date +%s%N > {out}/at"
+  }
+}
+"#,
+    );
+    let daemon = Daemon::start(&env, &[]);
+    let started = now_ms();
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        >= 3));
+    let elapsed = now_ms() - started;
+    assert!(elapsed < 6000, "3 fires took {elapsed} ms");
+    let all = runs(&env);
+    assert!(all.iter().all(|r| r["trigger"] == "cron"));
+    // One fire a second: the runs start at least ~1 s apart.
+    let mut created: Vec<u64> = all
+        .iter()
+        .map(|r| r["created_ms"].as_u64().unwrap())
+        .collect();
+    created.sort();
+    for pair in created.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 800,
+            "fires {} ms apart",
+            pair[1] - pair[0]
+        );
+    }
+    drop(daemon);
+}
+
+#[test]
+fn an_edited_file_changes_the_next_run_and_a_broken_one_keeps_the_last_good_version() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("0s", "echo one > {out}/v"));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    env.write("in/a.txt", "a\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    assert_eq!(env.read("out/watch/count/a/v"), "one\n");
+
+    env.write("watch.pipe", &watch_pipe("0s", "echo two > {out}/v"));
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(env.path().join("out/watch/count/a/v"))
+                .is_ok_and(|v| v == "two\n")
+        }),
+        "the changed command reran the task:\n{}",
+        daemon.log()
+    );
+
+    let broken = watch_pipe("0s", "echo three > {out}/v").replace("  step count", "  step count {");
+    env.write("watch.pipe", &broken);
+    daemon.wait_log("does not load", Duration::from_secs(10));
+    assert!(daemon.log().contains("watch.pipe:"), "{}", daemon.log());
+    let before = finished_runs(&env).len();
+    env.write("in/b.txt", "b\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        > before));
+    assert_eq!(
+        env.read("out/watch/count/b/v"),
+        "two\n",
+        "the last good version ran"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn sigterm_lets_the_daemon_stop_its_runs_within_the_grace() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("0s", "sleep 60"));
+    env.write("in/a.txt", "a\n");
+    let daemon = Daemon::start(&env, &[]);
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env).first().is_some_and(|r| r["status"] == "running")
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    assert_eq!(daemon.stop(), 0);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    let run = &runs(&env)[0];
+    assert_eq!(run["status"], "cancelled");
+    let survivors = Command::new("pgrep")
+        .args(["-f", "sleep 60"])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&survivors.stdout).to_string();
+    // Other tests may run `sleep 60` too; none of ours may be left in this env's process tree.
+    for pid in left.split_whitespace() {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let state = format!("ENGINE_STATE_DIR={}", env.path().join(".engine").display());
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(&state),
+            "process {pid} of the run survived"
+        );
+    }
+}
