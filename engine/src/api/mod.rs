@@ -26,7 +26,7 @@
 //!     if created {
 //!         println!("API token (in {}): {}", state_dir.join("api-token").display(), token.as_str());
 //!     }
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
 //!     let state = Arc::new(ApiState {
 //!         store,
 //!         control,
