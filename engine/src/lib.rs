@@ -3,13 +3,15 @@
 //! The flow of a run: [`plan`] scans sources and lays out tasks; [`run`] creates the run and
 //! schedules its tasks, keying each from its inputs and reusing cached results; [`exec`] runs
 //! attempts as processes; every transition is committed to the [`store`] first. [`scan`] finds
-//! and hashes input items. The command line is [`cli`], one module per subcommand; the language
-//! itself is the `dsl` crate.
+//! and hashes input items. [`inspect`] shapes what the store knows for `show`, `lineage` and the
+//! HTTP [`api`]. The command line is [`cli`], one module per subcommand; the language itself is
+//! the `dsl` crate.
 
 pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod exec;
+pub mod inspect;
 pub mod plan;
 pub mod run;
 pub mod scan;

@@ -5,11 +5,10 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde::Serialize;
 
 use super::target::{absolute, StateArgs};
 use super::Outcome;
-use crate::store::{ProductRecord, Store, TaskRecord};
+use crate::inspect::{lineage, LineageNode};
 
 /// Show how a product was made, back to the source items.
 #[derive(Debug, Args)]
@@ -23,18 +22,11 @@ pub struct LineageArgs {
     state: StateArgs,
 }
 
-#[derive(Serialize)]
-struct Node {
-    product: ProductRecord,
-    task: TaskRecord,
-    inputs: Vec<Node>,
-}
-
 pub fn run(args: &LineageArgs) -> Result<Outcome> {
     let store = args.state.open_existing()?;
     let path =
         std::fs::canonicalize(&args.path).unwrap_or_else(|_| absolute(Path::new(&args.path)));
-    let Some(node) = lineage(&store, &path.to_string_lossy(), 0)? else {
+    let Some(node) = lineage(&store, &path.to_string_lossy())? else {
         bail!("`{}` is not a product the engine knows (products are files in a task's output directory)", path.display());
     };
     if args.json {
@@ -45,29 +37,7 @@ pub fn run(args: &LineageArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn lineage(store: &Store, path: &str, depth: usize) -> Result<Option<Node>> {
-    let Some(product) = store.product(path)? else {
-        return Ok(None);
-    };
-    let task = store.task(product.task)?;
-    let mut inputs = Vec::new();
-    if depth < 64 {
-        for input in &task.inputs {
-            if input.task.is_some() {
-                if let Some(node) = lineage(store, &input.path.to_string_lossy(), depth + 1)? {
-                    inputs.push(node);
-                }
-            }
-        }
-    }
-    Ok(Some(Node {
-        product,
-        task,
-        inputs,
-    }))
-}
-
-fn print_node(node: &Node, depth: usize) {
+fn print_node(node: &LineageNode, depth: usize) {
     let pad = "  ".repeat(depth);
     let task = &node.task;
     println!(

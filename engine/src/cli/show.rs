@@ -3,12 +3,11 @@
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
 use super::target::StateArgs;
 use super::Outcome;
+use crate::inspect::run_detail;
 use crate::run::progress::human_ms;
-use crate::store::{AttemptRecord, RunRecord, TaskRecord};
 
 /// Show a run: its tasks and their attempts.
 #[derive(Debug, Args)]
@@ -22,34 +21,14 @@ pub struct ShowArgs {
     state: StateArgs,
 }
 
-#[derive(Serialize)]
-struct Shown {
-    run: RunRecord,
-    tasks: Vec<ShownTask>,
-}
-
-#[derive(Serialize)]
-struct ShownTask {
-    #[serde(flatten)]
-    task: TaskRecord,
-    attempts_detail: Vec<AttemptRecord>,
-}
-
 pub fn run(args: &ShowArgs) -> Result<Outcome> {
     let store = args.state.open_existing()?;
-    let run = store.run(args.run)?;
-    let mut tasks = Vec::new();
-    for task in store.tasks_of(run.id)? {
-        let attempts = store.attempts_of(task.id)?;
-        tasks.push(ShownTask {
-            task,
-            attempts_detail: attempts,
-        });
-    }
+    let detail = run_detail(&store, args.run)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&Shown { run, tasks })?);
+        println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(Outcome::Success);
     }
+    let (run, tasks) = (detail.run, detail.tasks);
     println!(
         "run {} of `{}`: {} ({})",
         run.id,

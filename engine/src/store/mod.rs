@@ -211,6 +211,23 @@ impl Store {
         Ok(runs)
     }
 
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>> {
+        self.all(TASKS, "tasks")
+    }
+
+    /// Every attempt, by task and number.
+    pub fn attempts(&self) -> Result<Vec<AttemptRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ATTEMPTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(decode("attempts", value.value())?);
+        }
+        Ok(out)
+    }
+
     /// The tasks of a run, in creation order.
     pub fn tasks_of(&self, run: u64) -> Result<Vec<TaskRecord>> {
         let txn = self.db.begin_read()?;
@@ -303,6 +320,21 @@ impl Store {
         for entry in table.iter()? {
             let (_, value) = entry?;
             out.push(decode("events", value.value())?);
+        }
+        Ok(out)
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<u64, &str>,
+        name: &'static str,
+    ) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(decode(name, value.value())?);
         }
         Ok(out)
     }

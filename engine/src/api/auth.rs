@@ -1,0 +1,61 @@
+//! Who may do what: requests that change state need `Authorization: Bearer TOKEN`, and so do
+//! reads unless they are public. Without a token a request is 401; with a wrong one, 403.
+
+use hyper::header::AUTHORIZATION;
+use hyper::HeaderMap;
+
+use super::error::ApiError;
+use super::state::ApiState;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (the health check, the API's own description).
+    Open,
+    /// A token, unless reads are public.
+    Read,
+    /// A token, always.
+    Write,
+}
+
+/// Checks the request's token against what `access` needs.
+pub fn authorize(state: &ApiState, access: Access, headers: &HeaderMap) -> Result<(), ApiError> {
+    match access {
+        Access::Open => return Ok(()),
+        Access::Read if state.public_reads => return Ok(()),
+        Access::Read | Access::Write => {}
+    }
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| bearer(value.as_bytes()))
+        .ok_or(ApiError::Unauthorized)?;
+    if state.token.matches(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// The token of a `Bearer TOKEN` credential (the scheme is case-insensitive).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let scheme = value.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = value[7..].trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_bearer_scheme_only() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Bear"), None);
+    }
+}

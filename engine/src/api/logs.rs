@@ -1,0 +1,141 @@
+//! `GET /runs/{id}/tasks/{task}/logs`: a task's stdout or stderr, whole as text, or followed as
+//! server-sent events (`Accept: text/event-stream` or `?follow=1`, see [`super::sse`]).
+//!
+//! Query: `stream=stdout|stderr` (default stdout), `attempt=N` (default the latest attempt;
+//! followed, the latest moves on to a retry's new attempt when it starts).
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use hyper::body::Bytes;
+use hyper::header::ACCEPT;
+use hyper::StatusCode;
+use tokio::io::AsyncReadExt;
+
+use super::error::ApiError;
+use super::response::{channel, full, with_type, Response, TEXT};
+use super::router::Call;
+use super::sse::{self, Follow, Position};
+use crate::store::AttemptRecord;
+
+/// Which of an attempt's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    fn from_query(value: Option<&str>) -> Result<LogStream, ApiError> {
+        match value {
+            None | Some("stdout") => Ok(LogStream::Stdout),
+            Some("stderr") => Ok(LogStream::Stderr),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "query parameter `stream`: `{other}` is neither `stdout` nor `stderr`"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn path(self, attempt: &AttemptRecord) -> &Path {
+        match self {
+            LogStream::Stdout => &attempt.stdout,
+            LogStream::Stderr => &attempt.stderr,
+        }
+    }
+}
+
+pub async fn get(call: Call) -> Result<Response, ApiError> {
+    let run = call.id(0, "run")?;
+    let task = call.id(1, "task")?;
+    let stream = LogStream::from_query(call.query.get("stream"))?;
+    let attempt: Option<u32> = call.query.number("attempt")?;
+    let follow = call.query.flag("follow")
+        || call
+            .headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+    let attempts = call
+        .state
+        .blocking(move |state| {
+            state.store.run(run)?;
+            let record = state.store.task(task)?;
+            if record.run != run {
+                return Err(ApiError::NotFound(format!("run {run} has no task {task}")));
+            }
+            let attempts = state.store.attempts_of(task)?;
+            if let Some(n) = attempt.filter(|n| !attempts.iter().any(|a| a.number == *n)) {
+                return Err(ApiError::NotFound(format!(
+                    "task {task} has no attempt {n}"
+                )));
+            }
+            Ok(attempts)
+        })
+        .await?;
+    if follow {
+        let resume = call
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Position::parse);
+        return Ok(sse::response(Follow {
+            store: call.state.store.clone(),
+            run,
+            task,
+            stream,
+            attempt,
+            resume,
+            shutdown: call.shutdown,
+        }));
+    }
+    let chosen = match attempt {
+        Some(n) => attempts.into_iter().find(|a| a.number == n),
+        None => attempts.into_iter().last(),
+    };
+    let Some(chosen) = chosen else {
+        // Not started yet: nothing written.
+        return Ok(with_type(StatusCode::OK, TEXT, full(Bytes::new())));
+    };
+    let path = stream.path(&chosen).to_path_buf();
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|error| match error.kind() {
+            ErrorKind::NotFound => ApiError::NotFound(format!(
+                "the {} log of task {task} attempt {} is gone",
+                stream.name(),
+                chosen.number
+            )),
+            _ => ApiError::Internal(format!("cannot open `{}`: {error}", path.display())),
+        })?;
+    Ok(with_type(StatusCode::OK, TEXT, send_file(file, path)))
+}
+
+/// The file's bytes as a body, read a chunk at a time as the client takes them.
+fn send_file(mut file: tokio::fs::File, path: PathBuf) -> super::response::Body {
+    let (tx, body) = channel(4);
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buffer).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx.send(Bytes::copy_from_slice(&buffer[..n])).await.is_err() {
+                        return; // The client went away.
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!("api: reading `{}`: {error}", path.display());
+                    return;
+                }
+            }
+        }
+    });
+    body
+}

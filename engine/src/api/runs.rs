@@ -1,0 +1,247 @@
+//! `GET /runs` (the history, filtered and paged, newest first) and `GET /runs/{id}` (a run with
+//! its tasks and their attempts, as `engine show RUN --json` prints it).
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::request::Query;
+use super::response::{json, Response};
+use super::router::Call;
+use crate::inspect::run_detail;
+use crate::store::{RunRecord, RunStatus};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+const STATUSES: [RunStatus; 6] = [
+    RunStatus::Queued,
+    RunStatus::Running,
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::Cancelled,
+    RunStatus::Interrupted,
+];
+
+/// Which runs a listing wants.
+#[derive(Debug, Default, PartialEq)]
+struct Filter {
+    pipeline: Option<String>,
+    /// Any of these statuses (`status=failed,cancelled`); all when empty.
+    statuses: Vec<RunStatus>,
+    /// The run's trigger (`manual`, `cron`, `rerun of 3`, ...).
+    label: Option<String>,
+    /// Created at or after (ms since the epoch).
+    since: Option<u64>,
+    /// Created before (ms since the epoch).
+    until: Option<u64>,
+}
+
+/// Which page of the matching runs.
+#[derive(Debug, PartialEq)]
+struct Page {
+    limit: usize,
+    offset: usize,
+    /// A cursor: only runs with a smaller id (the `next_before` of the previous page).
+    before: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Listing {
+    runs: Vec<RunRecord>,
+    /// How many runs match the filters, on every page.
+    total: usize,
+    limit: usize,
+    offset: usize,
+    /// Pass as `before` for the next page; `null` on the last.
+    next_before: Option<u64>,
+}
+
+pub async fn list(call: Call) -> Result<Response, ApiError> {
+    let filter = filter(&call.query)?;
+    let page = page(&call.query)?;
+    let runs = call.state.blocking(|state| Ok(state.store.runs()?)).await?;
+    Ok(json(StatusCode::OK, &listing(runs, &filter, &page)))
+}
+
+pub async fn get(call: Call) -> Result<Response, ApiError> {
+    let id = call.id(0, "run")?;
+    let detail = call
+        .state
+        .blocking(move |state| Ok(run_detail(&state.store, id)?))
+        .await?;
+    Ok(json(StatusCode::OK, &detail))
+}
+
+fn filter(query: &Query) -> Result<Filter, ApiError> {
+    let mut statuses = Vec::new();
+    for name in query.get("status").unwrap_or("").split(',') {
+        if name.is_empty() {
+            continue;
+        }
+        let status = STATUSES
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(format!(
+                    "query parameter `status`: no status `{name}` (one of {})",
+                    known.join(", ")
+                ))
+            })?;
+        statuses.push(status);
+    }
+    Ok(Filter {
+        pipeline: query.get("pipeline").map(str::to_string),
+        statuses,
+        label: query.get("label").map(str::to_string),
+        since: query.number("since")?,
+        until: query.number("until")?,
+    })
+}
+
+fn page(query: &Query) -> Result<Page, ApiError> {
+    let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter `limit`: {limit} is not between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok(Page {
+        limit,
+        offset: query.number("offset")?.unwrap_or(0),
+        before: query.number("before")?,
+    })
+}
+
+/// The page of `runs` (newest first) that match `filter`.
+fn listing(runs: Vec<RunRecord>, filter: &Filter, page: &Page) -> Listing {
+    let matching: Vec<RunRecord> = runs.into_iter().filter(|r| filter.accepts(r)).collect();
+    let total = matching.len();
+    let mut rest = matching
+        .into_iter()
+        .filter(|r| page.before.is_none_or(|before| r.id < before))
+        .skip(page.offset);
+    let runs: Vec<RunRecord> = rest.by_ref().take(page.limit).collect();
+    let next_before = match rest.next() {
+        Some(_) => runs.last().map(|r| r.id),
+        None => None,
+    };
+    Listing {
+        runs,
+        total,
+        limit: page.limit,
+        offset: page.offset,
+        next_before,
+    }
+}
+
+impl Filter {
+    fn accepts(&self, run: &RunRecord) -> bool {
+        self.pipeline.as_ref().is_none_or(|p| &run.pipeline == p)
+            && (self.statuses.is_empty() || self.statuses.contains(&run.status))
+            && self.label.as_ref().is_none_or(|l| &run.trigger == l)
+            && self.since.is_none_or(|since| run.created_ms >= since)
+            && self.until.is_none_or(|until| run.created_ms < until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn run(id: u64, pipeline: &str, status: RunStatus, trigger: &str) -> RunRecord {
+        RunRecord {
+            id,
+            pipeline: pipeline.into(),
+            file: "/w/p.pipe".into(),
+            trigger: trigger.into(),
+            params: BTreeMap::new(),
+            definition_hash: String::new(),
+            status,
+            created_ms: id * 1000,
+            finished_ms: None,
+            owner_pid: None,
+            cancel_requested: false,
+            parent: None,
+        }
+    }
+
+    fn history() -> Vec<RunRecord> {
+        (1..=10)
+            .rev()
+            .map(|id| {
+                let status = if id % 2 == 0 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                };
+                let pipeline = if id <= 5 { "a" } else { "b" };
+                run(
+                    id,
+                    pipeline,
+                    status,
+                    if id == 7 { "cron" } else { "manual" },
+                )
+            })
+            .collect()
+    }
+
+    fn ids(listing: &Listing) -> Vec<u64> {
+        listing.runs.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn filters_combine_and_total_counts_every_page() {
+        let query = Query::parse(Some("pipeline=b&status=succeeded,failed&limit=2"));
+        let listing = listing(history(), &filter(&query).unwrap(), &page(&query).unwrap());
+        assert_eq!(ids(&listing), [10, 9]);
+        assert_eq!((listing.total, listing.next_before), (5, Some(9)));
+        let query = Query::parse(Some("label=cron"));
+        let listing = listing_of(&query);
+        assert_eq!(ids(&listing), [7]);
+        let query = Query::parse(Some("since=3000&until=5000&status=failed"));
+        assert_eq!(ids(&listing_of(&query)), [4]);
+    }
+
+    fn listing_of(query: &Query) -> Listing {
+        listing(history(), &filter(query).unwrap(), &page(query).unwrap())
+    }
+
+    #[test]
+    fn pages_by_offset_or_by_cursor() {
+        let first = listing_of(&Query::parse(Some("limit=4")));
+        assert_eq!(ids(&first), [10, 9, 8, 7]);
+        assert_eq!(first.next_before, Some(7));
+        let second = listing_of(&Query::parse(Some("limit=4&before=7")));
+        assert_eq!(ids(&second), [6, 5, 4, 3]);
+        let by_offset = listing_of(&Query::parse(Some("limit=4&offset=4")));
+        assert_eq!(ids(&by_offset), ids(&second));
+        let last = listing_of(&Query::parse(Some("limit=4&before=3")));
+        assert_eq!((ids(&last), last.next_before), (vec![2, 1], None));
+        assert_eq!(last.total, 10);
+    }
+
+    #[test]
+    fn bad_filters_and_limits_are_400() {
+        for query in [
+            "status=done",
+            "limit=0",
+            "limit=501",
+            "since=yesterday",
+            "offset=-1",
+        ] {
+            let query = Query::parse(Some(query));
+            let error = filter(&query).and_then(|_| page(&query)).unwrap_err();
+            assert_eq!(error.status().as_u16(), 400, "{error}");
+        }
+        let error = filter(&Query::parse(Some("status=done"))).unwrap_err();
+        assert!(
+            error.to_string().contains("one of queued, running"),
+            "{error}"
+        );
+        assert_eq!(page(&Query::parse(None)).unwrap().limit, DEFAULT_LIMIT);
+    }
+}

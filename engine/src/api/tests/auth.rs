@@ -1,0 +1,75 @@
+//! Tokens: writes always need one, reads unless public; none is 401, a wrong one 403.
+
+use hyper::Method;
+
+use super::{TestServer, TOKEN};
+
+#[tokio::test]
+async fn writes_need_the_token() {
+    let server = TestServer::start().await;
+    let path = "/pipelines/hello/trigger";
+    let reply = server.request(Method::POST, path, None, &[], None).await;
+    assert_eq!(
+        reply.error(401),
+        "this request needs an `Authorization: Bearer TOKEN` header"
+    );
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+    let reply = server
+        .request(Method::POST, path, Some("wrong"), &[], None)
+        .await;
+    assert_eq!(reply.error(403), "the token is not the daemon's");
+    let basic = [("authorization", "Basic dXNlcjpwYXNz")];
+    let reply = server.request(Method::POST, path, None, &basic, None).await;
+    reply.error(401);
+    assert!(
+        server.control.calls().is_empty(),
+        "nothing reached the daemon"
+    );
+    let reply = server
+        .request(Method::POST, path, Some(TOKEN), &[], None)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn reads_need_the_token_unless_public() {
+    let server = TestServer::start().await;
+    for path in ["/runs", "/pipelines", "/metrics", "/lineage?path=/x"] {
+        let reply = server.request(Method::GET, path, None, &[], None).await;
+        reply.error(401);
+        let reply = server
+            .request(Method::GET, path, Some("nope"), &[], None)
+            .await;
+        reply.error(403);
+    }
+    let public = TestServer::public_reads().await;
+    let reply = public.request(Method::GET, "/runs", None, &[], None).await;
+    assert_eq!(reply.status, 200);
+    let reply = public
+        .request(Method::POST, "/runs/1/cancel", None, &[], None)
+        .await;
+    reply.error(401);
+}
+
+#[tokio::test]
+async fn health_and_the_description_are_open() {
+    let server = TestServer::start().await;
+    let reply = server
+        .request(Method::GET, "/healthz", None, &[], None)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["status"], "ok");
+    let reply = server
+        .request(Method::GET, "/openapi.json", None, &[], None)
+        .await;
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    let paths = doc["paths"].as_object().unwrap();
+    for route in crate::api::router::ROUTES {
+        assert!(
+            paths.contains_key(route.path),
+            "{} is not documented",
+            route.path
+        );
+    }
+}
