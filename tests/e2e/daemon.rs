@@ -406,3 +406,125 @@ fn a_daemon_killed_during_a_run_goes_on_after_a_restart_and_runs_each_task_once(
     assert_eq!(interrupted, 1, "the killed run is settled as interrupted");
     drop(daemon);
 }
+
+impl Daemon {
+    /// The address the API listens on, from the start line of the log.
+    fn address(&self) -> String {
+        let log = self.log();
+        let start = log
+            .find("listen=")
+            .expect("the start line names the address")
+            + 7;
+        log[start..].split_whitespace().next().unwrap().to_string()
+    }
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_api_of_a_running_daemon_triggers_validates_and_cancels() {
+    let env = Env::new();
+    env.write(
+        "manual.pipe",
+        r#"pipeline manual {
+  param seconds: int = 0 in 0..120
+
+  step wait {
+    run "sleep {params.seconds}; echo done > {out}/done"
+  }
+}
+"#,
+    );
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    let address = daemon.address();
+    let token = env.read(".engine/api-token");
+    let token = token.trim();
+
+    let (status, _) = http(&address, "GET", "/runs", None, "");
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        &address,
+        "POST",
+        "/pipelines/manual/trigger",
+        Some("wrong"),
+        "{}",
+    );
+    assert_eq!(status, 403);
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/nope/trigger",
+        Some(token),
+        "{}",
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/manual/trigger",
+        Some(token),
+        "{\"params\":",
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/manual/trigger",
+        Some(token),
+        r#"{"params": {"seconds": 500}}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("seconds") && body.contains("500"), "{body}");
+
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/manual/trigger",
+        Some(token),
+        r#"{"params": {"seconds": 60}}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = run["run"].as_u64().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env).first().is_some_and(|r| r["status"] == "running")
+    }));
+    let (status, body) = http(
+        &address,
+        "POST",
+        &format!("/runs/{id}/cancel"),
+        Some(token),
+        "",
+    );
+    assert_eq!(status, 202, "{body}");
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env)
+            .first()
+            .is_some_and(|r| r["status"] == "cancelled")
+    }));
+    let (status, body) = http(&address, "GET", &format!("/runs/{id}"), Some(token), "");
+    assert_eq!(status, 200);
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["tasks"][0]["status"], "cancelled");
+    drop(daemon);
+}

@@ -8,8 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
 use super::target::{absolute, StateArgs};
 use super::Outcome;
+use crate::api::{self, ApiState};
 use crate::daemon::{self, Daemon, DaemonOptions};
 
 /// Run the pipelines of a directory as they are triggered (new data, cron), and serve the API.
@@ -37,6 +42,13 @@ pub struct DaemonArgs {
     /// After SIGTERM: how long running tasks may take to finish before they are stopped (seconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     grace: f64,
+    /// Read the API's bearer token from this file (default: $ENGINE_API_TOKEN, or
+    /// STATE/api-token, created on first start with mode 0600 and printed once).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve the API's read endpoints without a token (changes always need one).
+    #[arg(long)]
+    public_reads: bool,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -90,8 +102,31 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
             listen = %listener.local_addr()?,
             "daemon started"
         );
-        let (daemon, receiver) = Daemon::new(store, options);
-        daemon::run(daemon, receiver).await
+        let (token, created) =
+            api::load_or_create_token(&options.state_dir, args.token_file.as_deref())?;
+        if created {
+            println!(
+                "API token (kept in {}): {}",
+                options.state_dir.join(api::TOKEN_FILE).display(),
+                token.as_str()
+            );
+        }
+        let state_dir = options.state_dir.clone();
+        let (daemon, receiver) = Daemon::new(store.clone(), options);
+        let api_state = Arc::new(ApiState {
+            store,
+            control: daemon.clone(),
+            token,
+            public_reads: args.public_reads,
+            state_dir,
+        });
+        // The API outlives the drain, so a run's logs can be followed while it stops.
+        let api_stop = CancellationToken::new();
+        let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
+        let result = daemon::run(daemon, receiver).await;
+        api_stop.cancel();
+        let _ = api.await;
+        result
     })?;
     Ok(Outcome::Success)
 }

@@ -89,7 +89,7 @@ pub fn run(args: &ShowArgs) -> Result<Outcome> {
 }
 
 /// One line per attempt that ran as a SLURM job: its id, SLURM's state and reason, its nodes.
-fn print_slurm_jobs(tasks: &[ShownTask]) {
+fn print_slurm_jobs(tasks: &[crate::inspect::TaskDetail]) {
     let mut header = false;
     for shown in tasks {
         for attempt in &shown.attempts_detail {

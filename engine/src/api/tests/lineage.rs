@@ -45,6 +45,7 @@ async fn run_words(store: Arc<Store>, dir: &Path) -> u64 {
         out_root: dir.join("out"),
         kill_grace: Duration::from_secs(1),
         only: None,
+        slurm: Default::default(),
         stop: Default::default(),
     };
     let request = RunRequest {
