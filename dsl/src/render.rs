@@ -38,26 +38,6 @@ pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) 
         .join("")
 }
 
-/// The one-line form: `path:line:col: error[code]: message`.
-pub fn one_line(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
-    let severity = match diagnostic.severity() {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    };
-    match diagnostic.primary_span() {
-        Some(span) => {
-            let (line, col) = sources.line_col(span.file, span.start);
-            format!(
-                "{}:{line}:{col}: {severity}[{}]: {}",
-                sources.path(span.file).display(),
-                diagnostic.code,
-                diagnostic.message
-            )
-        }
-        None => format!("{severity}[{}]: {}", diagnostic.code, diagnostic.message),
-    }
-}
-
 /// Labels further than this many lines from the primary one get an excerpt of their own, so a
 /// diagnostic never shows the whole stretch of file between two distant places.
 const NEARBY_LINES: usize = 6;

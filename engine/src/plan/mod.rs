@@ -360,9 +360,7 @@ fn groups_of(
             }
         } else if let Some(producers) = step_tasks.get(input.as_str()) {
             for (key, &task) in producers {
-                if tasks[task].group.as_deref().is_some_and(|g| g == key)
-                    && tasks[task].group.is_some()
-                {
+                if tasks[task].group.as_deref() == Some(key.as_str()) {
                     let fields = out.entry(key.clone()).or_default();
                     for (name, value) in &tasks[task].fields {
                         fields.entry(name.clone()).or_insert_with(|| value.clone());

@@ -115,8 +115,9 @@ pub fn recover_with(
     let slurm_jobs = reattach_slurm(store, options, &orphaned, kill)?;
     let mut interrupted = Vec::new();
     for mut run in orphaned {
+        let pipeline = pipeline_of(&run);
         for task in store.tasks_of(run.id)? {
-            settle(store, options, &run, task, &slurm_jobs)?;
+            settle(store, options, &run, pipeline.as_ref(), task, &slurm_jobs)?;
         }
         run.status = RunStatus::Interrupted;
         run.finished_ms = Some(now_ms());
@@ -140,6 +141,7 @@ fn settle(
     store: &Store,
     options: &RunOptions,
     run: &RunRecord,
+    pipeline: Option<&dsl::model::Pipeline>,
     mut task: TaskRecord,
     slurm_jobs: &SlurmJobs,
 ) -> Result<(), RunError> {
@@ -186,7 +188,11 @@ fn settle(
     attempt.exit_code = exit_code;
     task.attempts = task.attempts.max(attempt.number);
     if exit_code == Some(0) && !task.key.is_empty() {
-        let outputs = outputs_of(&run.file, &run.pipeline, &task.step);
+        // Every file of the attempt is a product when the file or the step is gone.
+        let outputs = pipeline
+            .and_then(|p| p.step(&task.step))
+            .map(|s| s.outputs.clone())
+            .unwrap_or_default();
         let trash = options.state_dir.join("trash");
         let products = if attempt.tmp_dir.exists() {
             publish(&attempt.tmp_dir, &task.out_dir, &outputs, &trash, task.id)
@@ -306,18 +312,13 @@ fn adopt(pid: u32, tag: &str) {
     }
 }
 
-/// The output patterns of a step, read from the pipeline file as it is now (empty when the file
-/// or step is gone: every file of the attempt is then a product).
-fn outputs_of(file: &Path, pipeline: &str, step: &str) -> Vec<String> {
-    dsl::load_file(file)
-        .ok()
-        .and_then(|loaded| {
-            loaded
-                .pipeline(pipeline)
-                .and_then(|p| p.step(step))
-                .map(|s| s.outputs.clone())
-        })
-        .unwrap_or_default()
+/// The run's pipeline as its file is now (loaded once per run, for the steps' output patterns);
+/// `None` when the file is gone or the pipeline no longer in it.
+fn pipeline_of(run: &RunRecord) -> Option<dsl::model::Pipeline> {
+    dsl::load_file(&run.file)
+        .ok()?
+        .pipeline(&run.pipeline)
+        .cloned()
 }
 
 /// The SLURM jobs of the interrupted runs, once they have all left the queue.

@@ -312,18 +312,6 @@ impl Store {
             .map(|v| v.value()))
     }
 
-    /// Every event, oldest first.
-    pub fn events(&self) -> Result<Vec<EventRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            out.push(decode("events", value.value())?);
-        }
-        Ok(out)
-    }
-
     fn all<T: DeserializeOwned>(
         &self,
         def: TableDefinition<u64, &str>,
