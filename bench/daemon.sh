@@ -77,7 +77,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 stop_daemon
-runs=$(cd "$lat" && "$engine" runs --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+runs=$(cd "$lat" && "$engine" runs --json --limit 100000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 (cd "$lat" && python3 - "$engine" "$files" "$runs" << 'EOF'
 import json, os, subprocess, sys
 engine, files, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

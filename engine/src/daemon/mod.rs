@@ -29,6 +29,9 @@ use runs::{Launch, Runs};
 /// events (a hundred files copied in) makes one look.
 const EVENT_DEBOUNCE: Duration = Duration::from_millis(20);
 
+/// How long the daemon waits after a `.pipe` file changed before it loads it.
+const PIPE_DEBOUNCE: Duration = Duration::from_millis(200);
+
 /// How the daemon is set up.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -55,6 +58,8 @@ pub enum Event {
     Check(String),
     /// A cron trigger fired.
     Cron(String),
+    /// Time to load the `.pipe` files again (some changed a moment ago).
+    Reload,
     /// A run ended; `again` when its trigger fired meanwhile.
     RunEnded {
         pipeline: String,
@@ -239,13 +244,23 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
     let mut polls = continuous::Polls::default();
     // Pipelines with a check on its way: a burst of file-system events makes one check.
     let mut soon: BTreeSet<String> = BTreeSet::new();
+    let mut reload_soon = false;
 
     loop {
         tokio::select! {
             Some(event) = events.recv() => match event {
                 Event::Changed(path) => {
                     if path.extension().is_some_and(|e| e == "pipe") {
-                        daemon.reload(&mut triggers).await;
+                        // A file being written is seen truncated, then half written: load it
+                        // once the writing is over.
+                        if !reload_soon {
+                            reload_soon = true;
+                            let events = daemon.events.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(PIPE_DEBOUNCE).await;
+                                let _ = events.send(Event::Reload);
+                            });
+                        }
                     } else {
                         for name in continuous::watching(&daemon, &path) {
                             if soon.insert(name.clone()) {
@@ -263,6 +278,10 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
                     continuous::check(&daemon, &name);
                 }
                 Event::Cron(name) => daemon.fire(&name, "cron"),
+                Event::Reload => {
+                    reload_soon = false;
+                    daemon.reload(&mut triggers).await;
+                }
                 Event::RunEnded { pipeline, again, .. } => {
                     if again {
                         match daemon.pipeline(&pipeline).map(|(_, p)| p.trigger.clone()) {
