@@ -5,6 +5,7 @@
 mod conditions;
 mod graph;
 mod params;
+mod pattern_cache;
 mod placeholders;
 mod sources;
 mod steps;
@@ -126,6 +127,7 @@ fn lower_pipeline(
     }
 
     let mut steps = Vec::new();
+    let mut patterns = pattern_cache::PatternCache::default();
     for (item, span) in pipeline.body.nodes() {
         if let PipelineItem::Step(step) = item {
             if scope
@@ -133,7 +135,9 @@ fn lower_pipeline(
                 .get(step.name.text.as_str())
                 .is_some_and(|s| std::ptr::eq(*s, step))
             {
-                if let Some(lowered) = steps::lower_step(step, span, &scope, templates, diags) {
+                if let Some(lowered) =
+                    steps::lower_step(step, span, &scope, templates, &mut patterns, diags)
+                {
                     steps.push(lowered);
                 }
             }

@@ -8,6 +8,7 @@ use crate::ast::{self, Resource, StepItem};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lower::conditions::lower_condition;
 use crate::lower::params::{bounded, duration, size};
+use crate::lower::pattern_cache::PatternCache;
 use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
@@ -38,6 +39,7 @@ pub(super) fn lower_step(
     step_span: Span,
     scope: &Scope<'_>,
     templates: &TemplateTable<'_>,
+    patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<LoweredStep> {
     let mut settings: Vec<(&StepItem, Span, Origin<'_>)> = Vec::new();
@@ -59,7 +61,7 @@ pub(super) fn lower_step(
     let each = step.each.as_ref().map(|g| g.text.clone());
     let mut builder = Builder::default();
     for (item, span, origin) in settings {
-        builder.setting(item, span, origin, diags);
+        builder.setting(item, span, origin, patterns, diags);
     }
 
     let run_setting = builder.run;
@@ -96,7 +98,7 @@ pub(super) fn lower_step(
     }
     let when = builder
         .when
-        .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, diags));
+        .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, patterns, diags));
     if let Some(condition) = &when {
         let mut used = Vec::new();
         condition.params(&mut used);
@@ -209,6 +211,7 @@ impl<'a> Builder<'a> {
         item: &'a StepItem,
         span: Span,
         origin: Origin<'a>,
+        patterns: &mut PatternCache,
         diags: &mut Vec<Diagnostic>,
     ) {
         let arg = |text: &str| -> String {
@@ -224,16 +227,16 @@ impl<'a> Builder<'a> {
             StepItem::After(names) => self
                 .after
                 .extend(names.iter().map(|n| (n.text.clone(), n.span))),
-            StepItem::Output(patterns) => {
-                for pattern in patterns {
-                    let value = arg(&pattern.value);
-                    if let Err(error) = globset::Glob::new(&value) {
+            StepItem::Output(globs) => {
+                for glob in globs {
+                    let value = arg(&glob.value);
+                    if let Some(error) = patterns.glob_error(&value) {
                         diags.push(
                             Diagnostic::new(
                                 Code::InvalidGlob,
                                 format!("`{value}` is not a valid glob"),
                             )
-                            .label(pattern.span, error.kind().to_string()),
+                            .label(glob.span, error),
                         );
                     }
                     self.outputs.push(value);
