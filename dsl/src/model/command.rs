@@ -82,8 +82,17 @@ impl CommandTemplate {
         let mut escaped_depth = 0usize;
         let mut i = 0;
         while i < bytes.len() {
+            // Only a brace or a `$` can start anything but literal text: copy up to the next one.
+            let plain = bytes[i..]
+                .iter()
+                .position(|b| matches!(b, b'{' | b'}' | b'$'))
+                .unwrap_or(bytes.len() - i);
+            literal.push_str(&text[i..i + plain]);
+            i += plain;
             let rest = &text[i..];
-            if rest.starts_with("{{") {
+            if rest.is_empty() {
+                break;
+            } else if rest.starts_with("{{") {
                 literal.push('{');
                 escaped_depth += 1;
                 i += 2;
@@ -99,7 +108,9 @@ impl CommandTemplate {
                 match Placeholder::from_text(name) {
                     Some(placeholder) => {
                         if !literal.is_empty() {
-                            parts.push(Part::Text(std::mem::take(&mut literal)));
+                            // A copy takes no more memory than the text; the buffer is reused.
+                            parts.push(Part::Text(literal.clone()));
+                            literal.clear();
                         }
                         parts.push(Part::Placeholder(placeholder));
                     }
@@ -117,9 +128,11 @@ impl CommandTemplate {
             }
         }
         if !literal.is_empty() {
+            literal.shrink_to_fit();
             parts.push(Part::Text(literal));
         }
         if unknown.is_empty() {
+            parts.shrink_to_fit();
             Ok(CommandTemplate { parts })
         } else {
             Err(unknown)
@@ -235,7 +248,14 @@ fn escape_literal(text: &str) -> String {
 
 /// If `rest` (the text after a `{`) starts with `name}` or `name.name}`, the name.
 fn placeholder_name(rest: &str) -> Option<&str> {
-    let close = rest.find('}')?;
+    // A name holds only word characters and dots, so only the first other character can close
+    // it: looking no further keeps a text full of unclosed braces linear.
+    let close = rest
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.'))?;
+    if rest.as_bytes()[close] != b'}' {
+        return None;
+    }
     let name = &rest[..close];
     let is_word = |w: &str| {
         let mut chars = w.chars();
