@@ -76,7 +76,7 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
     }
     let pipelines = lower_module(&module, &table, &mut diagnostics);
 
-    diagnostics.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start)));
+    diagnostics.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start())));
     diagnostics.dedup();
     Loaded {
         sources,

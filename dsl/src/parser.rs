@@ -308,8 +308,8 @@ mod tests {
         let file = sources.add("t.pipe", text);
         let errors = parse(file, text).expect_err("a syntax error");
         let span = errors[0].primary_span().expect("a label");
-        let (line, col) = sources.line_col(file, span.start);
-        (line, col, span.end - span.start, errors[0].message.clone())
+        let (line, col) = sources.line_col(file, span.start());
+        (line, col, span.len(), errors[0].message.clone())
     }
 
     #[test]

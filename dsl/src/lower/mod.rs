@@ -229,12 +229,12 @@ pub(crate) fn unknown<'a>(
 /// The span of bytes `start..end` of a string's value, when it maps one to one onto the source.
 pub(crate) fn span_in_string(s: &ast::Str, start: usize, end: usize) -> Span {
     let quote = if s.triple { 3 } else { 1 };
-    let source_len = s.span.end - s.span.start - 2 * quote;
+    let source_len = s.span.len() - 2 * quote;
     if source_len == s.value.len() {
         Span::new(
             s.span.file,
-            s.span.start + quote + start,
-            s.span.start + quote + end,
+            s.span.start() + quote + start,
+            s.span.start() + quote + end,
         )
     } else {
         s.span

@@ -105,7 +105,9 @@ pub(crate) fn check_placeholders(
                 },
             );
             if let Some(using) = context.using_span {
-                if using.file != s.span.file || !(using.start..using.end).contains(&s.span.start) {
+                if using.file != s.span.file
+                    || !(using.start()..using.end()).contains(&s.span.start())
+                {
                     diagnostic = diagnostic.label(
                         using,
                         format!("in step `{}`, which uses the template here", context.step),
