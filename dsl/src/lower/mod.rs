@@ -126,7 +126,10 @@ fn lower_pipeline(
         }
     }
 
-    let mut steps = Vec::new();
+    // The steps and their spans side by side, each vector of exactly its length: a pipeline
+    // may have a great many steps.
+    let mut steps = Vec::with_capacity(scope.steps.len());
+    let mut spans = Vec::with_capacity(scope.steps.len());
     let mut patterns = pattern_cache::PatternCache::default();
     for (item, span) in pipeline.body.nodes() {
         if let PipelineItem::Step(step) = item {
@@ -138,14 +141,16 @@ fn lower_pipeline(
                 if let Some(lowered) =
                     steps::lower_step(step, span, &scope, templates, &mut patterns, diags)
                 {
-                    steps.push(lowered);
+                    steps.push(lowered.def);
+                    spans.push(lowered.spans);
                 }
             }
         }
     }
 
     let had_errors = count_errors(diags) > errors_before;
-    let steps = graph::order_and_check(pipeline, &scope, steps, &params, had_errors, diags)?;
+    let steps =
+        graph::order_and_check(pipeline, &scope, steps, &spans, &params, had_errors, diags)?;
     if count_errors(diags) > errors_before {
         return None;
     }

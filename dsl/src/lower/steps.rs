@@ -16,15 +16,20 @@ use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
-/// A lowered step with the spans the graph checks report against.
+/// A lowered step, and the spans the graph checks report against.
 pub(crate) struct LoweredStep {
     pub def: StepDef,
-    pub name_span: Span,
-    pub each_span: Option<Span>,
-    /// One span per entry of `def.inputs`.
-    pub input_spans: Vec<Span>,
-    /// One span per entry of `def.after`.
-    pub after_spans: Vec<Span>,
+    pub spans: StepSpans,
+}
+
+/// Where a lowered step's names were written.
+pub(crate) struct StepSpans {
+    pub name: Span,
+    pub each: Option<Span>,
+    /// One span per entry of the step's `inputs`.
+    pub inputs: Vec<Span>,
+    /// One span per entry of the step's `after`.
+    pub after: Vec<Span>,
 }
 
 /// Where a setting came from: the step itself, or its template (with the bound arguments).
@@ -77,11 +82,10 @@ pub(super) fn lower_step(
         );
     }
 
-    let inputs: Vec<String> = builder.inputs.iter().map(|(n, _)| n.clone()).collect();
     let context = StepContext {
         step: &step.name.text,
         each: each.as_deref(),
-        inputs: &inputs,
+        inputs: &builder.inputs,
         scope,
         using_span: step.using.as_ref().map(|u| u.span),
     };
@@ -105,11 +109,15 @@ pub(super) fn lower_step(
         params_used.extend(used);
     }
 
+    // A pipeline keeps every step's lists: they take only the room their items need.
+    builder.outputs.shrink_to_fit();
+    let mut params: Vec<String> = Vec::with_capacity(params_used.len());
+    params.extend(params_used);
     let def = StepDef {
         name: step.name.text.clone(),
         each,
-        inputs,
-        after: builder.after.iter().map(|(n, _)| n.clone()).collect(),
+        inputs: builder.inputs,
+        after: builder.after,
         when,
         // A step whose command has errors still takes part in the graph checks; the
         // pipeline as a whole is rejected for the errors already reported.
@@ -120,15 +128,15 @@ pub(super) fn lower_step(
         resources: builder.resources,
         executor: builder.executor,
         container: builder.container,
-        params_used: params_used.into_iter().collect(),
+        params_used: params,
     };
-    Some(LoweredStep {
-        def,
-        name_span: step.name.span,
-        each_span: step.each.as_ref().map(|g| g.span),
-        input_spans: builder.inputs.iter().map(|(_, s)| *s).collect(),
-        after_spans: builder.after.iter().map(|(_, s)| *s).collect(),
-    })
+    let spans = StepSpans {
+        name: step.name.span,
+        each: step.each.as_ref().map(|g| g.span),
+        inputs: builder.input_spans,
+        after: builder.after_spans,
+    };
+    Some(LoweredStep { def, spans })
 }
 
 /// What a step's placeholders may refer to.
@@ -172,8 +180,12 @@ fn lower_command(
 #[derive(Default)]
 struct Builder<'a> {
     seen: HashMap<&'static str, (Span, bool)>,
-    inputs: Vec<(String, Span)>,
-    after: Vec<(String, Span)>,
+    inputs: Vec<String>,
+    /// Where each of `inputs` was written.
+    input_spans: Vec<Span>,
+    after: Vec<String>,
+    /// Where each of `after` was written.
+    after_spans: Vec<Span>,
     when: Option<(&'a ast::Expr, Span)>,
     run: Option<(&'a ast::Str, Origin<'a>)>,
     outputs: Vec<String>,
@@ -221,12 +233,8 @@ impl<'a> Builder<'a> {
             }
         };
         match item {
-            StepItem::Input(names) => self
-                .inputs
-                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
-            StepItem::After(names) => self
-                .after
-                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
+            StepItem::Input(names) => add_names(names, &mut self.inputs, &mut self.input_spans),
+            StepItem::After(names) => add_names(names, &mut self.after, &mut self.after_spans),
             StepItem::Output(globs) => {
                 for glob in globs {
                     let value = arg(&glob.value);
@@ -351,6 +359,17 @@ impl<'a> Builder<'a> {
                 self.executor = executor;
             }
         }
+    }
+}
+
+/// Appends `names` to a step's list of names and their spans, keeping no spare room: the
+/// list is kept for the life of the pipeline, and is mostly written on one line.
+fn add_names(names: &[ast::Name], texts: &mut Vec<String>, spans: &mut Vec<Span>) {
+    texts.reserve_exact(names.len());
+    spans.reserve_exact(names.len());
+    for name in names {
+        texts.push(name.text.clone());
+        spans.push(name.span);
     }
 }
 
