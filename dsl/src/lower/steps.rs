@@ -2,7 +2,7 @@
 //! with the step's own (the step wins; lists are joined), reads every setting's value, and checks
 //! the placeholders of `run` and `env` against what the step can see.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast::{self, Resource, StepItem};
 use crate::diagnostic::{Code, Diagnostic};
@@ -179,7 +179,9 @@ fn lower_command(
 /// Accumulates a step's settings in order, reporting settings given twice by the same origin.
 #[derive(Default)]
 struct Builder<'a> {
-    seen: HashMap<&'static str, (Span, bool)>,
+    /// The single-valued settings taken so far: keyword, where, and whether from the template.
+    /// A step has a handful, so a list is quicker than a map.
+    seen: Vec<(&'static str, Span, bool)>,
     inputs: Vec<String>,
     /// Where each of `inputs` was written.
     input_spans: Vec<Span>,
@@ -206,13 +208,18 @@ impl<'a> Builder<'a> {
         diags: &mut Vec<Diagnostic>,
     ) -> bool {
         let from_template = matches!(origin, Origin::Template(_));
-        match self.seen.get(keyword) {
-            Some((first, first_from_template)) if *first_from_template == from_template => {
+        let seen = self.seen.iter_mut().find(|(seen, ..)| *seen == keyword);
+        match seen {
+            Some((_, first, first_from_template)) if *first_from_template == from_template => {
                 diags.push(duplicate_setting(keyword, span, *first));
                 false
             }
-            _ => {
-                self.seen.insert(keyword, (span, from_template));
+            Some(seen) => {
+                *seen = (keyword, span, from_template);
+                true
+            }
+            None => {
+                self.seen.push((keyword, span, from_template));
                 true
             }
         }
@@ -279,9 +286,9 @@ impl<'a> Builder<'a> {
             }
             StepItem::Container(s) => self.container = Some(arg(&s.value)),
             StepItem::Env(vars) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: Vec<(&str, Span)> = Vec::new();
                 for (var, var_span) in vars.nodes() {
-                    if let Some(first) = seen.insert(&var.name.text, var_span) {
+                    if let Some(first) = first_seen(&mut seen, &var.name.text, var_span) {
                         diags.push(
                             Diagnostic::new(
                                 Code::DuplicateName,
@@ -295,9 +302,9 @@ impl<'a> Builder<'a> {
                 }
             }
             StepItem::Resources(resources) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: Vec<(&str, Span)> = Vec::new();
                 for (resource, resource_span) in resources.nodes() {
-                    if let Some(first) = seen.insert(resource.keyword(), resource_span) {
+                    if let Some(first) = first_seen(&mut seen, resource.keyword(), resource_span) {
                         diags.push(duplicate_setting(resource.keyword(), resource_span, first));
                         continue;
                     }
@@ -358,6 +365,18 @@ impl<'a> Builder<'a> {
                 }
                 self.executor = executor;
             }
+        }
+    }
+}
+
+/// Records that `name` was given at `span`; if it was given before, where it was last given.
+/// The names of an `env` or `resources` block are few: a list is quicker than a map.
+fn first_seen<'a>(seen: &mut Vec<(&'a str, Span)>, name: &'a str, span: Span) -> Option<Span> {
+    match seen.iter_mut().find(|(seen, _)| *seen == name) {
+        Some((_, last)) => Some(std::mem::replace(last, span)),
+        None => {
+            seen.push((name, span));
+            None
         }
     }
 }

@@ -48,7 +48,7 @@ impl<T> BlockBuilder<T> {
         let gap = &text[self.previous_end.unwrap_or(0)..span.start()];
         let blank_line_before = self.previous_end.is_some()
             && !self.entries.is_empty()
-            && gap.matches('\n').nth(1).is_some();
+            && gap.bytes().filter(|&b| b == b'\n').nth(1).is_some();
         self.entries.push(Entry {
             span,
             blank_line_before,
@@ -590,27 +590,27 @@ impl<'t> TreeBuilder<'t> {
                 span,
             };
         }
-        let body = &raw[1..raw.len() - 1];
-        let mut value = String::with_capacity(body.len());
-        let mut chars = body.char_indices();
-        while let Some((_, c)) = chars.next() {
-            if c != '\\' {
-                value.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, 't')) => value.push('\t'),
-                Some((_, '\\')) => value.push('\\'),
-                Some((_, '"')) => value.push('"'),
+        let mut rest = &raw[1..raw.len() - 1];
+        let mut value = String::with_capacity(rest.len());
+        // Copy the runs between backslashes as they are, and unescape what each one starts.
+        while let Some(at) = rest.find('\\') {
+            value.push_str(&rest[..at]);
+            let mut escaped = rest[at + 1..].chars();
+            match escaped.next() {
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some('\\') => value.push('\\'),
+                Some('"') => value.push('"'),
                 // Any other backslash is kept as written, so regexes read naturally: "\d+".
-                Some((_, other)) => {
+                Some(other) => {
                     value.push('\\');
                     value.push(other);
                 }
                 None => {}
             }
+            rest = escaped.as_str();
         }
+        value.push_str(rest);
         Str {
             value,
             triple: false,
