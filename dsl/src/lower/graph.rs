@@ -165,7 +165,9 @@ pub(super) fn order_and_check(
         }
     }
 
-    if !report_cycles(&graph, &steps, spans, diags) {
+    // The order leaves out every step on or after a cycle; only then are the cycles looked for.
+    let order = topological_order(&graph);
+    if order.len() < steps.len() && !report_cycles(&graph, &steps, spans, diags) {
         ok = false;
     }
     // Warnings about unused things are noise next to errors, and often caused by them.
@@ -175,7 +177,6 @@ pub(super) fn order_and_check(
     if !ok {
         return None;
     }
-    let order = topological_order(&graph);
     reorder(&mut steps, &order);
     Some(steps)
 }
@@ -200,6 +201,7 @@ fn reorder<T>(items: &mut [T], order: &[usize]) {
 }
 
 /// Kahn's algorithm, always taking the earliest-declared ready step: the same file gives the same order.
+/// Steps on a cycle, and those that depend on one, are left out.
 fn topological_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
     let mut indegree: Vec<usize> = graph
         .node_indices()

@@ -2,7 +2,7 @@
 //! with the step's own (the step wins; lists are joined), reads every setting's value, and checks
 //! the placeholders of `run` and `env` against what the step can see.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::ast::{self, Resource, StepItem};
 use crate::diagnostic::{Code, Diagnostic};
@@ -47,7 +47,8 @@ pub(super) fn lower_step(
     patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<LoweredStep> {
-    let mut settings: Vec<(&StepItem, Span, Origin<'_>)> = Vec::new();
+    let mut settings: Vec<(&StepItem, Span, Origin<'_>)> =
+        Vec::with_capacity(step.body.as_ref().map_or(0, |body| body.entries.len()));
     let args;
     if let Some(using) = &step.using {
         let template = templates.resolve(&using.template, diags)?;
@@ -89,30 +90,35 @@ pub(super) fn lower_step(
         scope,
         using_span: step.using.as_ref().map(|u| u.span),
     };
-    let mut params_used = BTreeSet::new();
-    let run = run_setting
-        .and_then(|(s, origin)| lower_command(s, origin, true, &context, &mut params_used, diags));
+    let run = run_setting.and_then(|(s, origin)| lower_command(s, origin, true, &context, diags));
     let mut env = BTreeMap::new();
     for (name, (value, origin)) in &builder.env {
-        if let Some(template) =
-            lower_command(value, *origin, false, &context, &mut params_used, diags)
-        {
-            env.insert(name.clone(), template);
+        if let Some(template) = lower_command(value, *origin, false, &context, diags) {
+            env.insert(name.to_string(), template);
         }
     }
     let when = builder
         .when
         .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, patterns, diags));
-    if let Some(condition) = &when {
-        let mut used = Vec::new();
-        condition.params(&mut used);
-        params_used.extend(used);
-    }
 
+    // The params read by the commands and the condition, sorted, each once.
+    let mut used: Vec<&str> = Vec::new();
+    for command in run.iter().chain(env.values()) {
+        for placeholder in command.placeholders() {
+            if let Placeholder::Param(name) = placeholder {
+                used.push(name);
+            }
+        }
+    }
+    if let Some(condition) = &when {
+        condition.params(&mut used);
+    }
+    used.sort_unstable();
+    used.dedup();
     // A pipeline keeps every step's lists: they take only the room their items need.
+    let mut params_used = Vec::with_capacity(used.len());
+    params_used.extend(used.into_iter().map(str::to_string));
     builder.outputs.shrink_to_fit();
-    let mut params: Vec<String> = Vec::with_capacity(params_used.len());
-    params.extend(params_used);
     let def = StepDef {
         name: step.name.text.clone(),
         each,
@@ -128,7 +134,7 @@ pub(super) fn lower_step(
         resources: builder.resources,
         executor: builder.executor,
         container: builder.container,
-        params_used: params,
+        params_used,
     };
     let spans = StepSpans {
         name: step.name.span,
@@ -154,7 +160,6 @@ fn lower_command(
     origin: Origin<'_>,
     shell: bool,
     context: &StepContext<'_>,
-    params_used: &mut BTreeSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<CommandTemplate> {
     let command = parse_command(s, diags)?;
@@ -165,15 +170,7 @@ fn lower_command(
         }),
         Origin::Step => command,
     };
-    if !check_placeholders(s, &command, context, diags) {
-        return None;
-    }
-    for placeholder in command.placeholders() {
-        if let Placeholder::Param(name) = placeholder {
-            params_used.insert(name.clone());
-        }
-    }
-    Some(command)
+    check_placeholders(s, &command, context, diags).then_some(command)
 }
 
 /// Accumulates a step's settings in order, reporting settings given twice by the same origin.
@@ -191,7 +188,7 @@ struct Builder<'a> {
     when: Option<(&'a ast::Expr, Span)>,
     run: Option<(&'a ast::Str, Origin<'a>)>,
     outputs: Vec<String>,
-    env: BTreeMap<String, (&'a ast::Str, Origin<'a>)>,
+    env: BTreeMap<&'a str, (&'a ast::Str, Origin<'a>)>,
     policy: Policy,
     resources: Resources,
     executor: Executor,
@@ -298,7 +295,7 @@ impl<'a> Builder<'a> {
                             .label(first, "first set here"),
                         );
                     }
-                    self.env.insert(var.name.text.clone(), (&var.value, origin));
+                    self.env.insert(&var.name.text, (&var.value, origin));
                 }
             }
             StepItem::Resources(resources) => {

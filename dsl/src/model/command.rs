@@ -76,8 +76,11 @@ impl CommandTemplate {
     /// (with their positions) instead of being taken literally.
     pub fn parse(text: &str) -> Result<CommandTemplate, Vec<UnknownPlaceholder>> {
         let bytes = text.as_bytes();
-        let mut parts = Vec::new();
-        let mut literal = String::new();
+        // Each placeholder makes at most two parts (with the text before it), and one more
+        // holds the text after the last: room for that many saves growing the vector.
+        let opening = bytes.iter().filter(|&&b| b == b'{').count();
+        let mut parts = Vec::with_capacity(2 * opening + 1);
+        let mut literal = String::with_capacity(text.len());
         let mut unknown = Vec::new();
         let mut escaped_depth = 0usize;
         let mut i = 0;
@@ -128,8 +131,7 @@ impl CommandTemplate {
             }
         }
         if !literal.is_empty() {
-            literal.shrink_to_fit();
-            parts.push(Part::Text(literal));
+            parts.push(Part::Text(literal.clone()));
         }
         if unknown.is_empty() {
             parts.shrink_to_fit();

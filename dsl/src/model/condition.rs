@@ -73,8 +73,8 @@ impl Condition {
         }
     }
 
-    /// The params the condition reads.
-    pub fn params(&self, out: &mut Vec<String>) {
+    /// Adds the names of the params the condition reads to `out`.
+    pub fn params<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Condition::Or(all) | Condition::And(all) => all.iter().for_each(|c| c.params(out)),
             Condition::Not(inner) => inner.params(out),
@@ -82,7 +82,7 @@ impl Condition {
             | Condition::Compare {
                 field: Field::Param(name),
                 ..
-            } => out.push(name.clone()),
+            } => out.push(name),
             Condition::Compare { .. } => {}
         }
     }
