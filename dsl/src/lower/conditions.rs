@@ -13,7 +13,7 @@ use crate::model::quantity::{parse_duration, parse_size};
 pub(super) fn lower_condition(
     expr: &Expr,
     each: Option<&str>,
-    scope: &Scope<'_>,
+    scope: &Scope,
     patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Condition> {
@@ -45,7 +45,7 @@ fn lower_compare(
     test: Option<&(CmpOp, ast::Value)>,
     span: crate::span::Span,
     each: Option<&str>,
-    scope: &Scope<'_>,
+    scope: &Scope,
     patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Condition> {
@@ -118,7 +118,7 @@ fn lower_compare(
                 if scope.param_names.contains(name.as_str()) {
                     return None; // declared, with its errors already reported
                 }
-                let known: Vec<&str> = scope.params.keys().copied().collect();
+                let known: Vec<&str> = scope.params.keys().map(String::as_str).collect();
                 diags.push(
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`"))
                         .label(field.name.span, "not a param of this pipeline")

@@ -15,10 +15,10 @@ use crate::lower::{unknown, Scope};
 use crate::model::{ParamDef, StepDef};
 
 /// Checks the lowered `steps` (with their `spans`, one per step) as a graph, and returns them
-/// in their deterministic topological order.
+/// in their deterministic topological order. `items` are the pipeline's other items.
 pub(super) fn order_and_check(
-    pipeline: &ast::Pipeline,
-    scope: &Scope<'_>,
+    items: &[ast::PipelineItem],
+    scope: &Scope,
     mut steps: Vec<StepDef>,
     spans: &[StepSpans],
     params: &[ParamDef],
@@ -30,26 +30,9 @@ pub(super) fn order_and_check(
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    // Read from the syntax tree, so a source with errors still has its group.
-    let source_group: HashMap<&str, Option<&str>> = scope
-        .sources
-        .iter()
-        .map(|(name, source)| {
-            let group = source.body.nodes().find_map(|(item, _)| match item {
-                ast::SourceItem::Group { name, .. } => Some(name.text.as_str()),
-                _ => None,
-            });
-            (*name, group)
-        })
-        .collect();
     // Only needed to suggest a name, so only sorted when one is unknown.
     let candidates = || {
-        let mut names: Vec<&str> = scope
-            .sources
-            .keys()
-            .chain(scope.steps.keys())
-            .copied()
-            .collect();
+        let mut names: Vec<&str> = scope.sources_and_steps.names().collect();
         names.sort_unstable();
         names
     };
@@ -81,18 +64,16 @@ pub(super) fn order_and_check(
         let mut has_own_group = false;
         for (name, span) in def.inputs.iter().zip(&spans.inputs) {
             let input_group: Option<Option<&str>> = match (
-                source_group.get(name.as_str()),
+                scope.sources.get(name.as_str()).map(Option::as_deref),
                 step_index.get(name.as_str()),
             ) {
-                (Some(group), _) => Some(*group),
+                (Some(group), _) => Some(group),
                 (None, Some(&j)) => {
                     graph.add_edge(nodes[j], nodes[i], ());
                     Some(steps[j].each.as_deref())
                 }
                 (None, None) => {
-                    if !scope.sources.contains_key(name.as_str())
-                        && !scope.steps.contains_key(name.as_str())
-                    {
+                    if !scope.sources_and_steps.contains(name) {
                         let n = ast::Name {
                             text: name.clone(),
                             span: *span,
@@ -146,15 +127,13 @@ pub(super) fn order_and_check(
                 Some(&j) => {
                     graph.add_edge(nodes[j], nodes[i], ());
                 }
-                None if scope.steps.contains_key(name.as_str()) => {}
+                None if scope.is_step(name) => {}
                 None => {
                     let n = ast::Name {
                         text: name.clone(),
                         span: *span,
                     };
-                    let mut step_names: Vec<&str> = scope.steps.keys().copied().collect();
-                    step_names.sort_unstable();
-                    let mut d = unknown(Code::UnknownStep, "step", &n, step_names.iter().copied());
+                    let mut d = unknown(Code::UnknownStep, "step", &n, scope.step_names());
                     if scope.sources.contains_key(name.as_str()) {
                         d = d.help(format!("`{name}` is a source; `after` orders steps, use `input {name}` to consume it"));
                     }
@@ -172,7 +151,7 @@ pub(super) fn order_and_check(
     }
     // Warnings about unused things are noise next to errors, and often caused by them.
     if ok && !had_errors {
-        warn_unused(pipeline, &steps, params, diags);
+        warn_unused(items, &steps, params, diags);
     }
     if !ok {
         return None;
@@ -300,7 +279,7 @@ fn find_cycle(
 }
 
 fn warn_unused(
-    pipeline: &ast::Pipeline,
+    items: &[ast::PipelineItem],
     steps: &[StepDef],
     params: &[ParamDef],
     diags: &mut Vec<Diagnostic>,
@@ -313,7 +292,7 @@ fn warn_unused(
         .iter()
         .flat_map(|s| s.params_used.iter().map(String::as_str))
         .collect();
-    for (item, _) in pipeline.body.nodes() {
+    for item in items {
         match item {
             ast::PipelineItem::Source(source) if !consumed.contains(source.name.text.as_str()) => {
                 diags.push(

@@ -42,7 +42,7 @@ enum Origin<'a> {
 pub(super) fn lower_step(
     step: &ast::Step,
     step_span: Span,
-    scope: &Scope<'_>,
+    scope: &Scope,
     templates: &TemplateTable<'_>,
     patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
@@ -150,7 +150,7 @@ pub(crate) struct StepContext<'a> {
     pub step: &'a str,
     pub each: Option<&'a str>,
     pub inputs: &'a [String],
-    pub scope: &'a Scope<'a>,
+    pub scope: &'a Scope,
     /// Set when the step uses a template: errors inside the template point here too.
     pub using_span: Option<Span>,
 }
