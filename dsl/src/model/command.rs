@@ -259,11 +259,9 @@ fn placeholder_name(rest: &str) -> Option<&str> {
         return None;
     }
     let name = &rest[..close];
-    let is_word = |w: &str| {
-        let mut chars = w.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
+    // Of the characters a name may hold, a word starts with anything but a digit, and has no dot.
+    let is_word =
+        |w: &str| w.bytes().next().is_some_and(|b| !b.is_ascii_digit()) && !w.contains('.');
     let valid = match name.split_once('.') {
         None => is_word(name),
         Some((a, b)) => is_word(a) && is_word(b),
@@ -318,6 +316,12 @@ mod tests {
                 "awk '{a[$1]++} END {for (k in a) {print k}}'".into()
             )]
         );
+    }
+
+    #[test]
+    fn braces_around_what_is_not_a_name_are_literal() {
+        let text = "{1a} {a.b.c} {.x} {x.} {a b} {é} {";
+        assert_eq!(parts(text), vec![Part::Text(text.into())]);
     }
 
     #[test]
