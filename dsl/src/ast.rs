@@ -152,10 +152,11 @@ pub struct Pipeline {
     pub body: Block<PipelineItem>,
 }
 
+/// A pipeline holds one of these per step, so the few large and rare ones are boxed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PipelineItem {
     Trigger(Trigger),
-    Param(Param),
+    Param(Box<Param>),
     Source(Source),
     Step(Step),
 }
@@ -238,7 +239,8 @@ pub enum GroupBy {
 pub struct Step {
     pub name: Name,
     pub each: Option<Name>,
-    pub using: Option<Using>,
+    /// Boxed: most steps have none, and every step would otherwise hold room for one.
+    pub using: Option<Box<Using>>,
     /// `None` when the step has no `{ ... }` at all (only possible with `using`).
     pub body: Option<Block<StepItem>>,
 }
@@ -258,11 +260,13 @@ pub struct CallArg {
     pub value: Value,
 }
 
+/// One setting of a step. A file holds several per step, so the variants are kept small:
+/// a condition, much larger than the rest, is boxed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepItem {
     Input(Vec<Name>),
     After(Vec<Name>),
-    When(Expr),
+    When(Box<Expr>),
     Run(Str),
     Output(Vec<Str>),
     Retries(Integer),

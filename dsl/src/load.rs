@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ast::{self, TopItem, UseTarget};
+use crate::ast::{self, Item, TopItem, UseTarget};
 use crate::diagnostic::{did_you_mean, has_errors, Code, Diagnostic};
 use crate::lower::templates::{check_template, TemplateTable};
 use crate::lower::{lower_module, Names};
@@ -49,7 +49,7 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
     let mut sources = SourceMap::new();
     let root = sources.add(path.clone(), text);
     let mut diagnostics = Vec::new();
-    let module = match parse(root, sources.text(root)) {
+    let mut module = match parse(root, sources.text(root)) {
         Ok(module) => module,
         Err(errors) => {
             return Loaded {
@@ -61,6 +61,9 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
         }
     };
 
+    // Lowering takes the pipelines (see `lower_module`); the rest of the module stays for
+    // its uses and templates.
+    let pipelines = take_pipelines(&mut module);
     let imports = resolve_uses(&module, &path, &mut sources, &mut diagnostics);
     let mut table = TemplateTable::default();
     table.add_own(&module);
@@ -74,9 +77,9 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
             }
         }
     }
-    let pipelines = lower_module(&module, &table, &mut diagnostics);
+    let pipelines = lower_module(pipelines, &module, &table, &mut diagnostics);
 
-    diagnostics.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start)));
+    diagnostics.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start())));
     diagnostics.dedup();
     Loaded {
         sources,
@@ -84,6 +87,18 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
         pipelines,
         diagnostics,
     }
+}
+
+/// Removes the pipelines from `module`, leaving its uses, templates and comments in order.
+fn take_pipelines(module: &mut ast::Module) -> Vec<ast::Pipeline> {
+    let mut pipelines = Vec::new();
+    for entry in std::mem::take(&mut module.items.entries) {
+        match entry.item {
+            Item::Node(TopItem::Pipeline(pipeline)) => pipelines.push(pipeline),
+            _ => module.items.entries.push(entry),
+        }
+    }
+    pipelines
 }
 
 /// Parses every module `module` uses; returns them with the alias their templates go by.

@@ -3,11 +3,11 @@
 //!
 //! A file is not handed to pest whole: a `Reader` walks the top level and each pipeline's
 //! body itself and asks pest for one unit at a time (a comment, a `use`, a template, a
-//! pipeline's head, or one item of a pipeline), turning its pairs into syntax tree at once, so
-//! memory for pairs is bounded by the largest unit, not by the file. The tree is the one the
+//! pipeline's head, or up to sixteen items of a pipeline), turning its pairs into syntax tree at
+//! once, so memory for pairs is bounded by the largest unit, not by the file. The tree is the one the
 //! `file` rule would give; docs/grammar.md ("How the parser reads a file") says why.
 
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 use pest::Parser as _;
 
 use crate::ast::*;
@@ -45,7 +45,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Vec<Diagnostic>> {
 }
 
 /// Walks a file unit by unit: [`Rule::top_unit`] at the top level, and for a pipeline, its
-/// head and then [`Rule::pipeline_item`] until the `}` that closes it.
+/// head and then [`Rule::pipeline_items`] until the `}` that closes it.
 struct Reader<'t> {
     text: &'t str,
     /// Where the next unit starts (after skipping whitespace).
@@ -106,17 +106,19 @@ impl<'t> Reader<'t> {
                     body: body.finish(),
                 });
             }
-            let Some(pair) = self.unit(Rule::pipeline_item) else {
+            let Some(items) = self.units(Rule::pipeline_items) else {
                 return Err(self.syntax_error(Rule::pipeline_body, resume_from.unwrap_or(start)));
             };
-            if pair.as_rule() == Rule::comment {
-                resume_from = None;
-                body.comment(&self.builder, &pair);
-            } else {
-                resume_from = Some(start);
-                let span = self.builder.span(&pair);
-                let item = self.builder.pipeline_item(pair);
-                body.node(self.text, span, item);
+            for pair in items {
+                if pair.as_rule() == Rule::comment {
+                    resume_from = None;
+                    body.comment(&self.builder, &pair);
+                } else {
+                    resume_from = Some(self.builder.start(&pair));
+                    let span = self.builder.span(&pair);
+                    let item = self.builder.pipeline_item(pair);
+                    body.node(self.text, span, item);
+                }
             }
         }
     }
@@ -129,13 +131,19 @@ impl<'t> Reader<'t> {
     }
 
     /// Parses one unit with `rule` at `pos` and moves past it; `None` if it does not match.
-    /// The pair's positions are relative to `pos`, which the builder's offset accounts for.
     fn unit(&mut self, rule: Rule) -> Option<Pair<'t, Rule>> {
+        self.units(rule)?.next()
+    }
+
+    /// Parses one or more units with `rule` at `pos` and moves past them; `None` if it does not
+    /// match. The pairs' positions are relative to `pos`, which the builder's offset accounts for.
+    fn units(&mut self, rule: Rule) -> Option<Pairs<'t, Rule>> {
         let start = self.pos;
-        let pair = PipeParser::parse(rule, &self.text[start..]).ok()?.next()?;
+        let units = PipeParser::parse(rule, &self.text[start..]).ok()?;
+        let end = units.clone().last()?.as_span().end();
         self.builder.offset = start;
-        self.pos = start + pair.as_span().end();
-        Some(pair)
+        self.pos = start + end;
+        Some(units)
     }
 
     /// The diagnostic for the syntax error found at `pos`, explained by running `rule` from
@@ -308,8 +316,8 @@ mod tests {
         let file = sources.add("t.pipe", text);
         let errors = parse(file, text).expect_err("a syntax error");
         let span = errors[0].primary_span().expect("a label");
-        let (line, col) = sources.line_col(file, span.start);
-        (line, col, span.end - span.start, errors[0].message.clone())
+        let (line, col) = sources.line_col(file, span.start());
+        (line, col, span.len(), errors[0].message.clone())
     }
 
     #[test]

@@ -60,12 +60,12 @@ impl<'a> Report<'a> {
         let primary = diagnostic.primary_span();
         let file = primary.map(|s| s.file);
         let primary_line = primary
-            .map(|s| sources.line_col(s.file, s.start).0)
+            .map(|s| sources.line_col(s.file, s.start()).0)
             .unwrap_or(0);
         let mut main = Vec::new();
         let mut distant: Vec<(FileId, usize)> = Vec::new();
         for (i, label) in diagnostic.labels.iter().enumerate() {
-            let line = sources.line_col(label.span.file, label.span.start).0;
+            let line = sources.line_col(label.span.file, label.span.start()).0;
             if Some(label.span.file) == file && line.abs_diff(primary_line) <= NEARBY_LINES {
                 main.push(i);
             } else {
@@ -149,7 +149,7 @@ impl miette::Diagnostic for Report<'_> {
         self.file?;
         let labels = self.labels.iter().map(|&i| {
             let label = &self.diagnostic.labels[i];
-            let span = SourceSpan::new(label.span.start.into(), label.span.end - label.span.start);
+            let span = SourceSpan::new(label.span.start().into(), label.span.len());
             if i == 0 {
                 LabeledSpan::new_primary_with_span(Some(label.message.clone()), span)
             } else {

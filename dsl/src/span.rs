@@ -7,17 +7,42 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(pub u32);
 
-/// A byte range in one file.
+/// A byte range in one file. Kept in 32 bits, as every node of a syntax tree has spans: a
+/// position past 4 GiB is clamped to the largest one (no `.pipe` file comes near that).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Span {
     pub file: FileId,
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span { file, start, end }
+        let clamp = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+        Span {
+            file,
+            start: clamp(start),
+            end: clamp(end),
+        }
+    }
+
+    /// The byte offset where the span starts.
+    pub fn start(self) -> usize {
+        self.start as usize
+    }
+
+    /// The byte offset just past the span's end.
+    pub fn end(self) -> usize {
+        self.end as usize
+    }
+
+    /// The number of bytes the span covers.
+    pub fn len(self) -> usize {
+        self.end() - self.start()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
     }
 
     /// The smallest span covering both.

@@ -247,9 +247,8 @@ fn phrase(rule: Rule) -> &'static str {
         template_params => "the template's parameters in parentheses",
         template_param => "a template parameter",
         pipeline_decl | pipeline_head => "a pipeline",
-        pipeline_body | pipeline_item | kw_trigger | kw_param | kw_source | kw_step => {
-            "`trigger`, `param`, `source`, `step` or `}`"
-        }
+        pipeline_body | pipeline_item | pipeline_items | kw_trigger | kw_param | kw_source
+        | kw_step => "`trigger`, `param`, `source`, `step` or `}`",
         trigger => "a trigger",
         trigger_manual | trigger_cron | trigger_continuous | kw_manual | kw_cron
         | kw_continuous => "a trigger kind (`manual`, `cron` or `continuous`)",

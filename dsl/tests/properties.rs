@@ -14,7 +14,7 @@ proptest! {
         let loaded = dsl::load_source("fuzz.pipe", text);
         for d in &loaded.diagnostics {
             for label in &d.labels {
-                prop_assert!(label.span.start <= label.span.end);
+                prop_assert!(label.span.start() <= label.span.end());
             }
             let _ = dsl::render::render(d, &loaded.sources, false);
         }

@@ -3,7 +3,8 @@
 
 use crate::ast::{self, CmpOp, Expr, ValueKind};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::lower::params::{display, first_line};
+use crate::lower::params::display;
+use crate::lower::pattern_cache::PatternCache;
 use crate::lower::Scope;
 use crate::model::condition::{Condition, Field, Literal};
 use crate::model::param::ParamType;
@@ -12,14 +13,15 @@ use crate::model::quantity::{parse_duration, parse_size};
 pub(super) fn lower_condition(
     expr: &Expr,
     each: Option<&str>,
-    scope: &Scope<'_>,
+    scope: &Scope,
+    patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Condition> {
     match expr {
         Expr::Or(all) | Expr::And(all) => {
             let lowered: Vec<Option<Condition>> = all
                 .iter()
-                .map(|e| lower_condition(e, each, scope, diags))
+                .map(|e| lower_condition(e, each, scope, patterns, diags))
                 .collect();
             let lowered: Option<Vec<Condition>> = lowered.into_iter().collect();
             let lowered = lowered?;
@@ -30,10 +32,10 @@ pub(super) fn lower_condition(
             })
         }
         Expr::Not(inner) => Some(Condition::Not(Box::new(lower_condition(
-            inner, each, scope, diags,
+            inner, each, scope, patterns, diags,
         )?))),
         Expr::Compare { field, test, span } => {
-            lower_compare(field, test.as_ref(), *span, each, scope, diags)
+            lower_compare(field, test.as_ref(), *span, each, scope, patterns, diags)
         }
     }
 }
@@ -43,7 +45,8 @@ fn lower_compare(
     test: Option<&(CmpOp, ast::Value)>,
     span: crate::span::Span,
     each: Option<&str>,
-    scope: &Scope<'_>,
+    scope: &Scope,
+    patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Condition> {
     let name = &field.name.text;
@@ -89,7 +92,9 @@ fn lower_compare(
                 return None;
             };
             let literal = match (op, &value.kind) {
-                (CmpOp::Matches | CmpOp::NotMatches, ValueKind::Str(s)) => regex_literal(s, diags)?,
+                (CmpOp::Matches | CmpOp::NotMatches, ValueKind::Str(s)) => {
+                    regex_literal(s, patterns, diags)?
+                }
                 (CmpOp::Eq | CmpOp::Ne, ValueKind::Str(s)) => Literal::Text(s.value.clone()),
                 _ => {
                     diags.push(mismatch(
@@ -113,7 +118,7 @@ fn lower_compare(
                 if scope.param_names.contains(name.as_str()) {
                     return None; // declared, with its errors already reported
                 }
-                let known: Vec<&str> = scope.params.keys().copied().collect();
+                let known: Vec<&str> = scope.params.keys().map(String::as_str).collect();
                 diags.push(
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`"))
                         .label(field.name.span, "not a param of this pipeline")
@@ -156,7 +161,7 @@ fn lower_compare(
                     ParamType::String | ParamType::Path | ParamType::Enum(_),
                     CmpOp::Matches | CmpOp::NotMatches,
                     ValueKind::Str(s),
-                ) => Some(regex_literal(s, diags)?),
+                ) => Some(regex_literal(s, patterns, diags)?),
                 (ParamType::String | ParamType::Path, CmpOp::Eq | CmpOp::Ne, ValueKind::Str(s)) => {
                     Some(Literal::Text(s.value.clone()))
                 }
@@ -211,13 +216,17 @@ fn is_regex_op(op: CmpOp) -> bool {
     matches!(op, CmpOp::Matches | CmpOp::NotMatches)
 }
 
-fn regex_literal(s: &ast::Str, diags: &mut Vec<Diagnostic>) -> Option<Literal> {
-    match regex::Regex::new(&s.value) {
-        Ok(_) => Some(Literal::Regex(s.value.clone())),
+fn regex_literal(
+    s: &ast::Str,
+    patterns: &mut PatternCache,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Literal> {
+    match patterns.regex(&s.value) {
+        Ok(pattern) => Some(Literal::Regex(pattern)),
         Err(error) => {
             diags.push(
                 Diagnostic::new(Code::InvalidRegex, "this regex does not compile")
-                    .label(s.span, first_line(&error.to_string())),
+                    .label(s.span, error),
             );
             None
         }

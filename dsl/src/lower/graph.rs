@@ -10,14 +10,17 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::ast;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::lower::steps::LoweredStep;
+use crate::lower::steps::StepSpans;
 use crate::lower::{unknown, Scope};
 use crate::model::{ParamDef, StepDef};
 
+/// Checks the lowered `steps` (with their `spans`, one per step) as a graph, and returns them
+/// in their deterministic topological order. `items` are the pipeline's other items.
 pub(super) fn order_and_check(
-    pipeline: &ast::Pipeline,
-    scope: &Scope<'_>,
-    steps: Vec<LoweredStep>,
+    items: &[ast::PipelineItem],
+    scope: &Scope,
+    mut steps: Vec<StepDef>,
+    spans: &[StepSpans],
     params: &[ParamDef],
     had_errors: bool,
     diags: &mut Vec<Diagnostic>,
@@ -25,34 +28,20 @@ pub(super) fn order_and_check(
     let step_index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.def.name.as_str(), i))
+        .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    // Read from the syntax tree, so a source with errors still has its group.
-    let source_group: HashMap<&str, Option<&str>> = scope
-        .sources
-        .iter()
-        .map(|(name, source)| {
-            let group = source.body.nodes().find_map(|(item, _)| match item {
-                ast::SourceItem::Group { name, .. } => Some(name.text.as_str()),
-                _ => None,
-            });
-            (*name, group)
-        })
-        .collect();
-    let mut candidates: Vec<&str> = scope
-        .sources
-        .keys()
-        .chain(scope.steps.keys())
-        .copied()
-        .collect();
-    candidates.sort_unstable();
+    // Only needed to suggest a name, so only sorted when one is unknown.
+    let candidates = || {
+        let mut names: Vec<&str> = scope.sources_and_steps.names().collect();
+        names.sort_unstable();
+        names
+    };
 
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(steps.len(), steps.len());
     let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
     let mut ok = true;
-    for (i, step) in steps.iter().enumerate() {
-        let def = &step.def;
-        if let (Some(group), Some(span)) = (&def.each, step.each_span) {
+    for (i, (def, spans)) in steps.iter().zip(spans).enumerate() {
+        if let (Some(group), Some(span)) = (&def.each, spans.each) {
             if !scope.groups.contains_key(group) {
                 let name = ast::Name {
                     text: group.clone(),
@@ -73,20 +62,18 @@ pub(super) fn order_and_check(
             }
         }
         let mut has_own_group = false;
-        for (name, span) in def.inputs.iter().zip(&step.input_spans) {
+        for (name, span) in def.inputs.iter().zip(&spans.inputs) {
             let input_group: Option<Option<&str>> = match (
-                source_group.get(name.as_str()),
+                scope.sources.get(name.as_str()).map(Option::as_deref),
                 step_index.get(name.as_str()),
             ) {
-                (Some(group), _) => Some(*group),
+                (Some(group), _) => Some(group),
                 (None, Some(&j)) => {
                     graph.add_edge(nodes[j], nodes[i], ());
-                    Some(steps[j].def.each.as_deref())
+                    Some(steps[j].each.as_deref())
                 }
                 (None, None) => {
-                    if !scope.sources.contains_key(name.as_str())
-                        && !scope.steps.contains_key(name.as_str())
-                    {
+                    if !scope.sources_and_steps.contains(name) {
                         let n = ast::Name {
                             text: name.clone(),
                             span: *span,
@@ -95,7 +82,7 @@ pub(super) fn order_and_check(
                             Code::UnknownStep,
                             "step or source",
                             &n,
-                            candidates.iter().copied(),
+                            candidates(),
                         ));
                         ok = false;
                     }
@@ -118,7 +105,7 @@ pub(super) fn order_and_check(
                             format!("step `{}` runs for each `{group}`, but its input `{name}` is grouped by `{input_group}`", def.name),
                         )
                         .label(*span, format!("grouped by `{input_group}`"))
-                        .label(step.each_span.unwrap_or(step.name_span), format!("per `{group}`"))
+                        .label(spans.each.unwrap_or(spans.name), format!("per `{group}`"))
                         .help("a per-group step consumes inputs of its own group, ungrouped sources, and aggregate steps"),
                     );
                     ok = false;
@@ -129,26 +116,24 @@ pub(super) fn order_and_check(
             if !has_own_group && ok && scope.groups.contains_key(group) {
                 diags.push(
                     Diagnostic::new(Code::GroupMismatch, format!("step `{}` runs for each `{group}`, but none of its inputs is grouped by `{group}`", def.name))
-                        .label(step.each_span.unwrap_or(step.name_span), "which groups?")
+                        .label(spans.each.unwrap_or(spans.name), "which groups?")
                         .help(format!("add an input grouped by `{group}`: a source with `group {group} by ...`, or another `each {group}` step")),
                 );
                 ok = false;
             }
         }
-        for (name, span) in def.after.iter().zip(&step.after_spans) {
+        for (name, span) in def.after.iter().zip(&spans.after) {
             match step_index.get(name.as_str()) {
                 Some(&j) => {
                     graph.add_edge(nodes[j], nodes[i], ());
                 }
-                None if scope.steps.contains_key(name.as_str()) => {}
+                None if scope.is_step(name) => {}
                 None => {
                     let n = ast::Name {
                         text: name.clone(),
                         span: *span,
                     };
-                    let mut step_names: Vec<&str> = scope.steps.keys().copied().collect();
-                    step_names.sort_unstable();
-                    let mut d = unknown(Code::UnknownStep, "step", &n, step_names.iter().copied());
+                    let mut d = unknown(Code::UnknownStep, "step", &n, scope.step_names());
                     if scope.sources.contains_key(name.as_str()) {
                         d = d.help(format!("`{name}` is a source; `after` orders steps, use `input {name}` to consume it"));
                     }
@@ -159,22 +144,43 @@ pub(super) fn order_and_check(
         }
     }
 
-    if !report_cycles(&graph, &steps, diags) {
+    // The order leaves out every step on or after a cycle; only then are the cycles looked for.
+    let order = topological_order(&graph);
+    if order.len() < steps.len() && !report_cycles(&graph, &steps, spans, diags) {
         ok = false;
     }
     // Warnings about unused things are noise next to errors, and often caused by them.
     if ok && !had_errors {
-        warn_unused(pipeline, &steps, params, diags);
+        warn_unused(items, &steps, params, diags);
     }
     if !ok {
         return None;
     }
-    let order = topological_order(&graph);
-    let mut slots: Vec<Option<StepDef>> = steps.into_iter().map(|s| Some(s.def)).collect();
-    Some(order.into_iter().filter_map(|i| slots[i].take()).collect())
+    reorder(&mut steps, &order);
+    Some(steps)
+}
+
+/// Moves the item at `order[k]` to `k` for every `k`, in place (`order` is a permutation of
+/// the indices of `items`), so that a pipeline's steps are ordered without a second copy.
+fn reorder<T>(items: &mut [T], order: &[usize]) {
+    assert_eq!(items.len(), order.len(), "an order of every item");
+    // `position[i]` is where the item that started at `i` is now; `origin[p]` is where the
+    // item now at `p` started.
+    let mut position: Vec<usize> = (0..items.len()).collect();
+    let mut origin = position.clone();
+    for (k, &wanted) in order.iter().enumerate() {
+        let at = position[wanted];
+        items.swap(k, at);
+        let displaced = origin[k];
+        position[displaced] = at;
+        origin[at] = displaced;
+        position[wanted] = k;
+        origin[k] = wanted;
+    }
 }
 
 /// Kahn's algorithm, always taking the earliest-declared ready step: the same file gives the same order.
+/// Steps on a cycle, and those that depend on one, are left out.
 fn topological_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
     let mut indegree: Vec<usize> = graph
         .node_indices()
@@ -202,7 +208,8 @@ fn topological_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
 /// Reports each cycle once, naming every step on it in order. Returns false if there was one.
 fn report_cycles(
     graph: &DiGraph<usize, ()>,
-    steps: &[LoweredStep],
+    steps: &[StepDef],
+    spans: &[StepSpans],
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
     let mut ok = true;
@@ -222,7 +229,7 @@ fn report_cycles(
         let cycle = find_cycle(graph, start, &members);
         let names: Vec<&str> = cycle
             .iter()
-            .map(|n| steps[graph[*n]].def.name.as_str())
+            .map(|n| steps[graph[*n]].name.as_str())
             .collect();
         let mut path = names.join(" -> ");
         path.push_str(&format!(" -> {}", names[0]));
@@ -231,9 +238,8 @@ fn report_cycles(
             format!("steps depend on each other in a cycle: {path}"),
         );
         for (k, node) in cycle.iter().enumerate() {
-            let step = &steps[graph[*node]];
             let next = names[(k + 1) % names.len()];
-            d = d.label(step.name_span, format!("needed by `{next}`"));
+            d = d.label(spans[graph[*node]].name, format!("needed by `{next}`"));
         }
         diags.push(d.help("a pipeline is a DAG: remove one of these `input` or `after` links"));
     }
@@ -273,20 +279,20 @@ fn find_cycle(
 }
 
 fn warn_unused(
-    pipeline: &ast::Pipeline,
-    steps: &[LoweredStep],
+    items: &[ast::PipelineItem],
+    steps: &[StepDef],
     params: &[ParamDef],
     diags: &mut Vec<Diagnostic>,
 ) {
     let consumed: HashSet<&str> = steps
         .iter()
-        .flat_map(|s| s.def.inputs.iter().map(String::as_str))
+        .flat_map(|s| s.inputs.iter().map(String::as_str))
         .collect();
     let used_params: HashSet<&str> = steps
         .iter()
-        .flat_map(|s| s.def.params_used.iter().map(String::as_str))
+        .flat_map(|s| s.params_used.iter().map(String::as_str))
         .collect();
-    for (item, _) in pipeline.body.nodes() {
+    for item in items {
         match item {
             ast::PipelineItem::Source(source) if !consumed.contains(source.name.text.as_str()) => {
                 diags.push(
@@ -318,6 +324,29 @@ fn warn_unused(
                 );
             }
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reorder;
+
+    #[test]
+    fn reorders_in_place_by_a_permutation() {
+        for order in [
+            vec![],
+            vec![0],
+            vec![2, 0, 1],
+            vec![1, 2, 0],
+            vec![3, 2, 1, 0],
+            vec![1, 0, 3, 2, 4],
+            vec![4, 0, 3, 1, 2],
+        ] {
+            let mut items: Vec<usize> = (0..order.len()).map(|i| i * 10).collect();
+            reorder(&mut items, &order);
+            let wanted: Vec<usize> = order.iter().map(|i| i * 10).collect();
+            assert_eq!(items, wanted, "{order:?}");
         }
     }
 }

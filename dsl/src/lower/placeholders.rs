@@ -79,7 +79,7 @@ pub(crate) fn check_placeholders(
                 })
             }
             Placeholder::Param(name) => (!context.scope.param_names.contains(name.as_str())).then(|| {
-                let names: Vec<&str> = context.scope.param_names.iter().copied().collect();
+                let names: Vec<&str> = context.scope.param_names.iter().map(String::as_str).collect();
                 (
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`")).help(
                         did_you_mean(name, names.iter().copied())
@@ -105,7 +105,9 @@ pub(crate) fn check_placeholders(
                 },
             );
             if let Some(using) = context.using_span {
-                if using.file != s.span.file || !(using.start..using.end).contains(&s.span.start) {
+                if using.file != s.span.file
+                    || !(using.start()..using.end()).contains(&s.span.start())
+                {
                     diagnostic = diagnostic.label(
                         using,
                         format!("in step `{}`, which uses the template here", context.step),

@@ -2,12 +2,13 @@
 //! with the step's own (the step wins; lists are joined), reads every setting's value, and checks
 //! the placeholders of `run` and `env` against what the step can see.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use crate::ast::{self, Resource, StepItem};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lower::conditions::lower_condition;
 use crate::lower::params::{bounded, duration, size};
+use crate::lower::pattern_cache::PatternCache;
 use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
@@ -15,15 +16,20 @@ use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
-/// A lowered step with the spans the graph checks report against.
+/// A lowered step, and the spans the graph checks report against.
 pub(crate) struct LoweredStep {
     pub def: StepDef,
-    pub name_span: Span,
-    pub each_span: Option<Span>,
-    /// One span per entry of `def.inputs`.
-    pub input_spans: Vec<Span>,
-    /// One span per entry of `def.after`.
-    pub after_spans: Vec<Span>,
+    pub spans: StepSpans,
+}
+
+/// Where a lowered step's names were written.
+pub(crate) struct StepSpans {
+    pub name: Span,
+    pub each: Option<Span>,
+    /// One span per entry of the step's `inputs`.
+    pub inputs: Vec<Span>,
+    /// One span per entry of the step's `after`.
+    pub after: Vec<Span>,
 }
 
 /// Where a setting came from: the step itself, or its template (with the bound arguments).
@@ -36,11 +42,13 @@ enum Origin<'a> {
 pub(super) fn lower_step(
     step: &ast::Step,
     step_span: Span,
-    scope: &Scope<'_>,
+    scope: &Scope,
     templates: &TemplateTable<'_>,
+    patterns: &mut PatternCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<LoweredStep> {
-    let mut settings: Vec<(&StepItem, Span, Origin<'_>)> = Vec::new();
+    let mut settings: Vec<(&StepItem, Span, Origin<'_>)> =
+        Vec::with_capacity(step.body.as_ref().map_or(0, |body| body.entries.len()));
     let args;
     if let Some(using) = &step.using {
         let template = templates.resolve(&using.template, diags)?;
@@ -59,7 +67,7 @@ pub(super) fn lower_step(
     let each = step.each.as_ref().map(|g| g.text.clone());
     let mut builder = Builder::default();
     for (item, span, origin) in settings {
-        builder.setting(item, span, origin, diags);
+        builder.setting(item, span, origin, patterns, diags);
     }
 
     let run_setting = builder.run;
@@ -75,39 +83,47 @@ pub(super) fn lower_step(
         );
     }
 
-    let inputs: Vec<String> = builder.inputs.iter().map(|(n, _)| n.clone()).collect();
     let context = StepContext {
         step: &step.name.text,
         each: each.as_deref(),
-        inputs: &inputs,
+        inputs: &builder.inputs,
         scope,
         using_span: step.using.as_ref().map(|u| u.span),
     };
-    let mut params_used = BTreeSet::new();
-    let run = run_setting
-        .and_then(|(s, origin)| lower_command(s, origin, true, &context, &mut params_used, diags));
+    let run = run_setting.and_then(|(s, origin)| lower_command(s, origin, true, &context, diags));
     let mut env = BTreeMap::new();
     for (name, (value, origin)) in &builder.env {
-        if let Some(template) =
-            lower_command(value, *origin, false, &context, &mut params_used, diags)
-        {
-            env.insert(name.clone(), template);
+        if let Some(template) = lower_command(value, *origin, false, &context, diags) {
+            env.insert(name.to_string(), template);
         }
     }
     let when = builder
         .when
-        .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, diags));
-    if let Some(condition) = &when {
-        let mut used = Vec::new();
-        condition.params(&mut used);
-        params_used.extend(used);
-    }
+        .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, patterns, diags));
 
+    // The params read by the commands and the condition, sorted, each once.
+    let mut used: Vec<&str> = Vec::new();
+    for command in run.iter().chain(env.values()) {
+        for placeholder in command.placeholders() {
+            if let Placeholder::Param(name) = placeholder {
+                used.push(name);
+            }
+        }
+    }
+    if let Some(condition) = &when {
+        condition.params(&mut used);
+    }
+    used.sort_unstable();
+    used.dedup();
+    // A pipeline keeps every step's lists: they take only the room their items need.
+    let mut params_used = Vec::with_capacity(used.len());
+    params_used.extend(used.into_iter().map(str::to_string));
+    builder.outputs.shrink_to_fit();
     let def = StepDef {
         name: step.name.text.clone(),
         each,
-        inputs,
-        after: builder.after.iter().map(|(n, _)| n.clone()).collect(),
+        inputs: builder.inputs,
+        after: builder.after,
         when,
         // A step whose command has errors still takes part in the graph checks; the
         // pipeline as a whole is rejected for the errors already reported.
@@ -118,15 +134,15 @@ pub(super) fn lower_step(
         resources: builder.resources,
         executor: builder.executor,
         container: builder.container,
-        params_used: params_used.into_iter().collect(),
+        params_used,
     };
-    Some(LoweredStep {
-        def,
-        name_span: step.name.span,
-        each_span: step.each.as_ref().map(|g| g.span),
-        input_spans: builder.inputs.iter().map(|(_, s)| *s).collect(),
-        after_spans: builder.after.iter().map(|(_, s)| *s).collect(),
-    })
+    let spans = StepSpans {
+        name: step.name.span,
+        each: step.each.as_ref().map(|g| g.span),
+        inputs: builder.input_spans,
+        after: builder.after_spans,
+    };
+    Some(LoweredStep { def, spans })
 }
 
 /// What a step's placeholders may refer to.
@@ -134,7 +150,7 @@ pub(crate) struct StepContext<'a> {
     pub step: &'a str,
     pub each: Option<&'a str>,
     pub inputs: &'a [String],
-    pub scope: &'a Scope<'a>,
+    pub scope: &'a Scope,
     /// Set when the step uses a template: errors inside the template point here too.
     pub using_span: Option<Span>,
 }
@@ -144,7 +160,6 @@ fn lower_command(
     origin: Origin<'_>,
     shell: bool,
     context: &StepContext<'_>,
-    params_used: &mut BTreeSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<CommandTemplate> {
     let command = parse_command(s, diags)?;
@@ -155,27 +170,25 @@ fn lower_command(
         }),
         Origin::Step => command,
     };
-    if !check_placeholders(s, &command, context, diags) {
-        return None;
-    }
-    for placeholder in command.placeholders() {
-        if let Placeholder::Param(name) = placeholder {
-            params_used.insert(name.clone());
-        }
-    }
-    Some(command)
+    check_placeholders(s, &command, context, diags).then_some(command)
 }
 
 /// Accumulates a step's settings in order, reporting settings given twice by the same origin.
 #[derive(Default)]
 struct Builder<'a> {
-    seen: HashMap<&'static str, (Span, bool)>,
-    inputs: Vec<(String, Span)>,
-    after: Vec<(String, Span)>,
+    /// The single-valued settings taken so far: keyword, where, and whether from the template.
+    /// A step has a handful, so a list is quicker than a map.
+    seen: Vec<(&'static str, Span, bool)>,
+    inputs: Vec<String>,
+    /// Where each of `inputs` was written.
+    input_spans: Vec<Span>,
+    after: Vec<String>,
+    /// Where each of `after` was written.
+    after_spans: Vec<Span>,
     when: Option<(&'a ast::Expr, Span)>,
     run: Option<(&'a ast::Str, Origin<'a>)>,
     outputs: Vec<String>,
-    env: BTreeMap<String, (&'a ast::Str, Origin<'a>)>,
+    env: BTreeMap<&'a str, (&'a ast::Str, Origin<'a>)>,
     policy: Policy,
     resources: Resources,
     executor: Executor,
@@ -192,13 +205,18 @@ impl<'a> Builder<'a> {
         diags: &mut Vec<Diagnostic>,
     ) -> bool {
         let from_template = matches!(origin, Origin::Template(_));
-        match self.seen.get(keyword) {
-            Some((first, first_from_template)) if *first_from_template == from_template => {
+        let seen = self.seen.iter_mut().find(|(seen, ..)| *seen == keyword);
+        match seen {
+            Some((_, first, first_from_template)) if *first_from_template == from_template => {
                 diags.push(duplicate_setting(keyword, span, *first));
                 false
             }
-            _ => {
-                self.seen.insert(keyword, (span, from_template));
+            Some(seen) => {
+                *seen = (keyword, span, from_template);
+                true
+            }
+            None => {
+                self.seen.push((keyword, span, from_template));
                 true
             }
         }
@@ -209,6 +227,7 @@ impl<'a> Builder<'a> {
         item: &'a StepItem,
         span: Span,
         origin: Origin<'a>,
+        patterns: &mut PatternCache,
         diags: &mut Vec<Diagnostic>,
     ) {
         let arg = |text: &str| -> String {
@@ -218,22 +237,18 @@ impl<'a> Builder<'a> {
             }
         };
         match item {
-            StepItem::Input(names) => self
-                .inputs
-                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
-            StepItem::After(names) => self
-                .after
-                .extend(names.iter().map(|n| (n.text.clone(), n.span))),
-            StepItem::Output(patterns) => {
-                for pattern in patterns {
-                    let value = arg(&pattern.value);
-                    if let Err(error) = globset::Glob::new(&value) {
+            StepItem::Input(names) => add_names(names, &mut self.inputs, &mut self.input_spans),
+            StepItem::After(names) => add_names(names, &mut self.after, &mut self.after_spans),
+            StepItem::Output(globs) => {
+                for glob in globs {
+                    let value = arg(&glob.value);
+                    if let Some(error) = patterns.glob_error(&value) {
                         diags.push(
                             Diagnostic::new(
                                 Code::InvalidGlob,
                                 format!("`{value}` is not a valid glob"),
                             )
-                            .label(pattern.span, error.kind().to_string()),
+                            .label(glob.span, error),
                         );
                     }
                     self.outputs.push(value);
@@ -268,9 +283,9 @@ impl<'a> Builder<'a> {
             }
             StepItem::Container(s) => self.container = Some(arg(&s.value)),
             StepItem::Env(vars) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: Vec<(&str, Span)> = Vec::new();
                 for (var, var_span) in vars.nodes() {
-                    if let Some(first) = seen.insert(&var.name.text, var_span) {
+                    if let Some(first) = first_seen(&mut seen, &var.name.text, var_span) {
                         diags.push(
                             Diagnostic::new(
                                 Code::DuplicateName,
@@ -280,13 +295,13 @@ impl<'a> Builder<'a> {
                             .label(first, "first set here"),
                         );
                     }
-                    self.env.insert(var.name.text.clone(), (&var.value, origin));
+                    self.env.insert(&var.name.text, (&var.value, origin));
                 }
             }
             StepItem::Resources(resources) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: Vec<(&str, Span)> = Vec::new();
                 for (resource, resource_span) in resources.nodes() {
-                    if let Some(first) = seen.insert(resource.keyword(), resource_span) {
+                    if let Some(first) = first_seen(&mut seen, resource.keyword(), resource_span) {
                         diags.push(duplicate_setting(resource.keyword(), resource_span, first));
                         continue;
                     }
@@ -348,6 +363,29 @@ impl<'a> Builder<'a> {
                 self.executor = executor;
             }
         }
+    }
+}
+
+/// Records that `name` was given at `span`; if it was given before, where it was last given.
+/// The names of an `env` or `resources` block are few: a list is quicker than a map.
+fn first_seen<'a>(seen: &mut Vec<(&'a str, Span)>, name: &'a str, span: Span) -> Option<Span> {
+    match seen.iter_mut().find(|(seen, _)| *seen == name) {
+        Some((_, last)) => Some(std::mem::replace(last, span)),
+        None => {
+            seen.push((name, span));
+            None
+        }
+    }
+}
+
+/// Appends `names` to a step's list of names and their spans, keeping no spare room: the
+/// list is kept for the life of the pipeline, and is mostly written on one line.
+fn add_names(names: &[ast::Name], texts: &mut Vec<String>, spans: &mut Vec<Span>) {
+    texts.reserve_exact(names.len());
+    spans.reserve_exact(names.len());
+    for name in names {
+        texts.push(name.text.clone());
+        spans.push(name.span);
     }
 }
 

@@ -76,14 +76,26 @@ impl CommandTemplate {
     /// (with their positions) instead of being taken literally.
     pub fn parse(text: &str) -> Result<CommandTemplate, Vec<UnknownPlaceholder>> {
         let bytes = text.as_bytes();
-        let mut parts = Vec::new();
-        let mut literal = String::new();
+        // Each placeholder makes at most two parts (with the text before it), and one more
+        // holds the text after the last: room for that many saves growing the vector.
+        let opening = bytes.iter().filter(|&&b| b == b'{').count();
+        let mut parts = Vec::with_capacity(2 * opening + 1);
+        let mut literal = String::with_capacity(text.len());
         let mut unknown = Vec::new();
         let mut escaped_depth = 0usize;
         let mut i = 0;
         while i < bytes.len() {
+            // Only a brace or a `$` can start anything but literal text: copy up to the next one.
+            let plain = bytes[i..]
+                .iter()
+                .position(|b| matches!(b, b'{' | b'}' | b'$'))
+                .unwrap_or(bytes.len() - i);
+            literal.push_str(&text[i..i + plain]);
+            i += plain;
             let rest = &text[i..];
-            if rest.starts_with("{{") {
+            if rest.is_empty() {
+                break;
+            } else if rest.starts_with("{{") {
                 literal.push('{');
                 escaped_depth += 1;
                 i += 2;
@@ -99,7 +111,9 @@ impl CommandTemplate {
                 match Placeholder::from_text(name) {
                     Some(placeholder) => {
                         if !literal.is_empty() {
-                            parts.push(Part::Text(std::mem::take(&mut literal)));
+                            // A copy takes no more memory than the text; the buffer is reused.
+                            parts.push(Part::Text(literal.clone()));
+                            literal.clear();
                         }
                         parts.push(Part::Placeholder(placeholder));
                     }
@@ -117,9 +131,10 @@ impl CommandTemplate {
             }
         }
         if !literal.is_empty() {
-            parts.push(Part::Text(literal));
+            parts.push(Part::Text(literal.clone()));
         }
         if unknown.is_empty() {
+            parts.shrink_to_fit();
             Ok(CommandTemplate { parts })
         } else {
             Err(unknown)
@@ -235,13 +250,18 @@ fn escape_literal(text: &str) -> String {
 
 /// If `rest` (the text after a `{`) starts with `name}` or `name.name}`, the name.
 fn placeholder_name(rest: &str) -> Option<&str> {
-    let close = rest.find('}')?;
+    // A name holds only word characters and dots, so only the first other character can close
+    // it: looking no further keeps a text full of unclosed braces linear.
+    let close = rest
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.'))?;
+    if rest.as_bytes()[close] != b'}' {
+        return None;
+    }
     let name = &rest[..close];
-    let is_word = |w: &str| {
-        let mut chars = w.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
+    // Of the characters a name may hold, a word starts with anything but a digit, and has no dot.
+    let is_word =
+        |w: &str| w.bytes().next().is_some_and(|b| !b.is_ascii_digit()) && !w.contains('.');
     let valid = match name.split_once('.') {
         None => is_word(name),
         Some((a, b)) => is_word(a) && is_word(b),
@@ -296,6 +316,12 @@ mod tests {
                 "awk '{a[$1]++} END {for (k in a) {print k}}'".into()
             )]
         );
+    }
+
+    #[test]
+    fn braces_around_what_is_not_a_name_are_literal() {
+        let text = "{1a} {a.b.c} {.x} {x.} {a b} {é} {";
+        assert_eq!(parts(text), vec![Part::Text(text.into())]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::param::ParamValue;
+use super::pattern::Pattern;
 use crate::ast::CmpOp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +37,8 @@ pub enum Literal {
     Text(String),
     Number(f64),
     Bool(bool),
-    /// A compiled-on-use regex for `~` and `!~`.
-    Regex(String),
+    /// The regex of `~` and `!~`.
+    Regex(Pattern),
 }
 
 impl Condition {
@@ -72,8 +73,8 @@ impl Condition {
         }
     }
 
-    /// The params the condition reads.
-    pub fn params(&self, out: &mut Vec<String>) {
+    /// Adds the names of the params the condition reads to `out`.
+    pub fn params<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Condition::Or(all) | Condition::And(all) => all.iter().for_each(|c| c.params(out)),
             Condition::Not(inner) => inner.params(out),
@@ -81,7 +82,7 @@ impl Condition {
             | Condition::Compare {
                 field: Field::Param(name),
                 ..
-            } => out.push(name.clone()),
+            } => out.push(name),
             Condition::Compare { .. } => {}
         }
     }
@@ -96,7 +97,7 @@ enum Subject {
 fn compare(subject: &Subject, op: CmpOp, value: &Literal) -> bool {
     match (subject, value) {
         (Subject::Text(s), Literal::Regex(pattern)) => {
-            let found = regex::Regex::new(pattern).is_ok_and(|re| re.is_match(s));
+            let found = pattern.is_match(s);
             match op {
                 CmpOp::NotMatches => !found,
                 _ => found,

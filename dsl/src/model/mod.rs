@@ -4,6 +4,7 @@
 pub mod command;
 pub mod condition;
 pub mod param;
+pub mod pattern;
 pub mod pipeline;
 pub mod quantity;
 pub mod source;
@@ -13,6 +14,7 @@ pub mod trigger;
 pub use command::{CommandTemplate, Placeholder};
 pub use condition::Condition;
 pub use param::{ParamDef, ParamType, ParamValue};
+pub use pattern::Pattern;
 pub use pipeline::Pipeline;
 pub use source::SourceDef;
 pub use step::StepDef;

@@ -31,7 +31,7 @@ impl<T> BlockBuilder<T> {
 
     pub(super) fn comment(&mut self, builder: &TreeBuilder<'_>, pair: &Pair<'_, Rule>) {
         let span = builder.span(pair);
-        let gap = &builder.text[self.previous_end.unwrap_or(0)..span.start];
+        let gap = &builder.text[self.previous_end.unwrap_or(0)..span.start()];
         let trailing = self.previous_end.is_some() && !gap.contains('\n');
         let comment = Comment {
             text: pair.as_str().trim_end().to_string(),
@@ -45,16 +45,16 @@ impl<T> BlockBuilder<T> {
     }
 
     fn push(&mut self, text: &str, span: Span, item: Item<T>) {
-        let gap = &text[self.previous_end.unwrap_or(0)..span.start];
+        let gap = &text[self.previous_end.unwrap_or(0)..span.start()];
         let blank_line_before = self.previous_end.is_some()
             && !self.entries.is_empty()
-            && gap.matches('\n').nth(1).is_some();
+            && gap.bytes().filter(|&b| b == b'\n').nth(1).is_some();
         self.entries.push(Entry {
             span,
             blank_line_before,
             item,
         });
-        self.previous_end = Some(span.end);
+        self.previous_end = Some(span.end());
     }
 
     /// The block, holding no more memory than its entries need: a pipeline of many steps
@@ -180,7 +180,7 @@ impl<'t> TreeBuilder<'t> {
     pub(super) fn pipeline_item(&mut self, pair: Pair<'_, Rule>) -> PipelineItem {
         match pair.as_rule() {
             Rule::trigger => PipelineItem::Trigger(self.trigger(pair)),
-            Rule::param_decl => PipelineItem::Param(self.param(pair)),
+            Rule::param_decl => PipelineItem::Param(Box::new(self.param(pair))),
             Rule::source_decl => PipelineItem::Source(self.source(pair)),
             Rule::step_decl => PipelineItem::Step(self.step(pair)),
             rule => unreachable!("pipeline item {rule:?}"),
@@ -256,12 +256,12 @@ impl<'t> TreeBuilder<'t> {
             Rule::range => {
                 let span = self.span(&inner);
                 let text = inner.as_str();
-                let dots = text.find("..").expect("grammar: range has ..") + span.start;
+                let dots = text.find("..").expect("grammar: range has ..") + span.start();
                 let mut min = None;
                 let mut max = None;
                 for number in inner.into_inner().filter(|p| p.as_rule() == Rule::number) {
                     let parsed = self.number(number);
-                    if parsed.span.start < dots {
+                    if parsed.span.start() < dots {
                         min = Some(parsed);
                     } else {
                         max = Some(parsed);
@@ -326,7 +326,7 @@ impl<'t> TreeBuilder<'t> {
                 Rule::each_clause => {
                     each = Some(self.name(part.into_inner().nth(1).expect("grammar: each group")))
                 }
-                Rule::using_clause => using = Some(self.using(part)),
+                Rule::using_clause => using = Some(Box::new(self.using(part))),
                 Rule::step_body => {
                     let start = self.start(&part) + 1;
                     body = Some(self.block(part.into_inner(), Some(start), TreeBuilder::step_item));
@@ -374,12 +374,12 @@ impl<'t> TreeBuilder<'t> {
         match rule {
             Rule::step_input => StepItem::Input(self.names(outer)),
             Rule::step_after => StepItem::After(self.names(outer)),
-            Rule::step_when => StepItem::When(self.expr(next())),
+            Rule::step_when => StepItem::When(Box::new(self.expr(next()))),
             Rule::step_run => StepItem::Run(self.string(next())),
             Rule::step_output => {
                 let mut patterns = outer.into_inner();
                 patterns.next(); // keyword
-                StepItem::Output(patterns.map(|p| self.string(p)).collect())
+                StepItem::Output(exactly(patterns.map(|p| self.string(p))))
             }
             Rule::step_retries => StepItem::Retries(self.integer(next())),
             Rule::step_backoff => {
@@ -460,7 +460,7 @@ impl<'t> TreeBuilder<'t> {
     fn names(&mut self, pair: Pair<'_, Rule>) -> Vec<Name> {
         let mut names = pair.into_inner();
         names.next(); // keyword
-        names.map(|p| self.name(p)).collect()
+        exactly(names.map(|p| self.name(p)))
     }
 
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
@@ -494,15 +494,15 @@ impl<'t> TreeBuilder<'t> {
                     .as_str()
                     .split_once('.')
                     .expect("grammar: field has a dot");
-                let dot = field_span.start + scope.len();
+                let dot = field_span.start() + scope.len();
                 let field = FieldRef {
                     scope: Name {
                         text: scope.to_string(),
-                        span: Span::new(self.file, field_span.start, dot),
+                        span: Span::new(self.file, field_span.start(), dot),
                     },
                     name: Name {
                         text: name.to_string(),
-                        span: Span::new(self.file, dot + 1, field_span.end),
+                        span: Span::new(self.file, dot + 1, field_span.end()),
                     },
                     span: field_span,
                 };
@@ -590,31 +590,39 @@ impl<'t> TreeBuilder<'t> {
                 span,
             };
         }
-        let body = &raw[1..raw.len() - 1];
-        let mut value = String::with_capacity(body.len());
-        let mut chars = body.char_indices();
-        while let Some((_, c)) = chars.next() {
-            if c != '\\' {
-                value.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, 't')) => value.push('\t'),
-                Some((_, '\\')) => value.push('\\'),
-                Some((_, '"')) => value.push('"'),
+        let mut rest = &raw[1..raw.len() - 1];
+        let mut value = String::with_capacity(rest.len());
+        // Copy the runs between backslashes as they are, and unescape what each one starts.
+        while let Some(at) = rest.find('\\') {
+            value.push_str(&rest[..at]);
+            let mut escaped = rest[at + 1..].chars();
+            match escaped.next() {
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some('\\') => value.push('\\'),
+                Some('"') => value.push('"'),
                 // Any other backslash is kept as written, so regexes read naturally: "\d+".
-                Some((_, other)) => {
+                Some(other) => {
                     value.push('\\');
                     value.push(other);
                 }
                 None => {}
             }
+            rest = escaped.as_str();
         }
+        value.push_str(rest);
         Str {
             value,
             triple: false,
             span,
         }
     }
+}
+
+/// The items in a vector of exactly their number: `collect` leaves room for at least four,
+/// and a file holds a list of names or patterns per step, mostly of one.
+fn exactly<T>(items: impl ExactSizeIterator<Item = T>) -> Vec<T> {
+    let mut vec = Vec::with_capacity(items.len());
+    vec.extend(items);
+    vec
 }

@@ -48,8 +48,8 @@ impl JsonDiagnostic {
             .labels
             .iter()
             .map(|label| {
-                let (line, column) = sources.line_col(label.span.file, label.span.start);
-                let (end_line, end_column) = sources.line_col(label.span.file, label.span.end);
+                let (line, column) = sources.line_col(label.span.file, label.span.start());
+                let (end_line, end_column) = sources.line_col(label.span.file, label.span.end());
                 JsonLabel {
                     file: sources.path(label.span.file).display().to_string(),
                     line,
