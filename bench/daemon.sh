@@ -72,7 +72,7 @@ for i in $(seq -w 1 "$files"); do
   sleep "$(awk -v ms="$gap_ms" 'BEGIN { print ms / 1000 }')"
 done
 for _ in $(seq 300); do
-  done_count=$(find "$lat/out/watch/count" -name n 2> /dev/null | wc -l)
+  done_count=$( (find "$lat/out/watch/count" -name n 2> /dev/null || true) | wc -l)
   [ "$done_count" -ge "$files" ] && break
   sleep 0.1
 done
@@ -131,7 +131,7 @@ for p in range(pipelines):
 EOF
 start_daemon "$idle"
 for _ in $(seq 600); do
-  n=$(find "$idle/out" -name n 2> /dev/null | wc -l)
+  n=$( (find "$idle/out" -name n 2> /dev/null || true) | wc -l)
   [ "$n" -ge "$pipelines" ] && break
   sleep 0.5
 done
