@@ -8,7 +8,10 @@
 #                    after their first runs, with nothing changing: CPU time used over IDLE_S
 #                    seconds, as a share of one core (from /proc/PID/stat).
 #
-# Goals printed beside the figures: p50 under 100 ms, p99 under 500 ms; idle under 1% of a core.
+#   API throughput   GET /runs with wrk (Debian's package, installed if missing) on loopback.
+#
+# Goals printed beside the figures: p50 under 100 ms, p99 under 500 ms; idle under 1% of a core;
+# over 5,000 requests/s with p99 under 20 ms.
 # It is not a test: it exits 0 when a goal is missed.
 #
 # usage: bench/daemon.sh            (from any directory)
@@ -99,6 +102,32 @@ print(f"trigger latency over {len(latencies)} files ({runs} runs): p50 {pct(50)}
       f"p99 < 500 ms ({'ok' if pct(99) < 500 else 'MISSED'})")
 EOF
 )
+
+# --- API throughput ----------------------------------------------------------------------------
+# GET /runs (the newest 50 of the runs above, as JSON) from wrk on loopback.
+if ! command -v wrk > /dev/null; then
+  say "installing wrk"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y -qq wrk > /dev/null 2>&1 || say "cannot install wrk: no API figures"
+fi
+if command -v wrk > /dev/null; then
+  start_daemon "$lat"
+  address=$(grep -o 'listen=[0-9.:]*' "$lat/daemon.log" | head -1 | cut -d= -f2)
+  token=$(cat "$lat/.engine/api-token")
+  wrk -t2 -c16 -d"${WRK_S:-10}"s --latency -H "Authorization: Bearer $token" "http://$address/runs" > "$work/wrk.txt"
+  stop_daemon
+  python3 - "$work/wrk.txt" << 'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+def ms(label):
+    value, unit = re.search(label + r"\s+([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+p99 = ms("99%")
+print(f"API GET /runs (50 runs a page), wrk 2 threads 16 connections: {rps:.0f} requests/s, p50 {ms('50%'):.1f} ms, "
+      f"p99 {p99:.1f} ms   goal: > 5000/s ({'ok' if rps > 5000 else 'MISSED'}), p99 < 20 ms ({'ok' if p99 < 20 else 'MISSED'})")
+EOF
+fi
 
 # --- idle CPU ----------------------------------------------------------------------------------
 idle="$work/idle"
