@@ -36,6 +36,30 @@ impl Loaded {
     }
 }
 
+/// Every `.pipe` file under `dir`, in sorted order, skipping hidden directories and `target`.
+pub fn pipe_files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if entry.file_type()?.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    walk(&path, files)?;
+                }
+            } else if path.extension().is_some_and(|e| e == "pipe") {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    Ok(files)
+}
+
 /// Reads and loads the file at `path`. Only failing to read the file itself is an `Err`;
 /// everything wrong inside it is a diagnostic.
 pub fn load_file(path: &Path) -> std::io::Result<Loaded> {

@@ -72,22 +72,27 @@ impl ParamType {
     }
 }
 
+impl ParamType {
+    /// The type's name as written in a `.pipe` file (`enum` for an enum).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::String => "string",
+            ParamType::Bool => "bool",
+            ParamType::Path => "path",
+            ParamType::Duration => "duration",
+            ParamType::Size => "size",
+            ParamType::Enum(_) => "enum",
+        }
+    }
+}
+
 impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamType::Enum(members) => write!(f, "enum({})", members.join(", ")),
-            other => {
-                let name = match other {
-                    ParamType::Int => "int",
-                    ParamType::Float => "float",
-                    ParamType::String => "string",
-                    ParamType::Bool => "bool",
-                    ParamType::Path => "path",
-                    ParamType::Duration => "duration",
-                    _ => "size",
-                };
-                f.write_str(name)
-            }
+            other => f.write_str(other.name()),
         }
     }
 }

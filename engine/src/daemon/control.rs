@@ -250,7 +250,7 @@ fn params_of(pipeline: &Pipeline) -> Vec<ParamInfo> {
         .iter()
         .map(|p| ParamInfo {
             name: p.name.clone(),
-            kind: kind_name(&p.ty).to_string(),
+            kind: p.ty.name().to_string(),
             default: p.default.as_ref().map(|v| v.to_param_text()),
             constraint: p.constraint.as_ref().map(|c| c.to_string()),
             choices: match &p.ty {
@@ -259,17 +259,4 @@ fn params_of(pipeline: &Pipeline) -> Vec<ParamInfo> {
             },
         })
         .collect()
-}
-
-fn kind_name(ty: &ParamType) -> &'static str {
-    match ty {
-        ParamType::Int => "int",
-        ParamType::Float => "float",
-        ParamType::String => "string",
-        ParamType::Bool => "bool",
-        ParamType::Path => "path",
-        ParamType::Duration => "duration",
-        ParamType::Size => "size",
-        ParamType::Enum(_) => "enum",
-    }
 }

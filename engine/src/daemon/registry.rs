@@ -48,11 +48,13 @@ impl Registry {
     /// Finds new, changed and removed files under the directory and loads what changed.
     pub fn refresh(&mut self) -> Changes {
         let mut changes = Changes::default();
-        let mut found = Vec::new();
-        if let Err(error) = walk(&self.dir, &mut found) {
-            tracing::warn!(dir = %self.dir.display(), %error, "cannot read the pipeline directory");
-            return changes;
-        }
+        let found = match dsl::load::pipe_files_under(&self.dir) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "cannot read the pipeline directory");
+                return changes;
+            }
+        };
         let gone: Vec<PathBuf> = self
             .files
             .keys()
@@ -150,25 +152,6 @@ fn load(path: &Path) -> Result<Vec<Arc<Pipeline>>, String> {
             .to_string());
     }
     Ok(loaded.pipelines.into_iter().map(Arc::new).collect())
-}
-
-/// Every `.pipe` file under `dir`, skipping hidden directories and `target`.
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if entry.file_type()?.is_dir() {
-            if !name.starts_with('.') && name != "target" {
-                walk(&path, files)?;
-            }
-        } else if path.extension().is_some_and(|e| e == "pipe") {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
