@@ -146,8 +146,13 @@ impl Daemon {
             },
             options: self.run_options(Force::None),
         };
-        if let Err(error) = self.runs.start(launch) {
-            tracing::error!(pipeline = name, %error, "cannot start a run");
+        match self.runs.start(launch) {
+            Ok(_) => {}
+            // Started over the API a moment ago: look again when that run ends.
+            Err(crate::run::RunError::AlreadyRunning { .. }) => {
+                self.runs.busy_or_queue(name);
+            }
+            Err(error) => tracing::error!(pipeline = name, %error, "cannot start a run"),
         }
     }
 

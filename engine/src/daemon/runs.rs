@@ -72,6 +72,15 @@ impl Runs {
         let name = launch.pipeline.name.clone();
         let run = {
             let mut live = self.live.lock().expect("runs lock");
+            // Checked under the lock: a trigger and an API call may race for the same pipeline,
+            // and a run of ours must never be taken for an orphan by the other's recovery.
+            if let Some(&run) = live.running.get(&name) {
+                return Err(RunError::AlreadyRunning {
+                    pipeline: name,
+                    run,
+                    pid: std::process::id(),
+                });
+            }
             let run = create_run(
                 &self.store,
                 &launch.pipeline,
