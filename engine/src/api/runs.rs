@@ -60,6 +60,27 @@ struct Listing {
 pub async fn list(call: Call) -> Result<Response, ApiError> {
     let filter = filter(&call.query)?;
     let page = page(&call.query)?;
+    if filter == Filter::default() && page.before.is_none() {
+        // The plain newest-first page: read only that page (and one more, to know whether
+        // another page follows), not the whole history.
+        let (offset, limit) = (page.offset, page.limit);
+        let (total, mut runs) = call
+            .state
+            .blocking(move |state| Ok(state.store.newest_runs(offset, limit + 1)?))
+            .await?;
+        let next_before = (runs.len() > limit).then(|| runs[limit - 1].id);
+        runs.truncate(limit);
+        return Ok(json(
+            StatusCode::OK,
+            &Listing {
+                runs,
+                total,
+                limit,
+                offset,
+                next_before,
+            },
+        ));
+    }
     let runs = call.state.blocking(|state| Ok(state.store.runs()?)).await?;
     Ok(json(StatusCode::OK, &listing(runs, &filter, &page)))
 }

@@ -9,7 +9,10 @@ mod records;
 
 use std::path::{Path, PathBuf};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -226,6 +229,20 @@ impl Store {
             out.push(decode("attempts", value.value())?);
         }
         Ok(out)
+    }
+
+    /// How many runs there are, and the newest of them from the `skip`-th, at most `take`:
+    /// a page of the history without reading all of it.
+    pub fn newest_runs(&self, skip: usize, take: usize) -> Result<(usize, Vec<RunRecord>)> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let total = table.len()? as usize;
+        let mut runs = Vec::with_capacity(take.min(total));
+        for entry in table.iter()?.rev().skip(skip).take(take) {
+            let (_, value) = entry?;
+            runs.push(decode("runs", value.value())?);
+        }
+        Ok((total, runs))
     }
 
     /// The tasks of a run, in creation order.
