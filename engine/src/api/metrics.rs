@@ -20,25 +20,6 @@ const BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
 ];
 
-const RUN_STATUSES: [RunStatus; 6] = [
-    RunStatus::Queued,
-    RunStatus::Running,
-    RunStatus::Succeeded,
-    RunStatus::Failed,
-    RunStatus::Cancelled,
-    RunStatus::Interrupted,
-];
-
-const TASK_STATUSES: [TaskStatus; 7] = [
-    TaskStatus::Pending,
-    TaskStatus::Running,
-    TaskStatus::Succeeded,
-    TaskStatus::Cached,
-    TaskStatus::Failed,
-    TaskStatus::Cancelled,
-    TaskStatus::Blocked,
-];
-
 /// What the metrics are computed from.
 struct Snapshot {
     runs: Vec<RunRecord>,
@@ -83,7 +64,7 @@ fn render(s: &Snapshot) -> String {
     let mut runs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     let mut last_success: BTreeMap<&str, u64> = BTreeMap::new();
     for run in &s.runs {
-        for status in RUN_STATUSES {
+        for status in RunStatus::ALL {
             runs.entry((&run.pipeline, status.as_str())).or_default();
         }
         *runs
@@ -112,7 +93,7 @@ fn render(s: &Snapshot) -> String {
     let mut tasks: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for task in &s.tasks {
         let pipeline = pipeline_of_run.get(&task.run).copied().unwrap_or("");
-        for status in TASK_STATUSES {
+        for status in TaskStatus::ALL {
             tasks.entry((pipeline, status.as_str())).or_default();
         }
         *tasks.entry((pipeline, task.status.as_str())).or_default() += 1;

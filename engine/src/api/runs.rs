@@ -14,15 +14,6 @@ use crate::store::{RunRecord, RunStatus};
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
-const STATUSES: [RunStatus; 6] = [
-    RunStatus::Queued,
-    RunStatus::Running,
-    RunStatus::Succeeded,
-    RunStatus::Failed,
-    RunStatus::Cancelled,
-    RunStatus::Interrupted,
-];
-
 /// Which runs a listing wants.
 #[derive(Debug, Default, PartialEq)]
 struct Filter {
@@ -100,11 +91,11 @@ fn filter(query: &Query) -> Result<Filter, ApiError> {
         if name.is_empty() {
             continue;
         }
-        let status = STATUSES
+        let status = RunStatus::ALL
             .into_iter()
             .find(|s| s.as_str() == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+                let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
                 ApiError::BadRequest(format!(
                     "query parameter `status`: no status `{name}` (one of {})",
                     known.join(", ")

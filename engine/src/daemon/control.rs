@@ -18,17 +18,22 @@ use crate::store::RunStatus;
 
 impl Control for Daemon {
     fn pipelines(&self) -> Vec<PipelineStatus> {
-        let pipelines: Vec<_> = self
-            .registry
-            .lock()
-            .expect("registry lock")
-            .pipelines()
-            .collect();
+        // Each pipeline with the error of its file's current version, read under one lock.
+        let pipelines: Vec<_> = {
+            let registry = self.registry.lock().expect("registry lock");
+            registry
+                .pipelines()
+                .map(|(file, pipeline)| {
+                    let error = registry.error_of(&file);
+                    (file, pipeline, error)
+                })
+                .collect()
+        };
         let runs = self.store.runs().unwrap_or_default();
         let gaps = self.gaps.lock().expect("gaps lock").clone();
         pipelines
             .into_iter()
-            .map(|(file, pipeline)| {
+            .map(|(file, pipeline, load_error)| {
                 let last = runs.iter().find(|r| r.pipeline == pipeline.name);
                 PipelineStatus {
                     name: pipeline.name.clone(),
@@ -50,7 +55,7 @@ impl Control for Daemon {
                     last_run: last.map(|r| r.id),
                     last_run_status: last.map(|r| r.status.as_str().to_string()),
                     params: params_of(&pipeline),
-                    load_error: self.registry.lock().expect("registry lock").error_of(&file),
+                    load_error,
                 }
             })
             .collect()

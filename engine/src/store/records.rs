@@ -34,6 +34,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status, in the order a run may go through them.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
+
     pub fn is_finished(self) -> bool {
         matches!(
             self,
@@ -95,6 +105,17 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Every status.
+    pub const ALL: [TaskStatus; 7] = [
+        TaskStatus::Pending,
+        TaskStatus::Running,
+        TaskStatus::Succeeded,
+        TaskStatus::Cached,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+        TaskStatus::Blocked,
+    ];
+
     /// Finished with its products available to downstream tasks.
     pub fn is_done(self) -> bool {
         matches!(self, TaskStatus::Succeeded | TaskStatus::Cached)
