@@ -262,19 +262,20 @@ fn a_per_second_cron_fires_on_schedule() {
     assert!(elapsed < 6000, "3 fires took {elapsed} ms");
     let all = runs(&env);
     assert!(all.iter().all(|r| r["trigger"] == "cron"));
-    // One fire a second: the runs start at least ~1 s apart.
+    // One fire a second. A fire can be handled late on a busy machine, so two runs may start
+    // closer than a second apart, but n runs never span less than n - 2 seconds.
     let mut created: Vec<u64> = all
         .iter()
         .map(|r| r["created_ms"].as_u64().unwrap())
         .collect();
     created.sort();
-    for pair in created.windows(2) {
-        assert!(
-            pair[1] - pair[0] >= 800,
-            "fires {} ms apart",
-            pair[1] - pair[0]
-        );
-    }
+    let span = created[created.len() - 1] - created[0];
+    let floor = (created.len() as u64 - 2) * 1000;
+    assert!(
+        span >= floor,
+        "{} runs within {span} ms: fired more than once a second",
+        created.len()
+    );
     drop(daemon);
 }
 
