@@ -3,7 +3,7 @@
 // and log streams when another page opens.
 
 import { session, checkSession, logIn, logOut } from "./api.js";
-import { h, openDialog, closeDialog, errorBox, notify } from "./ui.js";
+import { h, openDialog, closeDialog, errorBox, notify, clearOldNotices } from "./ui.js";
 import { pipelinesPage } from "./pipelines.js";
 import { runsPage } from "./runs.js";
 import { runPage } from "./run.js";
@@ -68,6 +68,7 @@ function route() {
   const [path, search] = hash.split("?", 2);
   current?.abort();
   current = new AbortController();
+  clearOldNotices();
   document.getElementById("dialog").open && closeDialog(undefined);
   const found = ROUTES.map((r) => ({ route: r, match: path.match(r.pattern) })).find((r) => r.match);
   for (const link of document.querySelectorAll("[data-nav]")) {

@@ -3,7 +3,7 @@
 // params' types and constraints and shows the daemon's verdict next to each field.
 
 import { get, post, canWrite, ApiError } from "./api.js";
-import { h, badge, when, errorBox, openDialog, closeDialog, notify, updateRows } from "./ui.js";
+import { h, put, badge, when, errorBox, openDialog, closeDialog, notify, updateRows } from "./ui.js";
 
 export function pipelinesPage(ctx, main) {
   const problems = h("div");
@@ -17,7 +17,7 @@ export function pipelinesPage(ctx, main) {
 
   function draw() {
     if (!latest) return;
-    broken.replaceChildren(
+    put(broken, 
       latest.load_errors.length
         ? h(
             "section",

@@ -40,7 +40,7 @@ export function queuePage(ctx, main) {
   }
   function drawBanner() {
     const text = paused
-      ? [h("strong", {}, "⏸ New task starts are paused."), " Running tasks go on; nothing new starts in any run until starts resume."]
+      ? [h("strong", {}, "‖ New task starts are paused."), " Running tasks go on; nothing new starts in any run until starts resume."]
       : [h("strong", {}, "▶ Tasks start as slots free up."), " Pausing stops new starts in every run of the daemon; running tasks go on."];
     const button = canWrite()
       ? h("button", { type: "button", class: paused ? "primary" : "danger", "data-action": paused ? "resume-starts" : "pause-starts", onclick: toggle }, paused ? "Resume starts" : "Pause new starts")

@@ -3,7 +3,7 @@
 // follows a running task, and the actions on the run, each confirmed with what it will do.
 
 import { get, post, canWrite, followLog, withQuery, ApiError } from "./api.js";
-import { h, badge, when, duration, bytes, reasonText, taskLabel, errorBox, confirmAction, notify, table, row, updateRows } from "./ui.js";
+import { h, put, badge, when, duration, bytes, reasonText, taskLabel, errorBox, confirmAction, notify, table, row, updateRows } from "./ui.js";
 import { drawDag } from "./dag.js";
 
 const LIVE = new Set(["queued", "running"]);
@@ -63,7 +63,7 @@ export function runPage(ctx, main, match) {
     if (dag.dataset.sig === dagSig) return drawTasks();
     dag.dataset.sig = dagSig;
     const focused = dag.contains(document.activeElement) ? document.activeElement.dataset.node : null;
-    dag.replaceChildren(
+    put(dag, 
       graph
         ? drawDag(graph, {
             withState: true,
@@ -84,7 +84,7 @@ export function runPage(ctx, main, match) {
   function drawTasks() {
     const { detail } = state;
     const shown = detail.tasks.filter((t) => !state.step || t.step === state.step);
-    stepFilter.replaceChildren(
+    put(stepFilter, 
       state.step
         ? [`Tasks of step ${state.step} (${shown.length} of ${detail.tasks.length}). `, h("button", { type: "button", class: "link", onclick: () => { state.step = null; draw(); } }, "Show every task")]
         : `${detail.tasks.length} task(s).`,
@@ -111,7 +111,7 @@ export function runPage(ctx, main, match) {
         task.status === "blocked" && task.blocked_by ? `blocked by task ${task.blocked_by}` : reasonText(task.reason),
         h(
           "button",
-          { type: "button", class: "secondary", "data-focus": "logs", "aria-label": `Log of task ${task.id}, ${taskLabel(task)}`, onclick: () => { state.task = task.id; viewer.open(task, state.detail.run); draw(); } },
+          { type: "button", class: "secondary", "data-focus": "logs", "aria-label": `${task.status === "running" ? "Follow log" : "Log"} of task ${task.id}, ${taskLabel(task)}`, onclick: () => { state.task = task.id; viewer.open(task, state.detail.run); draw(); } },
           task.status === "running" ? "Follow log" : "Log",
         ),
       ],
@@ -223,6 +223,13 @@ export function runPage(ctx, main, match) {
     draw();
   }
 
+  // The DAG turns top to bottom on a narrow window, left to right on a wide one.
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => state.detail && draw(), 100);
+  }, { signal: ctx.signal });
+
   // While the run is live the page follows it; once it has finished, nothing changes.
   let settled = false;
   ctx.every(
@@ -290,7 +297,7 @@ function logViewer(ctx) {
 
   function drawProducts() {
     const paths = view.task.products;
-    products.replaceChildren(
+    put(products, 
       paths.length
         ? h("p", {}, "Products: ", paths.map((path, i) => [i ? ", " : "", h("a", { href: withQuery("#/lineage", { path }), class: "path" }, path.split("/").pop())]), h("span", { class: "muted" }, " (their lineage)"))
         : null,
@@ -300,7 +307,7 @@ function logViewer(ctx) {
   function drawAttempts() {
     const numbers = view.task.attempts_detail.map((a) => a.number);
     view.attempts = numbers.length;
-    attempt.replaceChildren(h("option", { value: "" }, "latest attempt"), numbers.map((n) => h("option", { value: n, selected: view.attempt === n }, `attempt ${n}`)));
+    put(attempt, h("option", { value: "" }, "latest attempt"), numbers.map((n) => h("option", { value: n, selected: view.attempt === n }, `attempt ${n}`)));
   }
 
   async function show() {

@@ -33,6 +33,14 @@ function fill(element, attrs, children) {
   return element;
 }
 
+/** Replaces `element`'s children with `children`, taken as `h` takes them (arrays flattened,
+ * `null` and `false` left out). */
+export function put(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
 function append(element, children) {
   for (const child of children) {
     if (child === undefined || child === null || child === false) continue;
@@ -193,9 +201,16 @@ export async function confirmAction({ title, body, action, danger = false }) {
 /** A short message at the top of the page, read out by screen readers. */
 export function notify(text, link) {
   const region = document.getElementById("notice");
-  const message = h("div", { class: "note" }, text, link ? [" ", link] : null, h("button", { type: "button", class: "link", "aria-label": "Dismiss", onclick: () => message.remove() }, "×"));
+  const message = h("div", { class: "note", "data-at": Date.now() }, text, link ? [" ", link] : null, h("button", { type: "button", class: "link", "aria-label": "Dismiss", onclick: () => message.remove() }, "×"));
   region.replaceChildren(message);
   setTimeout(() => message.remove(), 10000);
+}
+
+/** Drops notices older than a moment: they were about the page left behind. */
+export function clearOldNotices() {
+  for (const note of document.querySelectorAll("#notice .note")) {
+    if (Date.now() - Number(note.dataset.at) > 1500) note.remove();
+  }
 }
 
 /** Brings `tbody`'s rows in line with `items`: a row is made again only when its signature (the
