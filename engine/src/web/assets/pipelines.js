@@ -41,7 +41,14 @@ export function pipelinesPage(ctx, main) {
     );
   }
 
-  async function scan(name) {
+  async function scan(pipeline) {
+    const name = pipeline.name;
+    if (pipeline.params.some((p) => p.required)) {
+      // Planning needs a value for every param; the daemon would refuse (422).
+      scans.set(name, { error: "needs params to plan (a param has no default)" });
+      draw();
+      return;
+    }
     scans.set(name, { scanning: true });
     draw();
     try {
@@ -60,7 +67,7 @@ export function pipelinesPage(ctx, main) {
     try {
       for (const p of latest?.pipelines ?? []) {
         if (ctx.signal.aborted) return;
-        await scan(p.name);
+        await scan(p);
       }
     } finally {
       rescan.disabled = false;

@@ -8,12 +8,14 @@ import { drawDag } from "./dag.js";
 
 const LIVE = new Set(["queued", "running"]);
 const ENDED_BADLY = new Set(["failed", "cancelled", "interrupted"]);
+/** Rows the task table shows before it asks whether to show them all. */
+const TASK_ROWS = 300;
 /** Lines a followed log keeps; older ones are dropped from the top. */
 const MAX_LOG_LINES = 5000;
 
 export function runPage(ctx, main, match) {
   const id = Number(match[1]);
-  const state = { detail: null, graph: null, step: null, task: null };
+  const state = { detail: null, graph: null, step: null, task: null, all: false };
 
   const head = h("div", { class: "page-head" }, h("h1", {}, `Run ${id}`));
   const facts = h("dl", { class: "facts" });
@@ -83,11 +85,16 @@ export function runPage(ctx, main, match) {
 
   function drawTasks() {
     const { detail } = state;
-    const shown = detail.tasks.filter((t) => !state.step || t.step === state.step);
-    put(stepFilter, 
+    const matching = detail.tasks.filter((t) => !state.step || t.step === state.step);
+    const shown = state.all ? matching : matching.slice(0, TASK_ROWS);
+    put(
+      stepFilter,
       state.step
-        ? [`Tasks of step ${state.step} (${shown.length} of ${detail.tasks.length}). `, h("button", { type: "button", class: "link", onclick: () => { state.step = null; draw(); } }, "Show every task")]
+        ? [`Tasks of step ${state.step} (${matching.length} of ${detail.tasks.length}). `, h("button", { type: "button", class: "link", onclick: () => { state.step = null; draw(); } }, "Show every step")]
         : `${detail.tasks.length} task(s).`,
+      shown.length < matching.length
+        ? [` The first ${shown.length} are shown. `, h("button", { type: "button", class: "link", onclick: () => { state.all = true; draw(); } }, `Show all ${matching.length}`)]
+        : null,
     );
     updateRows(tasks.body, shown, (t) => t.id, (t) => taskRow(tasks.columns, t, state.task === t.id), (t) => JSON.stringify([t, state.task === t.id, t.status === "running" ? Math.floor(Date.now() / 1000) : 0]));
     viewer.update(detail);
