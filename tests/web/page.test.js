@@ -180,10 +180,18 @@ test("triggers a pipeline with a param from a generated form, shows the daemon's
   await shoot(page, "runs");
 });
 
-test("follows a running task's log live and cancels its run from the page; the processes are gone", async () => {
-  const { run } = await daemon.api("POST", "/pipelines/long/trigger", { params: { seconds: 317 } });
+test("triggers a long run from the page, follows its log live and cancels it; the processes are gone", async () => {
   await page.goto(`${daemon.base}/#/runs`);
-  // The live table picks the new run up without a reload.
+  await page.locator("tr[data-run]").first().waitFor();
+  await page.goto(`${daemon.base}/#/pipelines`);
+  await page.locator('section[data-pipeline="long"]').getByRole("button", { name: "Trigger…" }).click();
+  const form = page.getByRole("dialog", { name: "Trigger long" });
+  assert.match(await form.innerText(), /empty for the default, 317/);
+  await form.getByRole("button", { name: "Trigger run" }).click();
+  const run = await newRun(helloRun);
+  await waitStatus("running");
+  // The runs table shows it running, and then cancelled, without a reload.
+  await page.goto(`${daemon.base}/#/runs`);
   await page.locator(`tr[data-run="${run}"][data-status="running"]`).waitFor();
   await page.locator(`tr[data-run="${run}"] a`).click();
   await waitStatus("running");
@@ -200,11 +208,20 @@ test("follows a running task's log live and cancels its run from the page; the p
   await page.locator(".log-state", { hasText: "ended: cancelled" }).waitFor();
   await waitFor("the task's processes to be gone", () => !processRunning("sleep 317"), 10000);
   assert.equal(await nodeState("wait"), "cancelled");
+  await page.goBack();
+  await page.locator(`tr[data-run="${run}"][data-status="cancelled"]`).waitFor();
 });
 
 test("a failed step is retried from the failed-tasks page once its input is fixed", async () => {
+  await page.goto(`${daemon.base}/#/runs?pipeline=fragile`);
+  await page.getByText("No run matches.").waitFor();
   const { run } = await daemon.api("POST", "/pipelines/fragile/trigger", {});
-  await daemon.waitRun(run, "failed");
+  // The live table shows the new run, and then its end, with no reload and no navigation.
+  const url = page.url();
+  await page.evaluate(() => (window.notReloaded = true));
+  await page.locator(`tr[data-run="${run}"][data-status="failed"]`).waitFor();
+  assert.equal(page.url(), url);
+  assert.equal(await page.evaluate(() => window.notReloaded), true);
   await page.goto(`${daemon.base}/#/failed`);
   const failed = page.locator("article.failed-task", { hasText: "check [b]" });
   await failed.locator("pre.tail", { hasText: "bad input: rotten" }).waitFor();
