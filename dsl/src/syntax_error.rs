@@ -248,12 +248,18 @@ fn phrase(rule: Rule) -> &'static str {
         template_param => "a template parameter",
         pipeline_decl | pipeline_head => "a pipeline",
         pipeline_body | pipeline_item | pipeline_items | kw_trigger | kw_param | kw_source
-        | kw_step => "`trigger`, `param`, `source`, `step` or `}`",
+        | kw_step | kw_overlap | kw_notify => {
+            "`trigger`, `param`, `source`, `step`, `overlap`, `notify` or `}`"
+        }
         trigger => "a trigger",
         trigger_manual | trigger_cron | trigger_continuous | kw_manual | kw_cron
         | kw_continuous => "a trigger kind (`manual`, `cron` or `continuous`)",
         kw_tz => "`tz`",
         kw_poll => "`poll`",
+        kw_missed => "`missed`",
+        overlap_decl => "an overlap policy",
+        notify_decl => "a webhook",
+        kw_on => "`on`",
         param_decl => "a param",
         param_type | enum_type | kw_enum => {
             "a param type (int, float, string, bool, path, duration, size or enum(...))"

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::Env;
 
+mod policies;
+
 /// A daemon running in the background on an `Env`; SIGKILLed if the test ends without stopping it.
 struct Daemon {
     child: Option<Child>,

@@ -183,6 +183,19 @@ impl<'t> TreeBuilder<'t> {
             Rule::param_decl => PipelineItem::Param(Box::new(self.param(pair))),
             Rule::source_decl => PipelineItem::Source(self.source(pair)),
             Rule::step_decl => PipelineItem::Step(self.step(pair)),
+            Rule::overlap_decl => {
+                let policy = pair.into_inner().nth(1).expect("grammar: overlap policy");
+                PipelineItem::Overlap(self.name(policy))
+            }
+            Rule::notify_decl => {
+                let mut inner = pair.into_inner().skip(1);
+                let url = self.string(inner.next().expect("grammar: notify url"));
+                let on = inner
+                    .filter(|p| p.as_rule() == Rule::ident)
+                    .map(|p| self.name(p))
+                    .collect();
+                PipelineItem::Notify(Box::new(Notify { url, on }))
+            }
             rule => unreachable!("pipeline item {rule:?}"),
         }
     }
@@ -192,10 +205,19 @@ impl<'t> TreeBuilder<'t> {
         match kind.as_rule() {
             Rule::trigger_manual => Trigger::Manual,
             Rule::trigger_cron => {
-                let mut strings = kind.into_inner().filter(|p| p.as_rule() == Rule::string);
-                let expr = self.string(strings.next().expect("grammar: cron expression"));
-                let tz = strings.next().map(|tz| self.string(tz));
-                Trigger::Cron { expr, tz }
+                let mut expr = None;
+                let mut tz = None;
+                let mut missed = None;
+                for part in kind.into_inner() {
+                    match part.as_rule() {
+                        Rule::string if expr.is_none() => expr = Some(self.string(part)),
+                        Rule::string => tz = Some(self.string(part)),
+                        Rule::ident => missed = Some(self.name(part)),
+                        _ => {}
+                    }
+                }
+                let expr = expr.expect("grammar: cron expression");
+                Trigger::Cron { expr, tz, missed }
             }
             Rule::trigger_continuous => {
                 let mut cooldown = None;

@@ -1,6 +1,7 @@
 //! Cron triggers, scheduled with tokio-cron-scheduler in the pipeline's time zone. A fire sends
 //! [`Event::Cron`] to the daemon's loop, which starts a run (processing only the gap, as any run
-//! does). A fire missed while the daemon was down is run once at start-up.
+//! does). A fire missed while the daemon was down is run once at start-up, or skipped when the
+//! trigger says `missed skip`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
-use dsl::model::Trigger;
+use dsl::model::{Missed, Trigger};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
@@ -41,7 +42,7 @@ impl Cron {
         if let Some(job) = self.jobs.remove(pipeline) {
             let _ = self.scheduler.remove(&job).await;
         }
-        let Trigger::Cron { expr, tz } = trigger else {
+        let Trigger::Cron { expr, tz, .. } = trigger else {
             return;
         };
         let Ok(zone) = chrono_tz::Tz::from_str(tz) else {
@@ -89,7 +90,7 @@ fn parse(expr: &str) -> Option<croner::Cron> {
 
 /// When a cron trigger fires next after now (ms since the epoch).
 pub fn next_fire_ms(trigger: &Trigger) -> Option<u64> {
-    let Trigger::Cron { expr, tz } = trigger else {
+    let Trigger::Cron { expr, tz, .. } = trigger else {
         return None;
     };
     let zone = chrono_tz::Tz::from_str(tz).ok()?;
@@ -112,7 +113,7 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
         .pipelines()
         .collect();
     for (_, pipeline) in pipelines {
-        let Trigger::Cron { expr, tz } = &pipeline.trigger else {
+        let Trigger::Cron { expr, tz, missed } = &pipeline.trigger else {
             continue;
         };
         let Some(last_run) = runs
@@ -130,7 +131,12 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
         let Ok(previous) = cron.find_previous_occurrence(&now, false) else {
             continue;
         };
-        if previous.timestamp_millis() > last_run as i64 {
+        if previous.timestamp_millis() <= last_run as i64 {
+            continue;
+        }
+        if *missed == Missed::Skip {
+            tracing::info!(pipeline = %pipeline.name, "a cron fire was missed while the daemon was down: skipped (`missed skip`)");
+        } else {
             tracing::info!(pipeline = %pipeline.name, "a cron fire was missed while the daemon was down: running it once now");
             daemon.fire(&pipeline.name, "cron");
         }
@@ -152,6 +158,7 @@ mod tests {
         let trigger = Trigger::Cron {
             expr: "0 2 * * *".into(),
             tz: "Europe/Paris".into(),
+            missed: Default::default(),
         };
         let next = next_fire_ms(&trigger).unwrap();
         let now = crate::store::now_ms();
