@@ -3,6 +3,7 @@
 //! stood before it and whether a comment trails a line.
 
 use pest::iterators::{Pair, Pairs};
+use pest::Token;
 
 use super::Rule;
 use crate::ast::*;
@@ -66,6 +67,9 @@ impl<T> BlockBuilder<T> {
         }
     }
 }
+
+/// How deeply a `when` condition may nest parentheses and `not`s.
+pub const MAX_CONDITION_DEPTH: usize = 64;
 
 /// Turns the pairs of one unit into syntax tree.
 pub(super) struct TreeBuilder<'t> {
@@ -396,7 +400,7 @@ impl<'t> TreeBuilder<'t> {
         match rule {
             Rule::step_input => StepItem::Input(self.names(outer)),
             Rule::step_after => StepItem::After(self.names(outer)),
-            Rule::step_when => StepItem::When(Box::new(self.expr(next()))),
+            Rule::step_when => StepItem::When(Box::new(self.condition(next()))),
             Rule::step_run => StepItem::Run(self.string(next())),
             Rule::step_output => {
                 let mut patterns = outer.into_inner();
@@ -483,6 +487,45 @@ impl<'t> TreeBuilder<'t> {
         let mut names = pair.into_inner();
         names.next(); // keyword
         exactly(names.map(|p| self.name(p)))
+    }
+
+    /// A `when` condition, unless it nests deeper than [`MAX_CONDITION_DEPTH`]: the tree and
+    /// every pass over it are recursive, so depth is bounded before anything recurses. Too deep
+    /// a condition is an error and stands as an empty one.
+    fn condition(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut depth = 0usize;
+        let mut deepest = (0usize, 0usize);
+        for token in pair.clone().tokens() {
+            match token {
+                Token::Start { rule, pos } if matches!(rule, Rule::expr | Rule::negation) => {
+                    depth += 1;
+                    if depth > deepest.0 {
+                        deepest = (depth, pos.pos());
+                    }
+                }
+                Token::End { rule, .. } if matches!(rule, Rule::expr | Rule::negation) => {
+                    depth -= 1;
+                }
+                _ => {}
+            }
+        }
+        // The condition itself is the outermost `expr`; what is inside it nests.
+        let levels = deepest.0.saturating_sub(1);
+        if levels > MAX_CONDITION_DEPTH {
+            let at = self.offset + deepest.1;
+            self.errors.push(
+                Diagnostic::new(
+                    Code::Syntax,
+                    format!(
+                        "this condition nests {levels} levels deep; the most is {MAX_CONDITION_DEPTH}"
+                    ),
+                )
+                .label(Span::new(self.file, at, at + 1), "too deep from here")
+                .help("write it with fewer parentheses and `not`s: `not (a or b)` is `not a and not b`"),
+            );
+            return Expr::And(Vec::new());
+        }
+        self.expr(pair)
     }
 
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
