@@ -497,13 +497,19 @@ impl<'t> TreeBuilder<'t> {
         let mut deepest = (0usize, 0usize);
         for token in pair.clone().tokens() {
             match token {
-                Token::Start { rule, pos } if matches!(rule, Rule::expr | Rule::negation) => {
+                Token::Start {
+                    rule: Rule::expr | Rule::negation,
+                    pos,
+                } => {
                     depth += 1;
                     if depth > deepest.0 {
                         deepest = (depth, pos.pos());
                     }
                 }
-                Token::End { rule, .. } if matches!(rule, Rule::expr | Rule::negation) => {
+                Token::End {
+                    rule: Rule::expr | Rule::negation,
+                    ..
+                } => {
                     depth -= 1;
                 }
                 _ => {}
