@@ -103,9 +103,6 @@ pub fn next_fire_ms(trigger: &Trigger) -> Option<u64> {
 /// latest scheduled time is after their latest cron run started. A pipeline that never ran
 /// from cron has missed nothing.
 pub fn fire_missed(daemon: &Arc<Daemon>) {
-    let Ok(runs) = daemon.store.runs() else {
-        return;
-    };
     let pipelines: Vec<_> = daemon
         .registry
         .lock()
@@ -116,12 +113,7 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
         let Trigger::Cron { expr, tz, missed } = &pipeline.trigger else {
             continue;
         };
-        let Some(last_run) = runs
-            .iter()
-            .filter(|r| r.pipeline == pipeline.name && r.trigger == "cron")
-            .map(|r| r.created_ms)
-            .max()
-        else {
+        let Some(last_run) = last_cron_run_ms(daemon, &pipeline.name) else {
             continue;
         };
         let (Some(cron), Ok(zone)) = (parse(expr), chrono_tz::Tz::from_str(tz)) else {
@@ -140,6 +132,23 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
             tracing::info!(pipeline = %pipeline.name, "a cron fire was missed while the daemon was down: running it once now");
             daemon.fire(&pipeline.name, "cron");
         }
+    }
+}
+
+/// When the newest cron run of `pipeline` was created: its runs are read newest first, a page at
+/// a time, until one is found.
+fn last_cron_run_ms(daemon: &Daemon, pipeline: &str) -> Option<u64> {
+    const PAGE: usize = 100;
+    let mut before = None;
+    loop {
+        let runs = daemon.store.runs_of(pipeline, before, PAGE).ok()?;
+        if let Some(run) = runs.iter().find(|r| r.trigger == "cron") {
+            return Some(run.created_ms);
+        }
+        if runs.len() < PAGE {
+            return None;
+        }
+        before = runs.last().map(|r| r.id);
     }
 }
 

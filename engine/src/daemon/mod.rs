@@ -244,16 +244,14 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
     // Before any run of ours exists: a run owned by our own pid is from before a restart.
     let mut recovery_options = daemon.run_options(Force::None);
     recovery_options.claims = None;
-    for run in daemon.store.runs()? {
-        if !run.status.is_finished() {
-            let recovered = recovery::recover(
-                &daemon.store,
-                &recovery_options,
-                recovery::Scope::Run(run.id),
-            )?;
-            for id in recovered {
-                tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
-            }
+    for run in daemon.store.live_runs()? {
+        let recovered = recovery::recover(
+            &daemon.store,
+            &recovery_options,
+            recovery::Scope::Run(run.id),
+        )?;
+        for id in recovered {
+            tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
         }
     }
 

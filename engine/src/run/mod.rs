@@ -230,8 +230,8 @@ fn claim_run(
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let mut conflict = None;
     let run = store.write(|tx| {
-        for other in tx.runs()? {
-            if other.pipeline == pipeline.name && !other.status.is_finished() {
+        for other in tx.live_runs()? {
+            if other.pipeline == pipeline.name {
                 if let Some(pid) = other.owner_pid.filter(|pid| {
                     exec::local::process_alive(*pid) && !(may_overlap && *pid == std::process::id())
                 }) {

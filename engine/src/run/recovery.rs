@@ -76,7 +76,7 @@ pub fn recover_with(
     kill: bool,
 ) -> Result<Vec<u64>, RunError> {
     let orphaned: Vec<RunRecord> = store
-        .runs()?
+        .live_runs()?
         .into_iter()
         .filter(|run| match scope {
             Scope::Pipeline(name) => run.pipeline == name,
