@@ -159,6 +159,17 @@ pub enum PipelineItem {
     Param(Box<Param>),
     Source(Source),
     Step(Step),
+    /// `overlap skip|queue|allow`.
+    Overlap(Name),
+    Notify(Box<Notify>),
+}
+
+/// `notify "URL" on success, failure`: a webhook for the pipeline's finished runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    pub url: Str,
+    /// The outcomes named after `on`; none means every outcome.
+    pub on: Vec<Name>,
 }
 
 // ---------------------------------------------------------------- triggers and params
@@ -169,6 +180,8 @@ pub enum Trigger {
     Cron {
         expr: Str,
         tz: Option<Str>,
+        /// `missed once|skip`: what a fire missed while the daemon was down becomes.
+        missed: Option<Name>,
     },
     Continuous {
         cooldown: Option<Quantity>,

@@ -33,6 +33,7 @@ pub enum Code {
     InvalidSize,
     InvalidRegex,
     InvalidGlob,
+    InvalidUrl,
     TypeMismatch,
     UnreachableWhen,
     UnusedSource,
@@ -40,7 +41,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::Syntax,
         Code::UseNotFound,
         Code::DuplicateName,
@@ -66,6 +67,7 @@ impl Code {
         Code::InvalidSize,
         Code::InvalidRegex,
         Code::InvalidGlob,
+        Code::InvalidUrl,
         Code::TypeMismatch,
         Code::UnreachableWhen,
         Code::UnusedSource,
@@ -99,6 +101,7 @@ impl Code {
             Code::InvalidSize => "pipe::invalid-size",
             Code::InvalidRegex => "pipe::invalid-regex",
             Code::InvalidGlob => "pipe::invalid-glob",
+            Code::InvalidUrl => "pipe::invalid-url",
             Code::TypeMismatch => "pipe::type-mismatch",
             Code::UnreachableWhen => "pipe::unreachable-when",
             Code::UnusedSource => "pipe::unused-source",

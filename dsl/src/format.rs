@@ -124,6 +124,15 @@ impl Printer {
     fn pipeline_item(&mut self, item: &PipelineItem) {
         match item {
             PipelineItem::Trigger(t) => self.line(&trigger(t)),
+            PipelineItem::Overlap(policy) => self.line(&format!("overlap {}", policy.text)),
+            PipelineItem::Notify(hook) => {
+                let mut text = format!("notify {}", string(&hook.url));
+                if !hook.on.is_empty() {
+                    let on: Vec<&str> = hook.on.iter().map(|o| o.text.as_str()).collect();
+                    text.push_str(&format!(" on {}", on.join(", ")));
+                }
+                self.line(&text);
+            }
             PipelineItem::Param(p) => self.line(&param(p)),
             PipelineItem::Source(s) => {
                 self.block(
@@ -221,10 +230,16 @@ impl Printer {
 fn trigger(t: &Trigger) -> String {
     match t {
         Trigger::Manual => "trigger manual".to_string(),
-        Trigger::Cron { expr, tz } => match tz {
-            Some(tz) => format!("trigger cron {} tz {}", string(expr), string(tz)),
-            None => format!("trigger cron {}", string(expr)),
-        },
+        Trigger::Cron { expr, tz, missed } => {
+            let mut text = format!("trigger cron {}", string(expr));
+            if let Some(tz) = tz {
+                text.push_str(&format!(" tz {}", string(tz)));
+            }
+            if let Some(missed) = missed {
+                text.push_str(&format!(" missed {}", missed.text));
+            }
+            text
+        }
         Trigger::Continuous { cooldown, poll } => {
             let mut text = "trigger continuous".to_string();
             if let Some(c) = cooldown {

@@ -33,6 +33,16 @@ fn from_pest(file: FileId, text: &str, offset: usize, error: Error<Rule>) -> Dia
         InputLocation::Pos(pos) => pos,
         InputLocation::Span((start, _)) => start,
     };
+    if let ErrorVariant::CustomError { message } = &error.variant {
+        // pest stops before its recursion would overflow the stack: only nesting gets there.
+        if message.contains("stack limit") {
+            let at = offset + pest_at;
+            let (_, width) = found_at(text, at);
+            return Diagnostic::new(Code::Syntax, "this is nested too deeply to be read")
+                .label(Span::new(file, at, at + width), "nested too deeply here")
+                .help("write the condition with fewer levels of parentheses and `not` (a few hundred at most)");
+        }
+    }
     let (at, expected) = match missed_literals(&error).filter(|(pos, _)| *pos > pest_at) {
         Some((pos, literals)) => (pos, literals),
         None => {
@@ -248,12 +258,18 @@ fn phrase(rule: Rule) -> &'static str {
         template_param => "a template parameter",
         pipeline_decl | pipeline_head => "a pipeline",
         pipeline_body | pipeline_item | pipeline_items | kw_trigger | kw_param | kw_source
-        | kw_step => "`trigger`, `param`, `source`, `step` or `}`",
+        | kw_step | kw_overlap | kw_notify => {
+            "`trigger`, `param`, `source`, `step`, `overlap`, `notify` or `}`"
+        }
         trigger => "a trigger",
         trigger_manual | trigger_cron | trigger_continuous | kw_manual | kw_cron
         | kw_continuous => "a trigger kind (`manual`, `cron` or `continuous`)",
         kw_tz => "`tz`",
         kw_poll => "`poll`",
+        kw_missed => "`missed`",
+        overlap_decl => "an overlap policy",
+        notify_decl => "a webhook",
+        kw_on => "`on`",
         param_decl => "a param",
         param_type | enum_type | kw_enum => {
             "a param type (int, float, string, bool, path, duration, size or enum(...))"
@@ -317,6 +333,23 @@ mod tests {
         assert_eq!(message("pipeline {"), "expected a name, found `{`");
         let m = message("pipeline p { step a { rn \"x\" } }");
         assert!(m.starts_with("expected a step setting"), "{m}");
+    }
+
+    #[test]
+    fn nesting_too_deep_for_the_parser_is_said_in_words() {
+        let when = format!(
+            "{}group.g == \"x\"{}",
+            "(".repeat(20_000),
+            ")".repeat(20_000)
+        );
+        let text =
+            format!("pipeline p {{\n  step a {{\n    when {when}\n    run \"true\"\n  }}\n}}\n");
+        assert_eq!(message(&text), "this is nested too deeply to be read");
+        let text = format!(
+            "pipeline p {{ step a {{ when {}group.g run \"true\" }} }}",
+            "not ".repeat(100_000)
+        );
+        assert_eq!(message(&text), "this is nested too deeply to be read");
     }
 
     #[test]

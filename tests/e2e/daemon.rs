@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::Env;
 
+mod api;
+mod policies;
 mod queue;
 
 /// A daemon running in the background on an `Env`; SIGKILLed if the test ends without stopping it.

@@ -101,6 +101,9 @@ fn lower_pipeline(
     // For each step in order, whether it is the first declaration of its name (the one lowered).
     let mut first_declarations = Vec::new();
     let mut trigger_span: Option<Span> = None;
+    let mut overlap = None;
+    let mut overlap_span: Option<Span> = None;
+    let mut notify = Vec::new();
     for (item, span) in pipeline.body.nodes() {
         match item {
             PipelineItem::Trigger(t) => {
@@ -147,6 +150,15 @@ fn lower_pipeline(
             PipelineItem::Step(step) => {
                 first_declarations.push(scope.sources_and_steps.add(&step.name, diags));
             }
+            PipelineItem::Overlap(policy) => {
+                if let Some(first) = overlap_span {
+                    diags.push(duplicate_setting("overlap", span, first));
+                } else {
+                    overlap_span = Some(span);
+                    overlap = trigger::lower_overlap(policy, diags);
+                }
+            }
+            PipelineItem::Notify(hook) => notify.extend(trigger::lower_notify(hook, diags)),
         }
     }
 
@@ -194,6 +206,8 @@ fn lower_pipeline(
         params,
         sources,
         steps,
+        overlap: overlap.unwrap_or_default(),
+        notify,
     })
 }
 

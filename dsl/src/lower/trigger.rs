@@ -1,4 +1,5 @@
-//! Checks and lowers a pipeline's `trigger`: cron expressions and time zones, continuous settings.
+//! Checks and lowers a pipeline's `trigger` (cron expressions and time zones, continuous
+//! settings) and what the daemon does when it fires: `overlap` and `notify`.
 
 use std::str::FromStr;
 
@@ -7,7 +8,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use crate::ast;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lower::params::duration;
-use crate::model::Trigger;
+use crate::lower::unknown;
+use crate::model::{Missed, Notify, Overlap, Trigger};
 
 pub(super) fn lower_trigger(
     trigger: &ast::Trigger,
@@ -15,7 +17,7 @@ pub(super) fn lower_trigger(
 ) -> Option<Trigger> {
     match trigger {
         ast::Trigger::Manual => Some(Trigger::Manual),
-        ast::Trigger::Cron { expr, tz } => {
+        ast::Trigger::Cron { expr, tz, missed } => {
             let fields = expr.value.split_whitespace().count();
             let parsed = CronParser::builder()
                 .seconds(Seconds::Optional)
@@ -49,9 +51,26 @@ pub(super) fn lower_trigger(
                 }
                 None => Trigger::DEFAULT_TZ.to_string(),
             };
+            let missed = match missed {
+                Some(name) => match Missed::from_name(&name.text) {
+                    Some(missed) => missed,
+                    None => {
+                        diags.push(unknown(
+                            Code::UnknownSetting,
+                            "missed-fire policy",
+                            name,
+                            Missed::NAMES,
+                        ));
+                        ok = false;
+                        Missed::default()
+                    }
+                },
+                None => Missed::default(),
+            };
             ok.then(|| Trigger::Cron {
                 expr: expr.value.clone(),
                 tz: tz_name,
+                missed,
             })
         }
         ast::Trigger::Continuous { cooldown, poll } => {
@@ -68,5 +87,90 @@ pub(super) fn lower_trigger(
                 poll_ms,
             })
         }
+    }
+}
+
+pub(super) fn lower_overlap(policy: &ast::Name, diags: &mut Vec<Diagnostic>) -> Option<Overlap> {
+    let overlap = Overlap::from_name(&policy.text);
+    if overlap.is_none() {
+        diags.push(unknown(
+            Code::UnknownSetting,
+            "overlap policy",
+            policy,
+            Overlap::NAMES,
+        ));
+    }
+    overlap
+}
+
+pub(super) fn lower_notify(notify: &ast::Notify, diags: &mut Vec<Diagnostic>) -> Option<Notify> {
+    let mut ok = true;
+    if let Err(problem) = check_url(&notify.url.value) {
+        diags.push(
+            Diagnostic::new(
+                Code::InvalidUrl,
+                format!("invalid webhook URL `{}`: {problem}", notify.url.value),
+            )
+            .label(notify.url.span, "not an http:// or https:// URL")
+            .help("write the whole URL, e.g. \"https://hooks.example.org/lab\""),
+        );
+        ok = false;
+    }
+    let (mut on_success, mut on_failure) = (notify.on.is_empty(), notify.on.is_empty());
+    for outcome in &notify.on {
+        match outcome.text.as_str() {
+            "success" => on_success = true,
+            "failure" => on_failure = true,
+            _ => {
+                diags.push(unknown(
+                    Code::UnknownSetting,
+                    "run outcome",
+                    outcome,
+                    Notify::OUTCOMES,
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| Notify {
+        url: notify.url.value.clone(),
+        on_success,
+        on_failure,
+    })
+}
+
+/// Whether `url` is one the daemon can POST to: http or https, with a host.
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("it does not start with http:// or https://")?;
+    if url.chars().any(char::is_whitespace) {
+        return Err("it contains whitespace".into());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.is_empty() || host.starts_with(':') {
+        return Err("it names no host".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_need_a_scheme_and_a_host() {
+        assert!(check_url("https://hooks.example.org/lab").is_ok());
+        assert!(check_url("http://127.0.0.1:9000").is_ok());
+        assert!(check_url("http://user:pw@host/x?y=1").is_ok());
+        assert!(check_url("hooks.example.org/lab").is_err());
+        assert!(check_url("ftp://example.org").is_err());
+        assert!(check_url("https:///path").is_err());
+        assert!(check_url("http://:80/").is_err());
+        assert!(check_url("http://host/a b").is_err());
     }
 }

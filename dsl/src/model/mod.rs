@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod condition;
+pub mod notify;
 pub mod param;
 pub mod pattern;
 pub mod pipeline;
@@ -13,9 +14,10 @@ pub mod trigger;
 
 pub use command::{CommandTemplate, Placeholder};
 pub use condition::Condition;
+pub use notify::Notify;
 pub use param::{ParamDef, ParamType, ParamValue};
 pub use pattern::Pattern;
-pub use pipeline::Pipeline;
+pub use pipeline::{Overlap, Pipeline};
 pub use source::SourceDef;
 pub use step::StepDef;
-pub use trigger::Trigger;
+pub use trigger::{Missed, Trigger};

@@ -4,6 +4,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
+use super::notify::Notify;
 use super::param::ParamDef;
 use super::source::SourceDef;
 use super::step::StepDef;
@@ -17,6 +18,51 @@ pub struct Pipeline {
     pub sources: Vec<SourceDef>,
     /// Every step, upstream before downstream; ties broken by the order of declaration.
     pub steps: Vec<StepDef>,
+    /// The daemon's settings are left out of the canonical form when they are the defaults, so
+    /// pipelines written before they existed keep their definition hash.
+    #[serde(default, skip_serializing_if = "Overlap::is_default")]
+    pub overlap: Overlap,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+/// What the daemon does when a trigger fires while a run of the pipeline is going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Nothing: the fire is dropped.
+    Skip,
+    /// One more run once the going one ends, however many fires came meanwhile.
+    #[default]
+    Queue,
+    /// Another run at once. A task whose output another run is producing waits for it, and is
+    /// then usually cached.
+    Allow,
+}
+
+impl Overlap {
+    pub const NAMES: [&'static str; 3] = ["skip", "queue", "allow"];
+
+    pub fn from_name(name: &str) -> Option<Overlap> {
+        match name {
+            "skip" => Some(Overlap::Skip),
+            "queue" => Some(Overlap::Queue),
+            "allow" => Some(Overlap::Allow),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+            Overlap::Allow => "allow",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Overlap::default()
+    }
 }
 
 /// A node of the pipeline's graph.

@@ -9,7 +9,14 @@ pub enum Trigger {
     #[default]
     Manual,
     /// A cron expression (5 fields, or 6 with seconds first) in an IANA time zone.
-    Cron { expr: String, tz: String },
+    Cron {
+        expr: String,
+        tz: String,
+        /// Left out of the canonical form when it is the default, so pipelines written before
+        /// the setting existed keep their definition hash.
+        #[serde(default, skip_serializing_if = "Missed::is_default")]
+        missed: Missed,
+    },
     /// Whenever new data has settled: a gap is acted on once its newest change is older than
     /// the cooldown; the sources are rescanned every `poll` as well as on file-system events.
     Continuous { cooldown_ms: u64, poll_ms: u64 },
@@ -19,4 +26,38 @@ impl Trigger {
     pub const DEFAULT_COOLDOWN_MS: u64 = 60_000;
     pub const DEFAULT_POLL_MS: u64 = 60_000;
     pub const DEFAULT_TZ: &'static str = "UTC";
+}
+
+/// What becomes of a cron fire that fell while the daemon was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Missed {
+    /// One run at start-up, however many fires were missed.
+    #[default]
+    Once,
+    /// None: the next fire on schedule is the next run.
+    Skip,
+}
+
+impl Missed {
+    pub const NAMES: [&'static str; 2] = ["once", "skip"];
+
+    pub fn from_name(name: &str) -> Option<Missed> {
+        match name {
+            "once" => Some(Missed::Once),
+            "skip" => Some(Missed::Skip),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missed::Once => "once",
+            Missed::Skip => "skip",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Missed::default()
+    }
 }

@@ -3,6 +3,7 @@
 //! stood before it and whether a comment trails a line.
 
 use pest::iterators::{Pair, Pairs};
+use pest::Token;
 
 use super::Rule;
 use crate::ast::*;
@@ -66,6 +67,9 @@ impl<T> BlockBuilder<T> {
         }
     }
 }
+
+/// How deeply a `when` condition may nest parentheses and `not`s.
+pub const MAX_CONDITION_DEPTH: usize = 64;
 
 /// Turns the pairs of one unit into syntax tree.
 pub(super) struct TreeBuilder<'t> {
@@ -183,6 +187,19 @@ impl<'t> TreeBuilder<'t> {
             Rule::param_decl => PipelineItem::Param(Box::new(self.param(pair))),
             Rule::source_decl => PipelineItem::Source(self.source(pair)),
             Rule::step_decl => PipelineItem::Step(self.step(pair)),
+            Rule::overlap_decl => {
+                let policy = pair.into_inner().nth(1).expect("grammar: overlap policy");
+                PipelineItem::Overlap(self.name(policy))
+            }
+            Rule::notify_decl => {
+                let mut inner = pair.into_inner().skip(1);
+                let url = self.string(inner.next().expect("grammar: notify url"));
+                let on = inner
+                    .filter(|p| p.as_rule() == Rule::ident)
+                    .map(|p| self.name(p))
+                    .collect();
+                PipelineItem::Notify(Box::new(Notify { url, on }))
+            }
             rule => unreachable!("pipeline item {rule:?}"),
         }
     }
@@ -192,10 +209,19 @@ impl<'t> TreeBuilder<'t> {
         match kind.as_rule() {
             Rule::trigger_manual => Trigger::Manual,
             Rule::trigger_cron => {
-                let mut strings = kind.into_inner().filter(|p| p.as_rule() == Rule::string);
-                let expr = self.string(strings.next().expect("grammar: cron expression"));
-                let tz = strings.next().map(|tz| self.string(tz));
-                Trigger::Cron { expr, tz }
+                let mut expr = None;
+                let mut tz = None;
+                let mut missed = None;
+                for part in kind.into_inner() {
+                    match part.as_rule() {
+                        Rule::string if expr.is_none() => expr = Some(self.string(part)),
+                        Rule::string => tz = Some(self.string(part)),
+                        Rule::ident => missed = Some(self.name(part)),
+                        _ => {}
+                    }
+                }
+                let expr = expr.expect("grammar: cron expression");
+                Trigger::Cron { expr, tz, missed }
             }
             Rule::trigger_continuous => {
                 let mut cooldown = None;
@@ -374,7 +400,7 @@ impl<'t> TreeBuilder<'t> {
         match rule {
             Rule::step_input => StepItem::Input(self.names(outer)),
             Rule::step_after => StepItem::After(self.names(outer)),
-            Rule::step_when => StepItem::When(Box::new(self.expr(next()))),
+            Rule::step_when => StepItem::When(Box::new(self.condition(next()))),
             Rule::step_run => StepItem::Run(self.string(next())),
             Rule::step_output => {
                 let mut patterns = outer.into_inner();
@@ -461,6 +487,51 @@ impl<'t> TreeBuilder<'t> {
         let mut names = pair.into_inner();
         names.next(); // keyword
         exactly(names.map(|p| self.name(p)))
+    }
+
+    /// A `when` condition, unless it nests deeper than [`MAX_CONDITION_DEPTH`]: the tree and
+    /// every pass over it are recursive, so depth is bounded before anything recurses. Too deep
+    /// a condition is an error and stands as an empty one.
+    fn condition(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut depth = 0usize;
+        let mut deepest = (0usize, 0usize);
+        for token in pair.clone().tokens() {
+            match token {
+                Token::Start {
+                    rule: Rule::expr | Rule::negation,
+                    pos,
+                } => {
+                    depth += 1;
+                    if depth > deepest.0 {
+                        deepest = (depth, pos.pos());
+                    }
+                }
+                Token::End {
+                    rule: Rule::expr | Rule::negation,
+                    ..
+                } => {
+                    depth -= 1;
+                }
+                _ => {}
+            }
+        }
+        // The condition itself is the outermost `expr`; what is inside it nests.
+        let levels = deepest.0.saturating_sub(1);
+        if levels > MAX_CONDITION_DEPTH {
+            let at = self.offset + deepest.1;
+            self.errors.push(
+                Diagnostic::new(
+                    Code::Syntax,
+                    format!(
+                        "this condition nests {levels} levels deep; the most is {MAX_CONDITION_DEPTH}"
+                    ),
+                )
+                .label(Span::new(self.file, at, at + 1), "too deep from here")
+                .help("write it with fewer parentheses and `not`s: `not (a or b)` is `not a and not b`"),
+            );
+            return Expr::And(Vec::new());
+        }
+        self.expr(pair)
     }
 
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {

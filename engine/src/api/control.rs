@@ -16,6 +16,8 @@ pub struct PipelineStatus {
     pub trigger_detail: Option<String>,
     /// When a cron trigger fires next (ms since the epoch).
     pub next_fire_ms: Option<u64>,
+    /// What a trigger that fires while a run is going does: `skip`, `queue` or `allow`.
+    pub overlap: String,
     /// Items not yet processed, per step (the gap), as of the daemon's last scan.
     pub gap: Vec<StepGap>,
     /// The newest run of the pipeline, if any.

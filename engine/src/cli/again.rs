@@ -101,6 +101,7 @@ fn again(
         kill_grace: std::time::Duration::from_secs(5),
         only: None,
         stop: Default::default(),
+        claims: None,
         slurm: exec.slurm(),
     };
     recovery::recover(&store, &options, recovery::Scope::Run(run_id))?;

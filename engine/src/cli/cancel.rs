@@ -44,6 +44,7 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
             kill_grace: Duration::from_secs(5),
             only: None,
             stop: Default::default(),
+            claims: None,
             slurm: Default::default(),
         };
         crate::run::recovery::recover_with(

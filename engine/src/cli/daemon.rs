@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
 use crate::api::{self, ApiState};
+use crate::daemon::webhooks::WebhookSettings;
 use crate::daemon::{self, Daemon, DaemonOptions};
 
 /// Run the pipelines of a directory as they are triggered (new data, cron), and serve the API.
@@ -49,6 +50,19 @@ pub struct DaemonArgs {
     /// Serve the API's read endpoints without a token (changes always need one).
     #[arg(long)]
     public_reads: bool,
+    /// The daemon's URL as webhook receivers reach it, for the links in what they are sent
+    /// (default: http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Attempts to deliver each webhook, the first included.
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    webhook_attempts: u32,
+    /// The wait before a webhook's first retry, doubled before each next one (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    webhook_backoff: f64,
+    /// How long one webhook attempt may take (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    webhook_timeout: f64,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -72,7 +86,12 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         Duration::try_from_secs_f64(value)
             .with_context(|| format!("--{name} {value}: expected a number of seconds, 0 or more"))
     };
-    let options = DaemonOptions {
+    if let Some(url) = &args.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("--public-url {url}: expected an http:// or https:// URL");
+        }
+    }
+    let mut options = DaemonOptions {
         out_root: args.out.as_deref().map(absolute).unwrap_or_else(|| {
             state_dir
                 .parent()
@@ -87,6 +106,14 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
             .max(1),
         rescan: seconds("rescan", args.rescan)?.max(Duration::from_millis(100)),
         grace: seconds("grace", args.grace)?,
+        webhooks: WebhookSettings {
+            attempts: args.webhook_attempts.max(1),
+            backoff: seconds("webhook-backoff", args.webhook_backoff)?,
+            timeout: seconds("webhook-timeout", args.webhook_timeout)?
+                .max(Duration::from_millis(100)),
+            // Known once the API listens (the port may be chosen by the system).
+            base_url: args.public_url.clone().unwrap_or_default(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -102,6 +129,9 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
             listen = %listener.local_addr()?,
             "daemon started"
         );
+        if args.public_url.is_none() {
+            options.webhooks.base_url = format!("http://{}", listener.local_addr()?);
+        }
         let (token, created) =
             api::load_or_create_token(&options.state_dir, args.token_file.as_deref())?;
         if created {

@@ -201,6 +201,7 @@ pub fn execute(
         kill_grace: Duration::from_secs(5),
         only,
         stop: Default::default(),
+        claims: None,
         slurm: exec.slurm(),
     };
     let mut progress = Progress::new(exec.quiet);

@@ -34,12 +34,15 @@ pub fn with_trigger_cooldown(pipeline: &Pipeline) -> Pipeline {
 /// Looks at a continuous pipeline's sources: starts a run when there is a gap that has settled,
 /// and comes back when the newest waiting group's cooldown runs out.
 pub fn check(daemon: &Arc<Daemon>, name: &str) {
-    if daemon.stop.drain.is_cancelled() || daemon.runs.busy_or_queue(name) {
+    if daemon.stop.drain.is_cancelled() {
         return;
     }
     let Some((file, pipeline)) = daemon.pipeline(name) else {
         return;
     };
+    if daemon.runs.hold_fire(name, pipeline.overlap) {
+        return;
+    }
     if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
         return;
     }
@@ -72,7 +75,14 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
         .lock()
         .expect("gaps lock")
         .insert(name.to_string(), gap);
-    if decisions.iter().any(|d| d.decision == "run") {
+    // With `overlap allow`, what a going run is producing now is not new work.
+    let new_work = decisions.iter().any(|d| {
+        d.decision == "run"
+            && !daemon
+                .claims
+                .held(&(name.to_string(), d.step.clone(), d.group.clone()))
+    });
+    if new_work {
         daemon.fire(name, "continuous");
     }
     if let Some(ms) = planned.waiting.iter().filter_map(|w| w.remaining_ms).min() {

@@ -47,6 +47,7 @@ impl Control for Daemon {
                     trigger: trigger_kind(&pipeline.trigger).to_string(),
                     trigger_detail: trigger_detail(&pipeline.trigger),
                     next_fire_ms: next_fire_ms(&pipeline.trigger),
+                    overlap: pipeline.overlap.as_str().to_string(),
                     gap: gaps
                         .get(&pipeline.name)
                         .map(|gap| {
@@ -249,9 +250,12 @@ impl Daemon {
         if self.stop.drain.is_cancelled() {
             return Err(ControlError::ShuttingDown);
         }
-        if let Some(run) = self.runs.running(&pipeline.name) {
+        if let (Some(run), false) = (
+            self.runs.running(&pipeline.name),
+            pipeline.overlap == dsl::model::Overlap::Allow,
+        ) {
             return Err(ControlError::Conflict(format!(
-                "pipeline `{}` is being run by run {run}; wait for it, or cancel it",
+                "pipeline `{}` is being run by run {run}; wait for it, or cancel it (or let its runs overlap with `overlap allow`)",
                 pipeline.name
             )));
         }
@@ -301,7 +305,9 @@ fn trigger_kind(trigger: &Trigger) -> &'static str {
 fn trigger_detail(trigger: &Trigger) -> Option<String> {
     match trigger {
         Trigger::Manual => None,
-        Trigger::Cron { expr, tz } => Some(format!("{expr} ({tz})")),
+        Trigger::Cron { expr, tz, missed } => {
+            Some(format!("{expr} ({tz}), missed fires: {}", missed.as_str()))
+        }
         Trigger::Continuous {
             cooldown_ms,
             poll_ms,

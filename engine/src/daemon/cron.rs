@@ -1,6 +1,7 @@
 //! Cron triggers, scheduled with tokio-cron-scheduler in the pipeline's time zone. A fire sends
 //! [`Event::Cron`] to the daemon's loop, which starts a run (processing only the gap, as any run
-//! does). A fire missed while the daemon was down is run once at start-up.
+//! does). A fire missed while the daemon was down is run once at start-up, or skipped when the
+//! trigger says `missed skip`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
-use dsl::model::Trigger;
+use dsl::model::{Missed, Trigger};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
@@ -41,7 +42,7 @@ impl Cron {
         if let Some(job) = self.jobs.remove(pipeline) {
             let _ = self.scheduler.remove(&job).await;
         }
-        let Trigger::Cron { expr, tz } = trigger else {
+        let Trigger::Cron { expr, tz, .. } = trigger else {
             return;
         };
         let Ok(zone) = chrono_tz::Tz::from_str(tz) else {
@@ -89,7 +90,7 @@ fn parse(expr: &str) -> Option<croner::Cron> {
 
 /// When a cron trigger fires next after now (ms since the epoch).
 pub fn next_fire_ms(trigger: &Trigger) -> Option<u64> {
-    let Trigger::Cron { expr, tz } = trigger else {
+    let Trigger::Cron { expr, tz, .. } = trigger else {
         return None;
     };
     let zone = chrono_tz::Tz::from_str(tz).ok()?;
@@ -102,9 +103,6 @@ pub fn next_fire_ms(trigger: &Trigger) -> Option<u64> {
 /// latest scheduled time is after their latest cron run started. A pipeline that never ran
 /// from cron has missed nothing.
 pub fn fire_missed(daemon: &Arc<Daemon>) {
-    let Ok(runs) = daemon.store.runs() else {
-        return;
-    };
     let pipelines: Vec<_> = daemon
         .registry
         .lock()
@@ -112,15 +110,10 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
         .pipelines()
         .collect();
     for (_, pipeline) in pipelines {
-        let Trigger::Cron { expr, tz } = &pipeline.trigger else {
+        let Trigger::Cron { expr, tz, missed } = &pipeline.trigger else {
             continue;
         };
-        let Some(last_run) = runs
-            .iter()
-            .filter(|r| r.pipeline == pipeline.name && r.trigger == "cron")
-            .map(|r| r.created_ms)
-            .max()
-        else {
+        let Some(last_run) = last_cron_run_ms(daemon, &pipeline.name) else {
             continue;
         };
         let (Some(cron), Ok(zone)) = (parse(expr), chrono_tz::Tz::from_str(tz)) else {
@@ -130,10 +123,32 @@ pub fn fire_missed(daemon: &Arc<Daemon>) {
         let Ok(previous) = cron.find_previous_occurrence(&now, false) else {
             continue;
         };
-        if previous.timestamp_millis() > last_run as i64 {
+        if previous.timestamp_millis() <= last_run as i64 {
+            continue;
+        }
+        if *missed == Missed::Skip {
+            tracing::info!(pipeline = %pipeline.name, "a cron fire was missed while the daemon was down: skipped (`missed skip`)");
+        } else {
             tracing::info!(pipeline = %pipeline.name, "a cron fire was missed while the daemon was down: running it once now");
             daemon.fire(&pipeline.name, "cron");
         }
+    }
+}
+
+/// When the newest cron run of `pipeline` was created: its runs are read newest first, a page at
+/// a time, until one is found.
+fn last_cron_run_ms(daemon: &Daemon, pipeline: &str) -> Option<u64> {
+    const PAGE: usize = 100;
+    let mut before = None;
+    loop {
+        let runs = daemon.store.runs_of(pipeline, before, PAGE).ok()?;
+        if let Some(run) = runs.iter().find(|r| r.trigger == "cron") {
+            return Some(run.created_ms);
+        }
+        if runs.len() < PAGE {
+            return None;
+        }
+        before = runs.last().map(|r| r.id);
     }
 }
 
@@ -152,6 +167,7 @@ mod tests {
         let trigger = Trigger::Cron {
             expr: "0 2 * * *".into(),
             tz: "Europe/Paris".into(),
+            missed: Default::default(),
         };
         let next = next_fire_ms(&trigger).unwrap();
         let now = crate::store::now_ms();

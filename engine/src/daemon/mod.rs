@@ -11,6 +11,7 @@ pub mod control;
 pub mod cron;
 pub mod registry;
 pub mod runs;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,10 +21,12 @@ use std::time::Duration;
 use dsl::model::{Pipeline, Trigger};
 use tokio::sync::mpsc;
 
+use crate::run::claims::Claims;
 use crate::run::{recovery, Force, RunOptions, RunRequest, Stop};
 use crate::store::{RunRecord, Store};
 use registry::Registry;
 use runs::{Launch, Runs};
+use webhooks::{WebhookSettings, Webhooks};
 
 /// How long the daemon waits after a file-system event before it looks, so that a burst of
 /// events (a hundred files copied in) makes one look.
@@ -31,6 +34,9 @@ const EVENT_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// How long the daemon waits after a `.pipe` file changed before it loads it.
 const PIPE_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// How long the daemon, once its runs have stopped, waits for webhooks still being delivered.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(5);
 
 /// How the daemon is set up.
 #[derive(Debug, Clone)]
@@ -46,6 +52,7 @@ pub struct DaemonOptions {
     pub rescan: Duration,
     /// After SIGTERM: how long running tasks may take to finish before they are stopped.
     pub grace: Duration,
+    pub webhooks: WebhookSettings,
 }
 
 /// What the daemon's loop acts on.
@@ -79,19 +86,25 @@ pub struct Daemon {
     pub stop: Stop,
     /// Per continuous pipeline, the tasks per step that would run or wait, as of its last check.
     pub gaps: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// The outputs being produced, shared by all runs so that runs of one pipeline may overlap.
+    pub claims: Arc<Claims>,
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl Daemon {
     pub fn new(store: Arc<Store>, options: DaemonOptions) -> (Arc<Daemon>, Receiver) {
         let (events, receiver) = mpsc::unbounded_channel();
+        let webhooks = Arc::new(Webhooks::new(store.clone(), options.webhooks.clone()));
         let daemon = Arc::new(Daemon {
-            runs: Arc::new(Runs::new(store.clone(), events.clone())),
+            runs: Arc::new(Runs::new(store.clone(), events.clone(), webhooks.clone())),
+            webhooks,
             registry: Mutex::new(Registry::new(options.dir.clone())),
             store,
             options,
             events,
             stop: Stop::default(),
             gaps: Mutex::default(),
+            claims: Arc::default(),
         });
         (daemon, Receiver(receiver))
     }
@@ -111,6 +124,7 @@ impl Daemon {
                 cancel: self.stop.cancel.child_token(),
                 pause: self.stop.pause.clone(),
             },
+            claims: Some(self.claims.clone()),
         }
     }
 
@@ -119,15 +133,18 @@ impl Daemon {
         self.registry.lock().expect("registry lock").get(name)
     }
 
-    /// Starts a run of `name` with its default params, unless one is going (then it runs again
-    /// once that ends).
+    /// Starts a run of `name` with its default params, unless one is going and the pipeline's
+    /// overlap policy holds the fire back (to run once that ends, with `queue`).
     fn fire(self: &Arc<Self>, name: &str, trigger: &str) {
-        if self.stop.drain.is_cancelled() || self.runs.busy_or_queue(name) {
+        if self.stop.drain.is_cancelled() {
             return;
         }
         let Some((file, pipeline)) = self.pipeline(name) else {
             return;
         };
+        if self.runs.hold_fire(name, pipeline.overlap) {
+            return;
+        }
         let params = match dsl::model::param::resolve_params(&pipeline.params, &[]) {
             Ok(params) => params,
             Err(errors) => {
@@ -149,9 +166,9 @@ impl Daemon {
         };
         match self.runs.start(launch) {
             Ok(_) => {}
-            // Started over the API a moment ago: look again when that run ends.
+            // Started over the API a moment ago: the policy says what becomes of this fire.
             Err(crate::run::RunError::AlreadyRunning { .. }) => {
-                self.runs.busy_or_queue(name);
+                self.runs.hold_fire(name, pipeline.overlap);
             }
             Err(error) => tracing::error!(pipeline = name, %error, "cannot start a run"),
         }
@@ -225,17 +242,17 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
     let mut events = receiver.0;
 
     // Runs whose engine died (this daemon, killed) are settled before anything starts.
-    let recovery_options = daemon.run_options(Force::None);
-    for run in daemon.store.runs()? {
-        if !run.status.is_finished() {
-            let recovered = recovery::recover(
-                &daemon.store,
-                &recovery_options,
-                recovery::Scope::Run(run.id),
-            )?;
-            for id in recovered {
-                tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
-            }
+    // Before any run of ours exists: a run owned by our own pid is from before a restart.
+    let mut recovery_options = daemon.run_options(Force::None);
+    recovery_options.claims = None;
+    for run in daemon.store.live_runs()? {
+        let recovered = recovery::recover(
+            &daemon.store,
+            &recovery_options,
+            recovery::Scope::Run(run.id),
+        )?;
+        for id in recovered {
+            tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
         }
     }
 
@@ -319,6 +336,7 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
         daemon.stop.cancel.cancel();
         daemon.runs.wait().await;
     }
+    daemon.webhooks.wait(WEBHOOK_GRACE).await;
     tracing::info!("stopped");
     Ok(())
 }

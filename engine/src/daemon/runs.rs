@@ -1,14 +1,17 @@
-//! The runs the daemon executes: at most one live run per pipeline. A trigger that fires while
-//! one is live is remembered (once) and fires again when the run ends, so data that arrives
-//! during a run is picked up by the next one and a burst of triggers never floods the store.
+//! The runs the daemon executes. A trigger that fires while a run of its pipeline is live is
+//! handled by the pipeline's `overlap` policy: `queue` (the default) remembers it, once, and
+//! fires again when the run ends, so data that arrives during a run is picked up by the next
+//! one and a burst of triggers never floods the store; `skip` drops it; `allow` starts another
+//! run at once (the runs take turns at each output, see [`crate::run::claims`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use dsl::model::Pipeline;
+use dsl::model::{Overlap, Pipeline};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::webhooks::Webhooks;
 use super::Event;
 use crate::run::progress::Progress;
 use crate::run::{create_run, execute_run, RunError, RunOptions, RunRequest};
@@ -23,8 +26,8 @@ pub struct Launch {
 
 #[derive(Default)]
 struct Live {
-    /// Pipelines with a run going, and that run's id.
-    running: BTreeMap<String, u64>,
+    /// Pipelines with runs going, and their ids.
+    running: BTreeMap<String, BTreeSet<u64>>,
     /// Pipelines whose trigger fired while their run was going.
     again: BTreeSet<String>,
 }
@@ -35,36 +38,52 @@ pub struct Runs {
     live: Mutex<Live>,
     tasks: TaskTracker,
     events: mpsc::UnboundedSender<Event>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl Runs {
-    pub fn new(store: Arc<Store>, events: mpsc::UnboundedSender<Event>) -> Runs {
+    pub fn new(
+        store: Arc<Store>,
+        events: mpsc::UnboundedSender<Event>,
+        webhooks: Arc<Webhooks>,
+    ) -> Runs {
         Runs {
             store,
             live: Mutex::default(),
             tasks: TaskTracker::new(),
             events,
+            webhooks,
         }
     }
 
-    /// Whether a run of `pipeline` is going; if so, remembers that its trigger fired again.
-    pub fn busy_or_queue(&self, pipeline: &str) -> bool {
+    /// Whether a trigger of `pipeline` that fires now must not start a run, by its overlap
+    /// policy, while a run of it is going: `skip` drops the fire, `queue` remembers it for when
+    /// the run ends, `allow` holds nothing back.
+    pub fn hold_fire(&self, pipeline: &str, overlap: Overlap) -> bool {
         let mut live = self.live.lock().expect("runs lock");
-        if live.running.contains_key(pipeline) {
-            live.again.insert(pipeline.to_string());
-            return true;
+        if !live.running.contains_key(pipeline) {
+            return false;
         }
-        false
+        match overlap {
+            Overlap::Skip => {
+                tracing::info!(
+                    pipeline,
+                    "the trigger fired while a run is going: skipped (overlap skip)"
+                );
+                true
+            }
+            Overlap::Queue => {
+                live.again.insert(pipeline.to_string());
+                true
+            }
+            Overlap::Allow => false,
+        }
     }
 
-    /// The run of `pipeline` going now, if any.
+    /// The newest run of `pipeline` going now, if any.
     pub fn running(&self, pipeline: &str) -> Option<u64> {
-        self.live
-            .lock()
-            .expect("runs lock")
-            .running
-            .get(pipeline)
-            .copied()
+        let live = self.live.lock().expect("runs lock");
+        live.running.get(pipeline)?.last().copied()
     }
 
     /// Creates the run (so its id is known at once) and executes it in the background.
@@ -74,7 +93,8 @@ impl Runs {
             let mut live = self.live.lock().expect("runs lock");
             // Checked under the lock: a trigger and an API call may race for the same pipeline,
             // and a run of ours must never be taken for an orphan by the other's recovery.
-            if let Some(&run) = live.running.get(&name) {
+            let newest = live.running.get(&name).and_then(|runs| runs.last());
+            if let (Some(&run), false) = (newest, launch.pipeline.overlap == Overlap::Allow) {
                 return Err(RunError::AlreadyRunning {
                     pipeline: name,
                     run,
@@ -87,12 +107,13 @@ impl Runs {
                 launch.request,
                 &launch.options,
             )?;
-            live.running.insert(name.clone(), run.id);
+            live.running.entry(name.clone()).or_default().insert(run.id);
             run
         };
         tracing::info!(pipeline = %name, run = run.id, trigger = %run.trigger, "run started");
         let this = self.clone();
         let started = run.clone();
+        let started_id = run.id;
         self.tasks.spawn(async move {
             let mut progress = Progress::silent();
             let result = execute_run(
@@ -110,10 +131,17 @@ impl Runs {
                 ),
                 Err(error) => tracing::error!(pipeline = %name, %error, "run failed to execute"),
             }
+            this.webhooks.run_ended(&launch.pipeline.notify, started_id);
             let again = {
                 let mut live = this.live.lock().expect("runs lock");
-                live.running.remove(&name);
-                live.again.remove(&name)
+                if let Some(runs) = live.running.get_mut(&name) {
+                    runs.remove(&started_id);
+                    if runs.is_empty() {
+                        live.running.remove(&name);
+                    }
+                }
+                // A fire queued behind this run waits for the last of them.
+                !live.running.contains_key(&name) && live.again.remove(&name)
             };
             let _ = this.events.send(Event::RunEnded {
                 pipeline: name,

@@ -4,6 +4,7 @@
 
 pub mod again;
 pub mod attempt_files;
+pub mod claims;
 mod journal;
 pub mod launch;
 pub mod pause;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     pub slurm: crate::exec::slurm::SlurmSettings,
     /// How whoever started the run stops it.
     pub stop: Stop,
+    /// Set when runs of this process may overlap with others of the same pipeline: they take
+    /// turns at each output directory. Without it a live run of the pipeline refuses the next.
+    pub claims: Option<Arc<claims::Claims>>,
 }
 
 /// How a run is stopped from outside (a `cancel_requested` in the store is the other way).
@@ -128,7 +132,8 @@ pub async fn run_pipeline(
 }
 
 /// Creates a run of `pipeline` (status `queued`), after settling its runs whose engine died.
-/// Refuses while a live run of the same pipeline exists.
+/// Refuses while a live run of the same pipeline exists, unless that run is one of this
+/// process's and the two share [`RunOptions::claims`].
 pub fn create_run(
     store: &Store,
     pipeline: &Pipeline,
@@ -142,7 +147,8 @@ pub fn create_run(
         parent,
     } = request;
     recovery::recover(store, options, recovery::Scope::Pipeline(&pipeline.name))?;
-    claim_run(store, pipeline, &file, params, trigger, parent)
+    let may_overlap = options.claims.is_some();
+    claim_run(store, pipeline, &file, params, trigger, parent, may_overlap)
 }
 
 /// Plans and executes a run made by [`create_run`].
@@ -213,7 +219,8 @@ pub fn waiting_line(waiting: &plan::Waiting) -> String {
 }
 
 /// Creates the run, unless a live run of the same pipeline exists: checked and created in one
-/// transaction, so two `engine run`s can never both proceed.
+/// transaction, so two `engine run`s can never both proceed. With `may_overlap`, live runs of
+/// this process do not count.
 fn claim_run(
     store: &Store,
     pipeline: &Pipeline,
@@ -221,16 +228,16 @@ fn claim_run(
     params: BTreeMap<String, ParamValue>,
     trigger: String,
     parent: Option<u64>,
+    may_overlap: bool,
 ) -> Result<RunRecord, RunError> {
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let mut conflict = None;
     let run = store.write(|tx| {
-        for other in tx.runs()? {
-            if other.pipeline == pipeline.name && !other.status.is_finished() {
-                if let Some(pid) = other
-                    .owner_pid
-                    .filter(|pid| exec::local::process_alive(*pid))
-                {
+        for other in tx.live_runs()? {
+            if other.pipeline == pipeline.name {
+                if let Some(pid) = other.owner_pid.filter(|pid| {
+                    exec::local::process_alive(*pid) && !(may_overlap && *pid == std::process::id())
+                }) {
                     conflict = Some((other.id, pid));
                     return Ok(None);
                 }

@@ -57,6 +57,17 @@ pub fn recover(
     recover_with(store, options, scope, false)
 }
 
+/// Whether a run owned by process `pid` has a live engine. A run of this very process is one
+/// from before a restart that reused the pid (a daemon that is PID 1 in its container) unless
+/// this process runs overlapping runs ([`RunOptions::claims`]): then it is one of them.
+fn owner_is_live(pid: u32, options: &RunOptions) -> bool {
+    if pid == std::process::id() {
+        options.claims.is_some()
+    } else {
+        process_alive(pid)
+    }
+}
+
 /// Like [`recover`], but kills the orphaned attempts instead of waiting for them (for `cancel`).
 pub fn recover_with(
     store: &Store,
@@ -65,17 +76,14 @@ pub fn recover_with(
     kill: bool,
 ) -> Result<Vec<u64>, RunError> {
     let orphaned: Vec<RunRecord> = store
-        .runs()?
+        .live_runs()?
         .into_iter()
         .filter(|run| match scope {
             Scope::Pipeline(name) => run.pipeline == name,
             Scope::Run(id) => run.id == id,
         })
         .filter(|run| !run.status.is_finished())
-        .filter(|run| {
-            !run.owner_pid
-                .is_some_and(|pid| pid != std::process::id() && process_alive(pid))
-        })
+        .filter(|run| !run.owner_pid.is_some_and(|pid| owner_is_live(pid, options)))
         .collect();
     if orphaned.is_empty() {
         return Ok(Vec::new());

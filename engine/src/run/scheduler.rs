@@ -19,6 +19,7 @@ use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 
 use super::attempt_files::{self, attempt_files};
+use super::claims::Output;
 use super::journal::Journal;
 use super::launch::{self, Launcher};
 use super::progress::Progress;
@@ -106,10 +107,19 @@ impl Scheduler<'_> {
         let mut draining = false;
         let mut poll = tokio::time::interval(Duration::from_millis(250));
         let mut pause = self.options.stop.pause.subscribe();
+        // With overlapping runs: tasks whose output another run is producing, and the outputs
+        // this run is done with, given up once that is committed.
+        let claims = self.options.claims.clone();
+        let mut claims_released = claims.as_ref().map(|claims| claims.subscribe());
+        let mut deferred: Vec<(i64, Reverse<usize>)> = Vec::new();
+        let mut done_with: Vec<Output> = Vec::new();
 
         loop {
             // Start what can start, unless new starts are paused.
             let paused = *pause.borrow_and_update();
+            if let Some(released) = &mut claims_released {
+                released.borrow_and_update();
+            }
             let mut held_back = Vec::new();
             while !cancelled && !draining && !paused && launcher.any_room() {
                 let Some((priority, Reverse(index))) = ready.pop() else {
@@ -127,8 +137,16 @@ impl Scheduler<'_> {
                     held_back.push((priority, Reverse(index)));
                     continue;
                 }
+                let output = self.output(&slots[index]);
+                if let Some(claims) = &claims {
+                    if !claims.try_claim(&output, run.id) {
+                        deferred.push((priority, Reverse(index)));
+                        continue;
+                    }
+                }
                 match self.decide(&run, &mut slots, index)? {
                     Decision::Cached => {
+                        done_with.push(output);
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
@@ -137,6 +155,7 @@ impl Scheduler<'_> {
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
                         } else {
+                            done_with.push(output);
                             self.fail_or_retry(
                                 &run,
                                 &mut slots,
@@ -152,6 +171,9 @@ impl Scheduler<'_> {
             // Whatever is awaited next (an attempt's end, a retry) is durable before it comes,
             // and so is what the started commands rely on before they run.
             self.journal.commit(&self.store)?;
+            if let Some(claims) = &claims {
+                claims.release(done_with.drain(..), run.id);
+            }
             for Starting {
                 index,
                 mut handle,
@@ -171,7 +193,8 @@ impl Scheduler<'_> {
                 });
             }
             let stopping = cancelled || draining;
-            if running == 0 && retries_pending == 0 && (ready.is_empty() || stopping) {
+            let nothing_ready = ready.is_empty() && deferred.is_empty();
+            if running == 0 && retries_pending == 0 && (nothing_ready || stopping) {
                 break;
             }
 
@@ -182,6 +205,7 @@ impl Scheduler<'_> {
                         let step = slots[index].planned.step;
                         *running_per_step.entry(step).or_default() -= 1;
                         launcher.finished(self.pipeline.steps[step].executor.kind);
+                        done_with.push(self.output(&slots[index]));
                         self.finish(&run, &mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
                     }
                     Message::RetryDue(index) => {
@@ -191,6 +215,9 @@ impl Scheduler<'_> {
                         }
                     }
                 },
+                _ = claim_released(&mut claims_released), if !deferred.is_empty() => {
+                    ready.extend(deferred.drain(..));
+                }
                 _ = poll.tick() => {
                     if !cancelled && self.store.run(run.id)?.cancel_requested {
                         cancelled = true;
@@ -239,6 +266,9 @@ impl Scheduler<'_> {
         run.finished_ms = Some(now_ms());
         run.owner_pid = None;
         self.journal.commit(&self.store)?;
+        if let Some(claims) = &claims {
+            claims.release(slots.iter().map(|slot| self.output(slot)), run.id);
+        }
         self.store.write(|tx| {
             for task in &leftovers {
                 tx.put_task(task)?;
@@ -251,6 +281,15 @@ impl Scheduler<'_> {
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
         self.progress.summary(&run, &records);
         Ok(run)
+    }
+
+    /// The output directory a task produces, as runs that overlap claim it.
+    fn output(&self, slot: &Slot) -> Output {
+        (
+            self.pipeline.name.clone(),
+            slot.record.step.clone(),
+            slot.record.group.clone(),
+        )
     }
 
     fn priority(&self, slot: &Slot) -> i64 {
@@ -704,6 +743,18 @@ struct Starting {
 }
 
 /// Blocks every task downstream of `failed` (transitively); returns their updated records.
+/// Resolves when another run gives up an output claim; never without claims.
+async fn claim_released(released: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match released {
+        Some(released) => {
+            if released.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn block_downstream(slots: &mut [Slot], failed: usize) -> Vec<TaskRecord> {
     let failed_id = slots[failed].record.id;
     let mut stack = slots[failed].downstream.clone();

@@ -20,7 +20,7 @@ pub use records::*;
 
 /// The version of the tables and records below. Bump it, and add a migration in `open`, for any
 /// change an older engine would misread.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
@@ -38,6 +38,11 @@ const CACHE: TableDefinition<&str, u64> = TableDefinition::new("cache");
 /// (pipeline, step, group) as `pipeline\0step\0group` -> the latest completed task.
 const LATEST: TableDefinition<&str, u64> = TableDefinition::new("latest");
 const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
+/// run -> pipeline, for each run not finished: what recovery and a new run look at, without
+/// reading the whole history. Kept by `put_run` (schema 2).
+const LIVE_RUNS: TableDefinition<u64, &str> = TableDefinition::new("live_runs");
+/// (pipeline, run) -> (): each pipeline's runs in creation order (schema 2).
+const PIPELINE_RUNS: TableDefinition<(&str, u64), ()> = TableDefinition::new("pipeline_runs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,6 +85,35 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Keeps the run indexes in step with `run`'s record.
+fn index_run(txn: &redb::WriteTransaction, run: &RunRecord) -> Result<()> {
+    txn.open_table(PIPELINE_RUNS)?
+        .insert((run.pipeline.as_str(), run.id), ())?;
+    let mut live = txn.open_table(LIVE_RUNS)?;
+    if run.status.is_finished() {
+        live.remove(run.id)?;
+    } else {
+        live.insert(run.id, run.pipeline.as_str())?;
+    }
+    Ok(())
+}
+
+/// The runs the live index names, oldest first, from the tables of a read or a write
+/// transaction.
+fn live_runs_in(
+    live: &impl ReadableTable<u64, &'static str>,
+    runs: &impl ReadableTable<u64, &'static str>,
+) -> Result<Vec<RunRecord>> {
+    let mut out = Vec::new();
+    for entry in live.iter()? {
+        let (id, _) = entry?;
+        if let Some(value) = runs.get(id.value())? {
+            out.push(decode("runs", value.value())?);
+        }
+    }
+    Ok(out)
+}
 
 /// An open store.
 pub struct Store {
@@ -167,7 +201,16 @@ impl Store {
                         known: SCHEMA_VERSION,
                     });
                 }
-                Some(_) => {} // SCHEMA_VERSION is the first; older versions would migrate here.
+                Some(1) => {
+                    // Schema 2 indexes the runs by pipeline and keeps the live ones apart.
+                    let runs = txn.open_table(RUNS)?;
+                    for entry in runs.iter()? {
+                        let (_, value) = entry?;
+                        index_run(&txn, &decode::<RunRecord>("runs", value.value())?)?;
+                    }
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(_) => {}
             }
             // Create every table, so readers never meet a missing one.
             txn.open_table(RUNS)?;
@@ -179,6 +222,8 @@ impl Store {
             txn.open_table(CACHE)?;
             txn.open_table(LATEST)?;
             txn.open_table(EVENTS)?;
+            txn.open_table(LIVE_RUNS)?;
+            txn.open_table(PIPELINE_RUNS)?;
         }
         txn.commit()?;
         Ok(())
@@ -212,6 +257,38 @@ impl Store {
             runs.push(decode("runs", value.value())?);
         }
         Ok(runs)
+    }
+
+    /// The runs not finished, oldest first.
+    pub fn live_runs(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        live_runs_in(&txn.open_table(LIVE_RUNS)?, &txn.open_table(RUNS)?)
+    }
+
+    /// The runs of `pipeline`, newest first: up to `take` of them, older than `before` if given.
+    pub fn runs_of(
+        &self,
+        pipeline: &str,
+        before: Option<u64>,
+        take: usize,
+    ) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(PIPELINE_RUNS)?;
+        let runs = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        let end = before.unwrap_or(u64::MAX);
+        for entry in index
+            .range((pipeline, 0)..(pipeline, end))?
+            .rev()
+            .take(take)
+        {
+            let (key, _) = entry?;
+            let (_, id) = key.value();
+            if let Some(value) = runs.get(id)? {
+                out.push(decode("runs", value.value())?);
+            }
+        }
+        Ok(out)
     }
 
     /// Every task, oldest first.
@@ -441,7 +518,7 @@ impl Tx<'_> {
         self.txn
             .open_table(RUNS)?
             .insert(run.id, encode(run).as_str())?;
-        Ok(())
+        index_run(self.txn, run)
     }
 
     pub fn run(&mut self, id: u64) -> Result<RunRecord> {
@@ -450,15 +527,12 @@ impl Tx<'_> {
         decode("runs", value.value())
     }
 
-    /// Every run (inside this transaction), for checking overlap atomically.
-    pub fn runs(&mut self) -> Result<Vec<RunRecord>> {
-        let table = self.txn.open_table(RUNS)?;
-        let mut runs = Vec::new();
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            runs.push(decode("runs", value.value())?);
-        }
-        Ok(runs)
+    /// The runs not finished (inside this transaction), for checking overlap atomically.
+    pub fn live_runs(&mut self) -> Result<Vec<RunRecord>> {
+        live_runs_in(
+            &self.txn.open_table(LIVE_RUNS)?,
+            &self.txn.open_table(RUNS)?,
+        )
     }
 
     /// Creates a task of `task.run`; its id is assigned here.
@@ -558,4 +632,91 @@ fn encode<T: Serialize>(value: &T) -> String {
 
 fn decode<T: DeserializeOwned>(table: &'static str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_of(pipeline: &str) -> RunRecord {
+        RunRecord {
+            id: 0,
+            pipeline: pipeline.to_string(),
+            file: "p.pipe".into(),
+            trigger: "manual".to_string(),
+            params: Default::default(),
+            definition_hash: String::new(),
+            status: RunStatus::Queued,
+            created_ms: now_ms(),
+            finished_ms: None,
+            owner_pid: None,
+            cancel_requested: false,
+            parent: None,
+        }
+    }
+
+    fn ids(runs: &[RunRecord]) -> Vec<u64> {
+        runs.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn the_indexes_follow_each_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut made = Vec::new();
+        for pipeline in ["a", "b", "a", "a", "b"] {
+            made.push(store.write(|tx| tx.create_run(run_of(pipeline))).unwrap());
+        }
+        assert_eq!(ids(&store.live_runs().unwrap()), [1, 2, 3, 4, 5]);
+        let mut done = made[2].clone();
+        done.status = RunStatus::Succeeded;
+        store.write(|tx| tx.put_run(&done)).unwrap();
+        assert_eq!(ids(&store.live_runs().unwrap()), [1, 2, 4, 5]);
+        assert_eq!(
+            ids(&store.write(|tx| tx.live_runs()).unwrap()),
+            [1, 2, 4, 5]
+        );
+        assert_eq!(ids(&store.runs_of("a", None, 10).unwrap()), [4, 3, 1]);
+        assert_eq!(ids(&store.runs_of("a", None, 2).unwrap()), [4, 3]);
+        assert_eq!(ids(&store.runs_of("a", Some(4), 10).unwrap()), [3, 1]);
+        assert_eq!(ids(&store.runs_of("b", None, 10).unwrap()), [5, 2]);
+        assert!(store.runs_of("c", None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_schema_1_store_gets_its_indexes_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            // What an engine of schema 1 left: runs, and no index.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                txn.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", 1)
+                    .unwrap();
+                let mut runs = txn.open_table(RUNS).unwrap();
+                for (id, pipeline, status) in [
+                    (1, "a", RunStatus::Succeeded),
+                    (2, "b", RunStatus::Running),
+                    (3, "a", RunStatus::Failed),
+                ] {
+                    let run = RunRecord {
+                        id,
+                        status,
+                        ..run_of(pipeline)
+                    };
+                    runs.insert(id, encode(&run).as_str()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(ids(&store.live_runs().unwrap()), [2]);
+        assert_eq!(ids(&store.runs_of("a", None, 10).unwrap()), [3, 1]);
+        let txn = store.db.begin_read().unwrap();
+        let version = txn.open_table(META).unwrap().get("schema_version").unwrap();
+        assert_eq!(version.unwrap().value(), SCHEMA_VERSION);
+    }
 }

@@ -84,6 +84,7 @@ impl Control for FakeControl {
             trigger: "cron".into(),
             trigger_detail: Some("0 2 * * * UTC".into()),
             next_fire_ms: Some(1_800_000_000_000),
+            overlap: "queue".into(),
             gap: vec![
                 StepGap {
                     step: "count".into(),

@@ -47,6 +47,7 @@ async fn run_words(store: Arc<Store>, dir: &Path) -> u64 {
         only: None,
         slurm: Default::default(),
         stop: Default::default(),
+        claims: None,
     };
     let request = RunRequest {
         file,

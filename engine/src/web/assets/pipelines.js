@@ -95,6 +95,7 @@ function card(p, scanned) {
     ["Trigger", [p.trigger, p.trigger_detail ? h("span", { class: "muted" }, ` · ${p.trigger_detail}`) : null]],
   ];
   if (p.trigger === "cron") facts.push(["Next fire", when(p.next_fire_ms)]);
+  if (p.overlap) facts.push(["Overlap", `${p.overlap} (a trigger while a run is going)`]);
   facts.push([
     "Last run",
     p.last_run ? [h("a", { href: `#/runs/${p.last_run}` }, `run ${p.last_run}`), " ", badge(p.last_run_status)] : h("span", { class: "muted" }, "none yet"),

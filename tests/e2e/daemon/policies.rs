@@ -1,0 +1,303 @@
+//! The daemon's per-pipeline settings, end to end: `overlap` (skip, allow; queue is the default
+//! the other daemon tests run with), `missed` for cron, and `notify` webhooks delivered to a
+//! real HTTP receiver.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{finished_runs, runs, wait_for, Daemon};
+use crate::support::Env;
+
+/// Per-file copies, continuous with no cooldown; each task appends its group to `ran.log`.
+fn overlap_pipe(overlap: &str, seconds: f64) -> String {
+    format!(
+        r#"pipeline watch {{
+  trigger continuous cooldown 0s poll 1h
+  overlap {overlap}
+
+  source files {{
+    root "in"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }}
+
+  step copy each file {{
+    input files
+    run "sleep {seconds}; echo {{group.file}} >> ran.log; cp {{inputs}} {{out}}/"
+  }}
+}}
+"#
+    )
+}
+
+/// The groups that ran, one line per task that ran.
+fn ran(env: &Env) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(env.path().join("ran.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn overlap_skip_drops_a_fire_that_finds_a_run_going() {
+    let env = Env::new();
+    env.write("watch.pipe", &overlap_pipe("skip", 1.5));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    env.write("in/a.txt", "a\n");
+    assert!(wait_for(Duration::from_secs(10), || runs(&env).len() == 1));
+    env.write("in/b.txt", "b\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    // With `queue` the fire for b would start a run now; with `skip` it is gone.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&env).len(), 1, "{}", daemon.log());
+    assert!(daemon.log().contains("overlap skip"), "{}", daemon.log());
+
+    // The next fire covers the whole gap: b, which was skipped, and c.
+    env.write("in/c.txt", "c\n");
+    assert!(wait_for(Duration::from_secs(15), || finished_runs(&env)
+        .len()
+        == 2));
+    assert_eq!(ran(&env), ["a", "b", "c"]);
+    assert!(runs(&env).iter().all(|r| r["status"] == "succeeded"));
+    drop(daemon);
+}
+
+#[test]
+fn overlap_allow_starts_a_run_at_once_and_runs_each_task_once() {
+    let env = Env::new();
+    env.write("watch.pipe", &overlap_pipe("allow", 2.0));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    env.write("in/a.txt", "a\n");
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env).first().is_some_and(|r| r["status"] == "running")
+    }));
+    env.write("in/b.txt", "b\n");
+    // A second run starts while the first is still going.
+    assert!(
+        wait_for(Duration::from_secs(10), || runs(&env).len() >= 2),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        runs(&env)
+            .iter()
+            .any(|r| r["id"] == 1 && r["status"] == "running"),
+        "the runs did not overlap: {:?}\n{}",
+        runs(&env),
+        daemon.log()
+    );
+    assert!(wait_for(Duration::from_secs(20), || {
+        let all = runs(&env);
+        all.len() >= 2 && all.iter().all(|r| r["status"] == "succeeded")
+    }));
+    // a was being produced by run 1 when run 2 reached it: run 2 waited, then reused it.
+    assert_eq!(ran(&env), ["a", "b"], "{}", daemon.log());
+    let shown = env.engine(&["show", "2", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let status_of = |group: &str| {
+        shown["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["group"] == group)
+            .map(|t| t["status"].clone())
+    };
+    assert_eq!(status_of("a"), Some("cached".into()));
+    assert_eq!(status_of("b"), Some("succeeded".into()));
+    assert_eq!(env.read("out/watch/copy/a/a.txt"), "a\n");
+    assert_eq!(env.read("out/watch/copy/b/b.txt"), "b\n");
+    drop(daemon);
+}
+
+fn cron_pipe(missed: &str) -> String {
+    format!(
+        r#"pipeline tick {{
+  trigger cron "* * * * * *" missed {missed}
+
+  step stamp {{
+    run "date +%s%N > {{out}}/at"
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn a_missed_cron_fire_runs_once_at_start_up_or_is_skipped() {
+    let env = Env::new();
+    env.write("tick.pipe", &cron_pipe("once"));
+    let daemon = Daemon::start(&env, &[]);
+    assert!(wait_for(Duration::from_secs(10), || !finished_runs(&env).is_empty()));
+    assert_eq!(daemon.stop(), 0);
+
+    // Down for more than a second: at least one fire was missed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("running it once now", Duration::from_secs(10));
+    assert_eq!(daemon.stop(), 0);
+
+    env.write("tick.pipe", &cron_pipe("skip"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("skipped (`missed skip`)", Duration::from_secs(10));
+    assert!(!daemon.log().contains("running it once now"));
+    drop(daemon);
+}
+
+/// What a webhook receiver was sent: (path, JSON body).
+type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// An HTTP receiver on a free port that answers 500 to the first request and 200 after.
+fn receiver() -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            answered += 1;
+            let status = if answered == 1 {
+                "500 Internal Server Error"
+            } else {
+                seen.lock()
+                    .unwrap()
+                    .push((path, serde_json::from_slice(&body).unwrap()));
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, received)
+}
+
+#[test]
+fn webhooks_tell_of_success_and_failure_and_a_dead_receiver_delays_nothing() {
+    let env = Env::new();
+    let (port, received) = receiver();
+    // A receiver that accepts connections and never answers.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    env.write(
+        "hooks.pipe",
+        &format!(
+            r#"pipeline hooks {{
+  trigger continuous cooldown 0s poll 1h
+  notify "http://127.0.0.1:{dead_port}/never" on failure
+  notify "http://127.0.0.1:{port}/failures" on failure
+  notify "http://127.0.0.1:{port}/all"
+
+  source files {{
+    root "in"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }}
+
+  step check each file {{
+    input files
+    run "grep -q ok {{inputs}} && cp {{inputs}} {{out}}/"
+  }}
+}}
+"#
+        ),
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(
+        &env,
+        &[
+            "--webhook-backoff",
+            "0.2",
+            "--webhook-timeout",
+            "1",
+            "--webhook-attempts",
+            "3",
+        ],
+    );
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    env.write("in/good.txt", "ok\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    env.write("in/bad.txt", "no\n");
+    // The second run is not held up by the dead receiver of the first.
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 2));
+
+    assert!(
+        wait_for(Duration::from_secs(10), || received.lock().unwrap().len()
+            == 3),
+        "{:?}\n{}",
+        received.lock().unwrap(),
+        daemon.log()
+    );
+    let received = received.lock().unwrap().clone();
+    let by_run = |path: &str, run: u64| {
+        received
+            .iter()
+            .find(|(p, body)| p == path && body["run"] == run)
+            .map(|(_, body)| body.clone())
+    };
+    let success = by_run("/all", 1).expect("run 1 told to /all");
+    assert_eq!(success["status"], "succeeded");
+    assert_eq!(success["pipeline"], "hooks");
+    assert_eq!(success["failed_tasks"], serde_json::json!([]));
+    assert!(by_run("/failures", 1).is_none(), "a success is no failure");
+
+    let failure = by_run("/failures", 2).expect("run 2 told to /failures");
+    assert_eq!(failure["status"], "failed");
+    let failed = &failure["failed_tasks"][0];
+    assert_eq!(failed["step"], "check");
+    assert_eq!(failed["group"], "bad");
+    assert_eq!(failed["exit_code"], 1);
+    let link = failure["link"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://127.0.0.1:") && link.ends_with("/runs/2"),
+        "{link}"
+    );
+    assert!(failed["logs"].as_str().unwrap().contains("/runs/2/tasks/"));
+    assert_eq!(by_run("/all", 2).unwrap()["status"], "failed");
+
+    // The first request got a 500 and was retried; the dead receiver was given up on.
+    daemon.wait_log("webhook not delivered; retrying", Duration::from_secs(1));
+    daemon.wait_log("giving up", Duration::from_secs(10));
+    drop(dead);
+    drop(daemon);
+}
