@@ -12,6 +12,29 @@ if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; f
 echo "== slurm cluster"
 bash tests/slurm/cluster.sh
 
+# The web page's browser tests need Debian's chromium, Node.js 20 or later with npm, and
+# playwright-core (tests/web/package-lock.json). Without them the run fails: never a silent skip.
+echo "== browser test tools"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: the browser tests need Debian's chromium at /usr/bin/chromium, and it cannot be installed here (that takes root and apt-get)" >&2
+    exit 1
+  fi
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+    echo "error: apt-get could not install chromium, which the browser tests need" >&2
+    exit 1
+  fi
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: the browser tests need Node.js 20 or later with npm (node or npm is missing)" >&2
+  exit 1
+fi
+if [ "$(node -p 'Number(process.versions.node.split(".")[0])')" -lt 20 ]; then
+  echo "error: the browser tests need Node.js 20 or later (playwright-core does); this is $(node --version)" >&2
+  exit 1
+fi
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -26,3 +49,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# The web page in a real browser, against the binary the tests above used.
+echo "== browser tests"
+cargo build -p engine --locked
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+(cd tests/web && ENGINE_BIN="$target/debug/engine" npm test)
+echo "(screenshots of every page at 1280 and 390 px: target/web-screenshots/)"

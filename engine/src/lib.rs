@@ -16,3 +16,4 @@ pub mod plan;
 pub mod run;
 pub mod scan;
 pub mod store;
+pub mod web;

@@ -9,6 +9,7 @@ use crate::support::Env;
 
 mod api;
 mod policies;
+mod queue;
 
 /// A daemon running in the background on an `Env`; SIGKILLed if the test ends without stopping it.
 struct Daemon {

@@ -1,10 +1,14 @@
 //! Who may do what: requests that change state need `Authorization: Bearer TOKEN`, and so do
 //! reads unless they are public. Without a token a request is 401; with a wrong one, 403.
+//! `GET /auth` tells a client (the web page) what its token, if any, allows.
 
 use hyper::header::AUTHORIZATION;
-use hyper::HeaderMap;
+use hyper::{HeaderMap, StatusCode};
+use serde_json::json;
 
 use super::error::ApiError;
+use super::response::{json, Response};
+use super::router::Call;
 use super::state::ApiState;
 
 /// What a route needs.
@@ -34,6 +38,24 @@ pub fn authorize(state: &ApiState, access: Access, headers: &HeaderMap) -> Resul
     } else {
         Err(ApiError::Forbidden)
     }
+}
+
+/// `GET /auth`: `{"public_reads": B, "token": T}`, where `T` is `none` (no token was sent),
+/// `valid` or `invalid`. Always 200, so a client can ask before it has a token.
+pub async fn session(call: Call) -> Result<Response, ApiError> {
+    let token = match call
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| bearer(value.as_bytes()))
+    {
+        None => "none",
+        Some(presented) if call.state.token.matches(presented) => "valid",
+        Some(_) => "invalid",
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "public_reads": call.state.public_reads, "token": token }),
+    ))
 }
 
 /// The token of a `Bearer TOKEN` credential (the scheme is case-insensitive).

@@ -47,6 +47,42 @@ pub struct ParamInfo {
     pub constraint: Option<String>,
     /// For an enum: its values.
     pub choices: Vec<String>,
+    /// Whether a value must be given (the param has no default).
+    pub required: bool,
+    /// Inclusive bounds of a range constraint (on an int or float; milliseconds for a
+    /// duration, bytes for a size).
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The regex a string must match as a whole.
+    pub pattern: Option<String>,
+    /// What a value looks like, in words (`a duration such as `30s``).
+    pub expected: String,
+}
+
+/// A pipeline's DAG: its sources and steps, and what each step consumes or comes after.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PipelineGraph {
+    pub pipeline: String,
+    /// Sources first, then steps upstream before downstream.
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GraphNode {
+    pub name: String,
+    /// `source` or `step`.
+    pub kind: String,
+    /// For a step run once per group: the grouping it runs `each` of.
+    pub each: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GraphEdge {
+    pub from: String,
+    pub to: String,
+    /// `input` (the downstream consumes the upstream) or `after` (ordering only).
+    pub kind: String,
 }
 
 /// A file that does not load, with the error the daemon logged.
@@ -108,4 +144,14 @@ pub trait Control: Send + Sync + 'static {
     fn retry(&self, run: u64, step: Option<&str>) -> Result<u64, ControlError>;
     /// Number of tasks waiting for a slot, across the daemon's runs (for `/metrics`).
     fn queue_depth(&self) -> u64;
+    /// The DAG of a loaded pipeline.
+    fn graph(&self, pipeline: &str) -> Result<PipelineGraph, ControlError>;
+    /// Scans the pipeline's sources now and returns its gap, per step, as a run with the
+    /// params' defaults would see it (and as `GET /pipelines` shows it from then on).
+    fn gap(&self, pipeline: &str) -> Result<Vec<StepGap>, ControlError>;
+    /// Whether new task starts are paused in every run of the daemon.
+    fn paused(&self) -> bool;
+    /// Pauses (`true`) or resumes new task starts; running tasks go on. Returns whether it
+    /// changed anything.
+    fn set_paused(&self, paused: bool) -> bool;
 }

@@ -139,3 +139,55 @@ fn send_file(mut file: tokio::fs::File, path: PathBuf) -> super::response::Body 
     });
     body
 }
+
+/// The bytes read from the end of a log for [`tail`].
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `lines` lines of the log at `path` (at most its last 64 KiB), without line endings;
+/// none when it does not exist.
+pub fn tail(path: &Path, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    if lines == 0 {
+        return Vec::new();
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = length.saturating_sub(TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err()
+        || file.take(TAIL_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        all.remove(0); // cut in the middle
+    }
+    let skip = all.len().saturating_sub(lines);
+    all[skip..]
+        .iter()
+        .map(|line| line.trim_end_matches('\r').to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        assert!(tail(&path, 3).is_empty(), "no file, no lines");
+        std::fs::write(&path, "one\ntwo\r\nthree\nfour").unwrap();
+        assert_eq!(tail(&path, 3), ["two", "three", "four"]);
+        assert_eq!(tail(&path, 10).len(), 4);
+        assert!(tail(&path, 0).is_empty());
+        let long: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, long).unwrap();
+        assert_eq!(tail(&path, 2), ["line 19998", "line 19999"]);
+    }
+}

@@ -1,5 +1,5 @@
 //! `GET /metrics`: the Prometheus text format. Runs and tasks by pipeline and status, the queue
-//! depth, a histogram of attempt wall times, the gap per pipeline and step, the time of each
+//! depth and whether new task starts are paused, a histogram of attempt wall times, the gap per pipeline and step, the time of each
 //! pipeline's last successful run, and how many pipeline files do not load.
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +28,7 @@ struct Snapshot {
     pipelines: Vec<PipelineStatus>,
     load_errors: Vec<LoadError>,
     queue_depth: u64,
+    paused: bool,
 }
 
 pub async fn get(call: Call) -> Result<Response, ApiError> {
@@ -41,6 +42,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
                 pipelines: state.control.pipelines(),
                 load_errors: state.control.load_errors(),
                 queue_depth: state.control.queue_depth(),
+                paused: state.control.paused(),
             })
         })
         .await?;
@@ -120,6 +122,14 @@ fn render(s: &Snapshot) -> String {
         "Tasks waiting for a slot in the daemon's runs.",
     );
     line(&mut out, "engine_queue_depth", &[], s.queue_depth);
+
+    header(
+        &mut out,
+        "engine_queue_paused",
+        "gauge",
+        "1 while new task starts are paused in the daemon's runs, else 0.",
+    );
+    line(&mut out, "engine_queue_paused", &[], u8::from(s.paused));
 
     let mut durations: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for attempt in s.attempts.iter().filter(|a| a.end.is_some()) {
@@ -261,9 +271,17 @@ mod tests {
             pipelines: vec![],
             load_errors: vec![],
             queue_depth: 0,
+            paused: false,
         });
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(samples, ["engine_queue_depth 0", "engine_load_errors 0"]);
-        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert_eq!(
+            samples,
+            [
+                "engine_queue_depth 0",
+                "engine_queue_paused 0",
+                "engine_load_errors 0"
+            ]
+        );
+        assert_eq!(text.matches("# TYPE").count(), 8);
     }
 }

@@ -45,6 +45,20 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &pipeline))
 }
 
+/// `GET /pipelines/{name}/gap`: scans the sources now; every step with its gap (0 when it has
+/// nothing to do).
+pub async fn gap(call: Call) -> Result<Response, ApiError> {
+    let name = call.capture(0).to_string();
+    let body = call
+        .state
+        .blocking(move |state| {
+            let gap = state.control.gap(&name)?;
+            Ok(json!({ "pipeline": name, "gap": gap }))
+        })
+        .await?;
+    Ok(json(StatusCode::OK, &body))
+}
+
 /// The body of a trigger: params by name, each a string or a JSON scalar.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

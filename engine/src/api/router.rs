@@ -13,24 +13,36 @@ use super::error::ApiError;
 use super::request::{decode, Query};
 use super::response::{json, Response};
 use super::state::ApiState;
-use super::{actions, lineage, logs, metrics, openapi, pipelines, runs};
+use super::{
+    actions, auth, failed, graph, lineage, logs, metrics, openapi, page, pipelines, queue, runs,
+};
 
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    Page,
+    Asset,
     Health,
     OpenApi,
+    Auth,
     Metrics,
     Pipelines,
     Pipeline,
+    PipelineGraph,
+    Gap,
     Trigger,
     Runs,
     Run,
+    RunGraph,
     Cancel,
     Resume,
     Rerun,
     Retry,
     TaskLogs,
+    FailedTasks,
+    Queue,
+    PauseStarts,
+    ResumeStarts,
     Lineage,
 }
 
@@ -54,7 +66,10 @@ const fn route(method: Method, path: &'static str, access: Access, endpoint: End
 
 /// Every route the API serves.
 pub const ROUTES: &[Route] = &[
+    route(Method::GET, "/", Access::Open, Endpoint::Page),
+    route(Method::GET, "/assets/{file}", Access::Open, Endpoint::Asset),
     route(Method::GET, "/healthz", Access::Open, Endpoint::Health),
+    route(Method::GET, "/auth", Access::Open, Endpoint::Auth),
     route(
         Method::GET,
         "/openapi.json",
@@ -70,6 +85,18 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Pipeline,
     ),
     route(
+        Method::GET,
+        "/pipelines/{name}/graph",
+        Access::Read,
+        Endpoint::PipelineGraph,
+    ),
+    route(
+        Method::GET,
+        "/pipelines/{name}/gap",
+        Access::Read,
+        Endpoint::Gap,
+    ),
+    route(
         Method::POST,
         "/pipelines/{name}/trigger",
         Access::Write,
@@ -77,6 +104,12 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Method::GET, "/runs", Access::Read, Endpoint::Runs),
     route(Method::GET, "/runs/{id}", Access::Read, Endpoint::Run),
+    route(
+        Method::GET,
+        "/runs/{id}/graph",
+        Access::Read,
+        Endpoint::RunGraph,
+    ),
     route(
         Method::POST,
         "/runs/{id}/cancel",
@@ -106,6 +139,25 @@ pub const ROUTES: &[Route] = &[
         "/runs/{id}/tasks/{task}/logs",
         Access::Read,
         Endpoint::TaskLogs,
+    ),
+    route(
+        Method::GET,
+        "/tasks/failed",
+        Access::Read,
+        Endpoint::FailedTasks,
+    ),
+    route(Method::GET, "/queue", Access::Read, Endpoint::Queue),
+    route(
+        Method::POST,
+        "/queue/pause",
+        Access::Write,
+        Endpoint::PauseStarts,
+    ),
+    route(
+        Method::POST,
+        "/queue/resume",
+        Access::Write,
+        Endpoint::ResumeStarts,
     ),
     route(Method::GET, "/lineage", Access::Read, Endpoint::Lineage),
 ];
@@ -174,6 +226,9 @@ async fn dispatch(
         shutdown,
     };
     match route.endpoint {
+        Endpoint::Page => page::index(call).await,
+        Endpoint::Asset => page::asset(call).await,
+        Endpoint::Auth => auth::session(call).await,
         Endpoint::Health => Ok(json(
             StatusCode::OK,
             &json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
@@ -182,14 +237,21 @@ async fn dispatch(
         Endpoint::Metrics => metrics::get(call).await,
         Endpoint::Pipelines => pipelines::list(call).await,
         Endpoint::Pipeline => pipelines::get(call).await,
+        Endpoint::PipelineGraph => graph::pipeline(call).await,
+        Endpoint::Gap => pipelines::gap(call).await,
         Endpoint::Trigger => pipelines::trigger(call).await,
         Endpoint::Runs => runs::list(call).await,
         Endpoint::Run => runs::get(call).await,
+        Endpoint::RunGraph => graph::run(call).await,
         Endpoint::Cancel => actions::cancel(call).await,
         Endpoint::Resume => actions::resume(call).await,
         Endpoint::Rerun => actions::rerun(call).await,
         Endpoint::Retry => actions::retry(call).await,
         Endpoint::TaskLogs => logs::get(call).await,
+        Endpoint::FailedTasks => failed::list(call).await,
+        Endpoint::Queue => queue::get(call).await,
+        Endpoint::PauseStarts => queue::pause(call).await,
+        Endpoint::ResumeStarts => queue::resume(call).await,
         Endpoint::Lineage => lineage::get(call).await,
     }
 }
@@ -247,6 +309,15 @@ mod tests {
         let (route, captures) = find(&Method::POST, "/pipelines/my%20pipe/trigger/").unwrap();
         assert_eq!(route.endpoint, Endpoint::Trigger);
         assert_eq!(captures, ["my pipe"]);
+        let (route, captures) = find(&Method::GET, "/").unwrap();
+        assert_eq!((route.endpoint, captures.len()), (Endpoint::Page, 0));
+        let (route, captures) = find(&Method::GET, "/assets/app.js").unwrap();
+        assert_eq!(
+            (route.endpoint, captures),
+            (Endpoint::Asset, vec!["app.js".to_string()])
+        );
+        let (route, _) = find(&Method::GET, "/tasks/failed").unwrap();
+        assert_eq!(route.endpoint, Endpoint::FailedTasks);
     }
 
     #[test]

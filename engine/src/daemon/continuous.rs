@@ -14,7 +14,8 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use super::{Daemon, Event};
-use crate::plan::{base_dir, plan, preview::preview};
+use crate::plan::preview::{preview, Previewed};
+use crate::plan::{base_dir, plan, Plan};
 use crate::run::Force;
 
 /// The pipeline as a continuous trigger runs it: every step without a cooldown of its own takes
@@ -68,13 +69,7 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
             return;
         }
     };
-    let mut gap: BTreeMap<String, u64> = BTreeMap::new();
-    for decision in decisions.iter().filter(|d| d.decision != "cached") {
-        *gap.entry(decision.step.clone()).or_default() += 1;
-    }
-    for waiting in &planned.waiting {
-        *gap.entry(waiting.step.clone()).or_default() += 1;
-    }
+    let gap = gap_of(&decisions, &planned);
     daemon
         .gaps
         .lock()
@@ -99,6 +94,19 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
             let _ = events.send(Event::Check(name));
         });
     }
+}
+
+/// The gap per step: the tasks that would run, and those waiting for their inputs to settle.
+/// Steps with nothing to do are left out.
+pub fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, u64> {
+    let mut gap: BTreeMap<String, u64> = BTreeMap::new();
+    for decision in decisions.iter().filter(|d| d.decision != "cached") {
+        *gap.entry(decision.step.clone()).or_default() += 1;
+    }
+    for waiting in &planned.waiting {
+        *gap.entry(waiting.step.clone()).or_default() += 1;
+    }
+    gap
 }
 
 /// The continuous pipelines with a source root at or above `path`.

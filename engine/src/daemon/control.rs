@@ -3,15 +3,21 @@
 
 use std::sync::Arc;
 
-use dsl::model::param::{resolve_params, ParamError, ParamType};
+use dsl::model::param::{resolve_params, ParamConstraint, ParamError, ParamType};
+use dsl::model::pipeline::{Edge, Node};
 use dsl::model::{Pipeline, Trigger};
+use petgraph::visit::EdgeRef;
 
+use super::continuous::{gap_of, with_trigger_cooldown};
 use super::cron::next_fire_ms;
 use super::runs::Launch;
 use super::Daemon;
 use crate::api::control::{
-    Control, ControlError, LoadError, ParamInfo, ParamProblem, PipelineStatus, StepGap,
+    Control, ControlError, GraphEdge, GraphNode, LoadError, ParamInfo, ParamProblem, PipelineGraph,
+    PipelineStatus, StepGap,
 };
+use crate::plan::preview::preview;
+use crate::plan::{base_dir, plan};
 use crate::run::again::{derive, Again};
 use crate::run::{Force, RunError, RunRequest};
 use crate::store::RunStatus;
@@ -137,6 +143,60 @@ impl Control for Daemon {
             .filter(|t| t.status == crate::store::TaskStatus::Pending)
             .count() as u64
     }
+
+    fn graph(&self, name: &str) -> Result<PipelineGraph, ControlError> {
+        let (_, pipeline) = self
+            .pipeline(name)
+            .ok_or_else(|| ControlError::UnknownPipeline(name.to_string()))?;
+        Ok(graph_of(&pipeline))
+    }
+
+    fn gap(&self, name: &str) -> Result<Vec<StepGap>, ControlError> {
+        let (file, pipeline) = self
+            .pipeline(name)
+            .ok_or_else(|| ControlError::UnknownPipeline(name.to_string()))?;
+        // As a run fired by the trigger would see it: the params' defaults, the trigger's cooldown.
+        let pipeline = with_trigger_cooldown(&pipeline);
+        let params = resolve_params(&pipeline.params, &[])
+            .map_err(|errors| ControlError::InvalidParams(errors.iter().map(problem).collect()))?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let planned =
+            plan(&pipeline, &params, &base_dir(&file), &self.store, threads).map_err(|error| {
+                ControlError::Conflict(format!("cannot scan the sources of `{name}`: {error}"))
+            })?;
+        let decisions = preview(&pipeline, &params, &planned, &self.store, &Force::None)
+            .map_err(|error| ControlError::Internal(error.to_string()))?;
+        let gap = gap_of(&decisions, &planned);
+        let steps = pipeline
+            .steps
+            .iter()
+            .map(|step| StepGap {
+                step: step.name.clone(),
+                tasks: gap.get(&step.name).copied().unwrap_or(0),
+            })
+            .collect();
+        self.gaps
+            .lock()
+            .expect("gaps lock")
+            .insert(name.to_string(), gap);
+        Ok(steps)
+    }
+
+    fn paused(&self) -> bool {
+        self.stop.pause.is_paused()
+    }
+
+    fn set_paused(&self, paused: bool) -> bool {
+        let changed = self.stop.pause.set(paused);
+        if changed {
+            if paused {
+                tracing::info!("new task starts paused: running tasks go on");
+            } else {
+                tracing::info!("new task starts resumed");
+            }
+        }
+        changed
+    }
 }
 
 impl Daemon {
@@ -259,15 +319,64 @@ fn params_of(pipeline: &Pipeline) -> Vec<ParamInfo> {
     pipeline
         .params
         .iter()
-        .map(|p| ParamInfo {
-            name: p.name.clone(),
-            kind: p.ty.name().to_string(),
-            default: p.default.as_ref().map(|v| v.to_param_text()),
-            constraint: p.constraint.as_ref().map(|c| c.to_string()),
-            choices: match &p.ty {
-                ParamType::Enum(values) => values.clone(),
-                _ => Vec::new(),
-            },
+        .map(|p| {
+            let (min, max, pattern) = match &p.constraint {
+                Some(ParamConstraint::Range { min, max }) => (*min, *max, None),
+                Some(ParamConstraint::Matches(regex)) => (None, None, Some(regex.clone())),
+                None => (None, None, None),
+            };
+            ParamInfo {
+                name: p.name.clone(),
+                kind: p.ty.name().to_string(),
+                default: p.default.as_ref().map(|v| v.to_param_text()),
+                constraint: p.constraint.as_ref().map(|c| c.to_string()),
+                choices: match &p.ty {
+                    ParamType::Enum(values) => values.clone(),
+                    _ => Vec::new(),
+                },
+                required: p.default.is_none(),
+                min,
+                max,
+                pattern,
+                expected: p.expected(),
+            }
         })
         .collect()
+}
+
+/// The pipeline's DAG as the API shows it: sources, then steps in topological order.
+fn graph_of(pipeline: &Pipeline) -> PipelineGraph {
+    let graph = pipeline.graph();
+    let mut nodes: Vec<GraphNode> = pipeline
+        .sources
+        .iter()
+        .map(|source| GraphNode {
+            name: source.name.clone(),
+            kind: "source".to_string(),
+            each: None,
+        })
+        .collect();
+    nodes.extend(pipeline.steps.iter().map(|step| GraphNode {
+        name: step.name.clone(),
+        kind: "step".to_string(),
+        each: step.each.clone(),
+    }));
+    let name = |node: Node| pipeline.node_name(node).to_string();
+    let edges = graph
+        .edge_references()
+        .map(|edge| GraphEdge {
+            from: name(graph[edge.source()]),
+            to: name(graph[edge.target()]),
+            kind: match edge.weight() {
+                Edge::Input => "input",
+                Edge::After => "after",
+            }
+            .to_string(),
+        })
+        .collect();
+    PipelineGraph {
+        pipeline: pipeline.name.clone(),
+        nodes,
+        edges,
+    }
 }

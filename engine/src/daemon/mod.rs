@@ -122,6 +122,7 @@ impl Daemon {
             stop: Stop {
                 drain: self.stop.drain.child_token(),
                 cancel: self.stop.cancel.child_token(),
+                pause: self.stop.pause.clone(),
             },
             claims: Some(self.claims.clone()),
         }

@@ -7,6 +7,7 @@ pub mod attempt_files;
 pub mod claims;
 mod journal;
 pub mod launch;
+pub mod pause;
 pub mod progress;
 pub mod publish;
 pub mod recovery;
@@ -86,6 +87,8 @@ pub struct Stop {
     /// Kill the running tasks and end the run `cancelled`: SIGINT or SIGTERM to `engine run`,
     /// or the end of the daemon's grace period.
     pub cancel: CancellationToken,
+    /// While paused, no new task starts; running ones go on. The daemon shares one among its runs.
+    pub pause: pause::Pause,
 }
 
 /// Selects tasks by step name and group key.

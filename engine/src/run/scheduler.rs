@@ -106,6 +106,7 @@ impl Scheduler<'_> {
         let mut cancelled = false;
         let mut draining = false;
         let mut poll = tokio::time::interval(Duration::from_millis(250));
+        let mut pause = self.options.stop.pause.subscribe();
         // With overlapping runs: tasks whose output another run is producing, and the outputs
         // this run is done with, given up once that is committed.
         let claims = self.options.claims.clone();
@@ -114,12 +115,13 @@ impl Scheduler<'_> {
         let mut done_with: Vec<Output> = Vec::new();
 
         loop {
-            // Start what can start.
+            // Start what can start, unless new starts are paused.
+            let paused = *pause.borrow_and_update();
             if let Some(released) = &mut claims_released {
                 released.borrow_and_update();
             }
             let mut held_back = Vec::new();
-            while !cancelled && !draining && launcher.any_room() {
+            while !cancelled && !draining && !paused && launcher.any_room() {
                 let Some((priority, Reverse(index))) = ready.pop() else {
                     break;
                 };
@@ -231,6 +233,8 @@ impl Scheduler<'_> {
                         tx.event(Some(run), None, "run.stopped", "the engine was stopped: running tasks are killed")
                     });
                 }
+                // Resumed (or paused): the loop starts what can start.
+                Ok(()) = pause.changed() => {}
                 _ = self.options.stop.drain.cancelled(), if !draining && !cancelled => {
                     draining = true;
                     self.progress.note("stopping: no new task starts; the running ones finish");

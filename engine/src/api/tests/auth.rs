@@ -73,3 +73,22 @@ async fn health_and_the_description_are_open() {
         );
     }
 }
+
+#[tokio::test]
+async fn auth_says_what_a_token_allows() {
+    let server = TestServer::start().await;
+    let reply = server.request(Method::GET, "/auth", None, &[], None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"public_reads": false, "token": "none"})
+    );
+    let reply = server
+        .request(Method::GET, "/auth", Some("nope"), &[], None)
+        .await;
+    assert_eq!(reply.json()["token"], "invalid");
+    assert_eq!(server.get("/auth").await.json()["token"], "valid");
+    let public = TestServer::public_reads().await;
+    let reply = public.request(Method::GET, "/auth", None, &[], None).await;
+    assert_eq!(reply.json()["public_reads"], true);
+}

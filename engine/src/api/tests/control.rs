@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::api::control::{
-    Control, ControlError, LoadError, ParamInfo, ParamProblem, PipelineStatus, StepGap,
+    Control, ControlError, GraphEdge, GraphNode, LoadError, ParamInfo, ParamProblem, PipelineGraph,
+    PipelineStatus, StepGap,
 };
 use crate::store::Store;
 
@@ -18,6 +19,8 @@ pub struct FakeControl {
     next_run: AtomicU64,
     /// Refuse everything as a daemon that is shutting down does.
     pub shutting_down: AtomicBool,
+    /// Whether new task starts are paused.
+    paused: AtomicBool,
 }
 
 const STEPS: [&str; 2] = ["count", "total"];
@@ -29,6 +32,7 @@ impl FakeControl {
             calls: Mutex::new(Vec::new()),
             next_run: AtomicU64::new(100),
             shutting_down: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
         }
     }
 
@@ -99,6 +103,11 @@ impl Control for FakeControl {
                 default: Some("4".into()),
                 constraint: Some("1..=64".into()),
                 choices: vec![],
+                required: false,
+                min: Some(1.0),
+                max: Some(64.0),
+                pattern: None,
+                expected: "a whole number between 1 and 64".into(),
             }],
             load_error: None,
         }]
@@ -167,5 +176,53 @@ impl Control for FakeControl {
 
     fn queue_depth(&self) -> u64 {
         3
+    }
+
+    fn graph(&self, pipeline: &str) -> Result<PipelineGraph, ControlError> {
+        if pipeline != "hello" {
+            return Err(ControlError::UnknownPipeline(pipeline.into()));
+        }
+        let node = |name: &str, kind: &str, each: Option<&str>| GraphNode {
+            name: name.into(),
+            kind: kind.into(),
+            each: each.map(str::to_string),
+        };
+        let edge = |from: &str, to: &str| GraphEdge {
+            from: from.into(),
+            to: to.into(),
+            kind: "input".into(),
+        };
+        Ok(PipelineGraph {
+            pipeline: "hello".into(),
+            nodes: vec![
+                node("texts", "source", None),
+                node("count", "step", Some("file")),
+                node("total", "step", None),
+            ],
+            edges: vec![edge("texts", "count"), edge("count", "total")],
+        })
+    }
+
+    fn gap(&self, pipeline: &str) -> Result<Vec<StepGap>, ControlError> {
+        self.record(format!("gap {pipeline}"))?;
+        if pipeline != "hello" {
+            return Err(ControlError::UnknownPipeline(pipeline.into()));
+        }
+        Ok(STEPS
+            .iter()
+            .map(|step| StepGap {
+                step: step.to_string(),
+                tasks: if *step == "count" { 2 } else { 0 },
+            })
+            .collect())
+    }
+
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn set_paused(&self, paused: bool) -> bool {
+        self.calls.lock().unwrap().push(format!("paused {paused}"));
+        self.paused.swap(paused, Ordering::SeqCst) != paused
     }
 }

@@ -8,10 +8,14 @@ mod fixtures;
 mod actions;
 mod auth;
 mod errors;
+mod failed;
+mod graph;
 mod lineage;
 mod logs;
 mod metrics;
+mod page;
 mod pipelines;
+mod queue;
 mod runs;
 mod shutdown;
 

@@ -69,3 +69,31 @@ async fn triggering_an_unknown_pipeline_is_404() {
     let reply = server.post("/pipelines/nope/trigger", "{}").await;
     assert_eq!(reply.error(404), "no pipeline named `nope`");
 }
+
+#[tokio::test]
+async fn gap_scans_now_and_lists_every_step() {
+    let server = TestServer::start().await;
+    let reply = server.get("/pipelines/hello/gap").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({
+            "pipeline": "hello",
+            "gap": [{"step": "count", "tasks": 2}, {"step": "total", "tasks": 0}]
+        })
+    );
+    assert_eq!(server.control.calls(), ["gap hello"]);
+    server.get("/pipelines/nope/gap").await.error(404);
+}
+
+#[tokio::test]
+async fn params_carry_what_a_form_needs() {
+    let server = TestServer::start().await;
+    let json = server.get("/pipelines/hello").await.json();
+    let threads = &json["params"][0];
+    assert_eq!(threads["required"], false);
+    assert_eq!(threads["min"], 1.0);
+    assert_eq!(threads["max"], 64.0);
+    assert_eq!(threads["pattern"], serde_json::Value::Null);
+    assert_eq!(threads["expected"], "a whole number between 1 and 64");
+}
