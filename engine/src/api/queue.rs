@@ -76,13 +76,8 @@ async fn set(call: Call, paused: bool) -> Result<Response, ApiError> {
 fn live_tasks(store: &Store) -> Result<(Vec<QueuedTask>, Vec<QueuedTask>), ApiError> {
     let mut running = Vec::new();
     let mut waiting = Vec::new();
-    let mut live: Vec<_> = store
-        .runs()?
-        .into_iter()
-        .filter(|r| !r.status.is_finished())
-        .collect();
-    live.reverse();
-    for run in live {
+    // Oldest run first, as the live index keeps them.
+    for run in store.live_runs()? {
         for task in store.tasks_of(run.id)? {
             if task.status.is_final() {
                 continue;

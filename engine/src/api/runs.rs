@@ -72,7 +72,17 @@ pub async fn list(call: Call) -> Result<Response, ApiError> {
             },
         ));
     }
-    let runs = call.state.blocking(|state| Ok(state.store.runs()?)).await?;
+    // A pipeline's runs come from its index; other filters read the whole history.
+    let pipeline = filter.pipeline.clone();
+    let runs = call
+        .state
+        .blocking(move |state| {
+            Ok(match pipeline {
+                Some(name) => state.store.runs_of(&name, None, usize::MAX)?,
+                None => state.store.runs()?,
+            })
+        })
+        .await?;
     Ok(json(StatusCode::OK, &listing(runs, &filter, &page)))
 }
 

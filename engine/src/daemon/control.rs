@@ -35,12 +35,12 @@ impl Control for Daemon {
                 })
                 .collect()
         };
-        let runs = self.store.runs().unwrap_or_default();
         let gaps = self.gaps.lock().expect("gaps lock").clone();
         pipelines
             .into_iter()
             .map(|(file, pipeline, load_error)| {
-                let last = runs.iter().find(|r| r.pipeline == pipeline.name);
+                let newest = self.store.runs_of(&pipeline.name, None, 1);
+                let last = newest.as_ref().ok().and_then(|runs| runs.first());
                 PipelineStatus {
                     name: pipeline.name.clone(),
                     file: file.display().to_string(),
@@ -133,7 +133,7 @@ impl Control for Daemon {
     }
 
     fn queue_depth(&self) -> u64 {
-        let Ok(runs) = self.store.runs() else {
+        let Ok(runs) = self.store.live_runs() else {
             return 0;
         };
         runs.iter()
