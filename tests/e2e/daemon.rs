@@ -424,6 +424,11 @@ impl Daemon {
     }
 }
 
+/// The API token the daemon created in the state directory.
+fn api_token(env: &Env) -> String {
+    env.read(".engine/api-token").trim().to_string()
+}
+
 /// One HTTP/1.1 request over a plain socket: (status, body).
 fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -462,8 +467,8 @@ fn the_api_of_a_running_daemon_triggers_validates_and_cancels() {
     let daemon = Daemon::start(&env, &[]);
     daemon.wait_log("pipeline loaded", Duration::from_secs(10));
     let address = daemon.address();
-    let token = env.read(".engine/api-token");
-    let token = token.trim();
+    let token = api_token(&env);
+    let token = token.as_str();
 
     let (status, _) = http(&address, "GET", "/runs", None, "");
     assert_eq!(status, 401);

@@ -56,23 +56,10 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{now_ms, RunRecord, RunStatus};
+    use crate::store::{RunRecord, RunStatus};
 
     fn run_named(pipeline: &str) -> RunRecord {
-        RunRecord {
-            id: 0,
-            pipeline: pipeline.to_string(),
-            file: "p.pipe".into(),
-            trigger: "manual".to_string(),
-            params: Default::default(),
-            definition_hash: String::new(),
-            status: RunStatus::Queued,
-            created_ms: now_ms(),
-            finished_ms: None,
-            owner_pid: None,
-            cancel_requested: false,
-            parent: None,
-        }
+        RunRecord::queued(pipeline)
     }
 
     #[test]

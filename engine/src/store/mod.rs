@@ -639,20 +639,7 @@ mod tests {
     use super::*;
 
     fn run_of(pipeline: &str) -> RunRecord {
-        RunRecord {
-            id: 0,
-            pipeline: pipeline.to_string(),
-            file: "p.pipe".into(),
-            trigger: "manual".to_string(),
-            params: Default::default(),
-            definition_hash: String::new(),
-            status: RunStatus::Queued,
-            created_ms: now_ms(),
-            finished_ms: None,
-            owner_pid: None,
-            cancel_requested: false,
-            parent: None,
-        }
+        RunRecord::queued(pipeline)
     }
 
     fn ids(runs: &[RunRecord]) -> Vec<u64> {

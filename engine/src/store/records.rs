@@ -89,6 +89,27 @@ pub struct RunRecord {
     pub parent: Option<u64>,
 }
 
+#[cfg(test)]
+impl RunRecord {
+    /// A queued manual run of `pipeline`, for tests; the store assigns its id.
+    pub fn queued(pipeline: &str) -> RunRecord {
+        RunRecord {
+            id: 0,
+            pipeline: pipeline.to_string(),
+            file: "p.pipe".into(),
+            trigger: "manual".to_string(),
+            params: Default::default(),
+            definition_hash: String::new(),
+            status: RunStatus::Queued,
+            created_ms: super::now_ms(),
+            finished_ms: None,
+            owner_pid: None,
+            cancel_requested: false,
+            parent: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::{http, runs, wait_for, Daemon};
+use super::{api_token, http, runs, wait_for, Daemon};
 use crate::support::Env;
 
 const PIPE: &str = r#"pipeline fix {
@@ -96,7 +96,7 @@ fn retry_rerun_and_resume_over_http_do_what_the_cli_does() {
     daemon.wait_log("pipeline loaded", Duration::from_secs(10));
     let api = Api {
         address: daemon.address(),
-        token: env.read(".engine/api-token").trim().to_string(),
+        token: api_token(&env),
     };
     let mut seen = 0;
 
@@ -193,7 +193,7 @@ fn a_running_tasks_log_streams_line_by_line_as_it_is_written() {
     let daemon = Daemon::start(&env, &[]);
     daemon.wait_log("pipeline loaded", Duration::from_secs(10));
     let address = daemon.address();
-    let token = env.read(".engine/api-token").trim().to_string();
+    let token = api_token(&env);
     let (code, body) = http(
         &address,
         "POST",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{http, wait_for, Daemon};
+use super::{api_token, http, wait_for, Daemon};
 use crate::support::Env;
 
 fn json(body: &str) -> serde_json::Value {
@@ -30,8 +30,8 @@ fn a_paused_daemon_lets_running_tasks_finish_and_starts_nothing_until_resumed() 
     let daemon = Daemon::start(&env, &[]);
     daemon.wait_log("pipeline loaded", Duration::from_secs(10));
     let address = daemon.address();
-    let token = env.read(".engine/api-token");
-    let token = token.trim();
+    let token = api_token(&env);
+    let token = token.as_str();
     let get = |path: &str| {
         let (status, body) = http(&address, "GET", path, Some(token), "");
         assert_eq!(status, 200, "GET {path}: {body}");
