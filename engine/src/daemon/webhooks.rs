@@ -114,12 +114,16 @@ impl Webhooks {
     }
 
     /// POSTs `body` to `url` until it is taken or the attempts run out; records the outcome.
-    async fn deliver(&self, url: &str, body: Bytes, run: u64) {
+    async fn deliver(&self, target: &str, body: Bytes, run: u64) {
+        // Webhook URLs often carry a secret in their path or query: logs and events name the
+        // receiver by its scheme and host only.
+        let shown = shown(target);
+        let url = shown.as_str();
         let mut backoff = self.settings.backoff;
         let attempts = self.settings.attempts.max(1);
         let mut last_problem = String::new();
         for attempt in 1..=attempts {
-            match self.post(url, body.clone()).await {
+            match self.post(target, body.clone()).await {
                 Ok(status) if status.is_success() => {
                     tracing::info!(
                         run,
@@ -244,9 +248,46 @@ fn summary(store: &Store, run: u64, base_url: &str) -> Result<(RunStatus, Value)
     Ok((record.status, body))
 }
 
+/// `url` without what may be secret: its user, path and query (`https://hooks.example.org/…`).
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let more = if end < rest.len() && &rest[end..] != "/" {
+        "/…"
+    } else {
+        ""
+    };
+    format!("{scheme}://{host}{more}")
+}
+
 /// A TLS configuration that trusts nobody: https:// deliveries fail, and say why.
 fn empty_tls_config() -> rustls::ClientConfig {
     rustls::ClientConfig::builder()
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn logs_name_the_receiver_without_its_secrets() {
+        assert_eq!(
+            shown("https://hooks.example.org/services/T0/B0/s3cr3t"),
+            "https://hooks.example.org/…"
+        );
+        assert_eq!(
+            shown("http://user:pw@10.0.0.1:9000?token=x"),
+            "http://10.0.0.1:9000/…"
+        );
+        assert_eq!(shown("http://127.0.0.1:9000/"), "http://127.0.0.1:9000");
+        assert_eq!(shown("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    }
 }
