@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{repo_root, Env, Run};
+use crate::support::{http, repo_root, Env, Run};
 
 /// Brings the test cluster up (idempotent, fast when it is up), or fails the test saying why.
 fn cluster() {
@@ -609,4 +609,88 @@ pipeline once {
         "{only:#}"
     );
     assert_eq!(task(&slurm.show(2), "only", None)["status"], "cached");
+}
+
+#[test]
+fn the_daemon_sends_slurm_steps_to_the_cluster_with_its_slurm_options() {
+    let slurm = Slurm::new();
+    slurm.env.write("mixed.pipe", MIXED);
+    write_samples(&slurm.env);
+    let log = slurm.env.path().join("daemon.log");
+    let mut daemon = slurm
+        .command(&[
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "2",
+            POLL,
+            "--slurm-queue-size",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the daemon starts");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(10), || read_log()
+            .contains("pipeline loaded")),
+        "{}",
+        read_log()
+    );
+    let text = read_log();
+    let start = text
+        .find("listen=")
+        .expect("the start line names the address")
+        + 7;
+    let address = text[start..].split_whitespace().next().unwrap().to_string();
+    let token = slurm.env.read(".engine/api-token");
+
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/mixed/trigger",
+        Some(token.trim()),
+        "{}",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            let (_, body) = http(&address, "GET", "/runs/1", Some(token.trim()), "");
+            serde_json::from_str::<Value>(&body)
+                .is_ok_and(|shown| shown["run"]["status"] == "succeeded")
+        }),
+        "{}",
+        read_log()
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    assert_eq!(slurm.submissions(), 3, "one submission per SLURM task");
+    assert_eq!(
+        slurm
+            .env
+            .read("out/mixed/total/_all/total.txt")
+            .lines()
+            .count(),
+        3
+    );
+    // `--slurm-queue-size 1` reached the daemon's run: its jobs never overlapped.
+    let shown = slurm.show(1);
+    let mut jobs: Vec<(u64, u64)> = attempts(&shown)
+        .iter()
+        .filter(|a| a["slurm"]["job_id"].is_string())
+        .map(|a| {
+            (
+                a["started_ms"].as_u64().unwrap(),
+                a["finished_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs.len(), 3, "{shown:#}");
+    for pair in jobs.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "jobs overlapped: {jobs:?}");
+    }
 }

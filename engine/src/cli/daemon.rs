@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::run::SlurmArgs;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
 use crate::api::{self, ApiState};
@@ -63,6 +64,8 @@ pub struct DaemonArgs {
     /// How long one webhook attempt may take (seconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     webhook_timeout: f64,
+    #[command(flatten)]
+    slurm: SlurmArgs,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -106,6 +109,7 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
             .max(1),
         rescan: seconds("rescan", args.rescan)?.max(Duration::from_millis(100)),
         grace: seconds("grace", args.grace)?,
+        slurm: args.slurm.settings(),
         webhooks: WebhookSettings {
             attempts: args.webhook_attempts.max(1),
             backoff: seconds("webhook-backoff", args.webhook_backoff)?,

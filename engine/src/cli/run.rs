@@ -53,7 +53,14 @@ pub struct ExecArgs {
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
-    /// At most N jobs of SLURM steps in the queue (pending or running) at once.
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// How SLURM steps are submitted and watched; for `run`, `resume`, `rerun`, `retry` and `daemon`.
+#[derive(Debug, Clone, Args)]
+pub struct SlurmArgs {
+    /// At most N jobs of SLURM steps in the queue (pending or running) at once, per run.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub slurm_queue_size: u64,
     /// At most N SLURM submissions per second (a fraction such as 0.5 is allowed).
@@ -67,6 +74,12 @@ pub struct ExecArgs {
 impl ExecArgs {
     /// The SLURM settings these options give.
     pub fn slurm(&self) -> SlurmSettings {
+        self.slurm.settings()
+    }
+}
+
+impl SlurmArgs {
+    pub fn settings(&self) -> SlurmSettings {
         SlurmSettings {
             queue_size: usize::try_from(self.slurm_queue_size).unwrap_or(usize::MAX),
             submit_rate: self.slurm_submit_rate,

@@ -52,6 +52,8 @@ pub struct DaemonOptions {
     pub rescan: Duration,
     /// After SIGTERM: how long running tasks may take to finish before they are stopped.
     pub grace: Duration,
+    /// How SLURM steps are submitted and watched (per run).
+    pub slurm: crate::exec::slurm::SlurmSettings,
     pub webhooks: WebhookSettings,
 }
 
@@ -118,7 +120,7 @@ impl Daemon {
             out_root: self.options.out_root.clone(),
             kill_grace: Duration::from_secs(5),
             only: None,
-            slurm: Default::default(),
+            slurm: self.options.slurm.clone(),
             stop: Stop {
                 drain: self.stop.drain.child_token(),
                 cancel: self.stop.cancel.child_token(),
