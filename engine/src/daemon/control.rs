@@ -250,15 +250,6 @@ impl Daemon {
         if self.stop.drain.is_cancelled() {
             return Err(ControlError::ShuttingDown);
         }
-        if let (Some(run), false) = (
-            self.runs.running(&pipeline.name),
-            pipeline.overlap == dsl::model::Overlap::Allow,
-        ) {
-            return Err(ControlError::Conflict(format!(
-                "pipeline `{}` is being run by run {run}; wait for it, or cancel it (or let its runs overlap with `overlap allow`)",
-                pipeline.name
-            )));
-        }
         let mut options = self.run_options(force);
         options.only = only;
         let launch = Launch {
@@ -273,9 +264,12 @@ impl Daemon {
         };
         match self.runs.start(launch) {
             Ok(run) => Ok(run.id),
-            Err(RunError::AlreadyRunning { run, .. }) => Err(ControlError::Conflict(format!(
-                "the pipeline is being run by run {run}"
-            ))),
+            // Refused by the pipeline's overlap policy, or by a live run of another process.
+            Err(RunError::AlreadyRunning { pipeline, run, .. }) => {
+                Err(ControlError::Conflict(format!(
+                    "pipeline `{pipeline}` is being run by run {run}; wait for it, or cancel it"
+                )))
+            }
             Err(error) => Err(ControlError::Internal(error.to_string())),
         }
     }

@@ -80,12 +80,6 @@ impl Runs {
         }
     }
 
-    /// The newest run of `pipeline` going now, if any.
-    pub fn running(&self, pipeline: &str) -> Option<u64> {
-        let live = self.live.lock().expect("runs lock");
-        live.running.get(pipeline)?.last().copied()
-    }
-
     /// Creates the run (so its id is known at once) and executes it in the background.
     pub fn start(self: &Arc<Self>, launch: Launch) -> Result<RunRecord, RunError> {
         let name = launch.pipeline.name.clone();

@@ -137,16 +137,21 @@ impl Scheduler<'_> {
                     held_back.push((priority, Reverse(index)));
                     continue;
                 }
-                let output = self.output(&slots[index]);
-                if let Some(claims) = &claims {
-                    if !claims.try_claim(&output, run.id) {
-                        deferred.push((priority, Reverse(index)));
-                        continue;
+                // The output this task claims, when runs may overlap.
+                let claimed = match &claims {
+                    Some(claims) => {
+                        let output = self.output(&slots[index]);
+                        if !claims.try_claim(&output, run.id) {
+                            deferred.push((priority, Reverse(index)));
+                            continue;
+                        }
+                        Some(output)
                     }
-                }
+                    None => None,
+                };
                 match self.decide(&run, &mut slots, index)? {
                     Decision::Cached => {
-                        done_with.push(output);
+                        done_with.extend(claimed);
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
@@ -155,7 +160,7 @@ impl Scheduler<'_> {
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
                         } else {
-                            done_with.push(output);
+                            done_with.extend(claimed);
                             self.fail_or_retry(
                                 &run,
                                 &mut slots,
@@ -205,7 +210,9 @@ impl Scheduler<'_> {
                         let step = slots[index].planned.step;
                         *running_per_step.entry(step).or_default() -= 1;
                         launcher.finished(self.pipeline.steps[step].executor.kind);
-                        done_with.push(self.output(&slots[index]));
+                        if claims.is_some() {
+                            done_with.push(self.output(&slots[index]));
+                        }
                         self.finish(&run, &mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
                     }
                     Message::RetryDue(index) => {
