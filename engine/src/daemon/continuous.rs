@@ -15,8 +15,10 @@ use tokio::sync::mpsc;
 
 use super::{Daemon, Event};
 use crate::plan::preview::{preview, Previewed};
-use crate::plan::{base_dir, plan, Plan};
+use crate::plan::{base_dir, plan, Plan, PlanError};
 use crate::run::Force;
+use crate::store::StoreError;
+use dsl::model::param::{resolve_params, ParamError};
 
 /// The pipeline as a continuous trigger runs it: every step without a cooldown of its own takes
 /// the trigger's, so the planner holds back groups whose inputs are still changing. (A step's
@@ -46,35 +48,20 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
     if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
         return;
     }
-    let pipeline = with_trigger_cooldown(&pipeline);
-    let Ok(params) = dsl::model::param::resolve_params(&pipeline.params, &[]) else {
-        tracing::error!(
-            pipeline = name,
-            "a param has no default: the trigger cannot fire"
-        );
-        return;
-    };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let planned = match plan(&pipeline, &params, &base_dir(&file), &daemon.store, threads) {
-        Ok(planned) => planned,
+    let Looked {
+        planned, decisions, ..
+    } = match look(daemon, &file, &pipeline) {
+        Ok(looked) => looked,
+        // Sources may be missing for a while (a mount not there yet); the rest is an error.
+        Err(error @ LookError::Scan(_)) => {
+            tracing::warn!(pipeline = name, "{error}");
+            return;
+        }
         Err(error) => {
-            tracing::warn!(pipeline = name, %error, "cannot scan the sources");
+            tracing::error!(pipeline = name, "{error}");
             return;
         }
     };
-    let decisions = match preview(&pipeline, &params, &planned, &daemon.store, &Force::None) {
-        Ok(decisions) => decisions,
-        Err(error) => {
-            tracing::error!(pipeline = name, %error, "cannot read the store");
-            return;
-        }
-    };
-    let gap = gap_of(&decisions, &planned);
-    daemon
-        .gaps
-        .lock()
-        .expect("gaps lock")
-        .insert(name.to_string(), gap);
     // With `overlap allow`, what a going run is producing now is not new work.
     let new_work = decisions.iter().any(|d| {
         d.decision == "run"
@@ -96,9 +83,50 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
     }
 }
 
+/// Why the daemon could not look for a pipeline's gap.
+#[derive(Debug, thiserror::Error)]
+pub enum LookError {
+    #[error("a param has no default: the trigger cannot fire")]
+    Params(Vec<ParamError>),
+    #[error("cannot scan the sources: {0}")]
+    Scan(#[from] PlanError),
+    #[error("cannot read the store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a run fired by the trigger would do now.
+pub struct Looked {
+    pub planned: Plan,
+    /// Each task's decision.
+    pub decisions: Vec<Previewed>,
+    /// The tasks per step that would run or wait.
+    pub gap: BTreeMap<String, u64>,
+}
+
+/// Looks at `pipeline` as a run fired by its trigger would (the params' defaults, the trigger's
+/// cooldown), and keeps the gap it found for the API.
+pub fn look(daemon: &Daemon, file: &Path, pipeline: &Pipeline) -> Result<Looked, LookError> {
+    let pipeline = with_trigger_cooldown(pipeline);
+    let params = resolve_params(&pipeline.params, &[]).map_err(LookError::Params)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let planned = plan(&pipeline, &params, &base_dir(file), &daemon.store, threads)?;
+    let decisions = preview(&pipeline, &params, &planned, &daemon.store, &Force::None)?;
+    let gap = gap_of(&decisions, &planned);
+    daemon
+        .gaps
+        .lock()
+        .expect("gaps lock")
+        .insert(pipeline.name.clone(), gap.clone());
+    Ok(Looked {
+        planned,
+        decisions,
+        gap,
+    })
+}
+
 /// The gap per step: the tasks that would run, and those waiting for their inputs to settle.
 /// Steps with nothing to do are left out.
-pub fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, u64> {
+fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, u64> {
     let mut gap: BTreeMap<String, u64> = BTreeMap::new();
     for decision in decisions.iter().filter(|d| d.decision != "cached") {
         *gap.entry(decision.step.clone()).or_default() += 1;

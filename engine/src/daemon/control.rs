@@ -8,7 +8,7 @@ use dsl::model::pipeline::{Edge, Node};
 use dsl::model::{Pipeline, Trigger};
 use petgraph::visit::EdgeRef;
 
-use super::continuous::{gap_of, with_trigger_cooldown};
+use super::continuous::{look, LookError};
 use super::cron::next_fire_ms;
 use super::runs::Launch;
 use super::Daemon;
@@ -16,8 +16,6 @@ use crate::api::control::{
     Control, ControlError, GraphEdge, GraphNode, LoadError, ParamInfo, ParamProblem, PipelineGraph,
     PipelineStatus, StepGap,
 };
-use crate::plan::preview::preview;
-use crate::plan::{base_dir, plan};
 use crate::run::again::{derive, Again};
 use crate::run::{Force, RunError, RunRequest};
 use crate::store::RunStatus;
@@ -155,30 +153,23 @@ impl Control for Daemon {
         let (file, pipeline) = self
             .pipeline(name)
             .ok_or_else(|| ControlError::UnknownPipeline(name.to_string()))?;
-        // As a run fired by the trigger would see it: the params' defaults, the trigger's cooldown.
-        let pipeline = with_trigger_cooldown(&pipeline);
-        let params = resolve_params(&pipeline.params, &[])
-            .map_err(|errors| ControlError::InvalidParams(errors.iter().map(problem).collect()))?;
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let planned =
-            plan(&pipeline, &params, &base_dir(&file), &self.store, threads).map_err(|error| {
+        let looked = look(self, &file, &pipeline).map_err(|error| match error {
+            LookError::Params(errors) => {
+                ControlError::InvalidParams(errors.iter().map(problem).collect())
+            }
+            LookError::Scan(error) => {
                 ControlError::Conflict(format!("cannot scan the sources of `{name}`: {error}"))
-            })?;
-        let decisions = preview(&pipeline, &params, &planned, &self.store, &Force::None)
-            .map_err(|error| ControlError::Internal(error.to_string()))?;
-        let gap = gap_of(&decisions, &planned);
+            }
+            LookError::Store(error) => ControlError::Internal(error.to_string()),
+        })?;
         let steps = pipeline
             .steps
             .iter()
             .map(|step| StepGap {
                 step: step.name.clone(),
-                tasks: gap.get(&step.name).copied().unwrap_or(0),
+                tasks: looked.gap.get(&step.name).copied().unwrap_or(0),
             })
             .collect();
-        self.gaps
-            .lock()
-            .expect("gaps lock")
-            .insert(name.to_string(), gap);
         Ok(steps)
     }
 
