@@ -5,7 +5,8 @@
 //!
 //! - `G.N.out` and `G.N.err`: what the command wrote to stdout and stderr;
 //! - `G.N.sh`: the script the executor runs;
-//! - `G.N.status`: the command's exit status, written by the script when the command ends.
+//! - `G.N.status`: the command's exit status, written by the script when the command ends;
+//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]).
 //!
 //! and writes its outputs into `STATE/tmp/TASK-N/`, which is renamed into place on success. The
 //! files are kept with the logs (`engine gc` drops them with the logs of superseded tasks): a file
@@ -42,9 +43,10 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
     }
 }
 
-/// Where the scheduler keeps the task it decided for a SLURM attempt until the attempt is
-/// committed: a job is submitted before its id is, so recovery may meet a job the store never
-/// heard of, and completes it with this. (A local command waits at the executor's gate instead.)
+/// Where the scheduler keeps the task it decided for an attempt, written before the command may
+/// run: the scheduler commits an attempt's start in its own time (and a SLURM job is submitted
+/// before its id is committed), so recovery may meet an attempt the store never heard of, and
+/// completes it with this.
 pub fn decided_file(status_file: &Path) -> PathBuf {
     status_file.with_extension("task.json")
 }

@@ -1,16 +1,24 @@
 //! The scheduler's pending store writes. A run makes many transitions in quick succession (a
-//! thousand cached tasks in a row, several attempts starting at once); committing each in its own
-//! transaction would cost two `fdatasync`s apiece. The scheduler records them here instead and
-//! commits them together, in the order recorded, once per turn of its loop: before it lets the
-//! commands it started run (they wait at the executor's gate) and before it waits for anything.
+//! thousand cached tasks in a row, attempts starting and ending every few milliseconds);
+//! committing each in its own transaction would cost a durable commit apiece (two `fdatasync`s
+//! in redb's multi-writer mode). The scheduler records them here instead and commits them
+//! together, in the order recorded: at the latest [`COMMIT_EVERY`] after the first of them was
+//! recorded, and at once where something outside the engine relies on them (a retried attempt
+//! released, a SLURM job waited on, the run's end). What happens between two commits is not lost
+//! in a crash: recovery settles it from the attempts' files (the decided task beside each
+//! attempt's status file, the status file, the outputs), see `recovery.rs`.
 //!
 //! Some files must outlive the state they describe: a failed attempt's temporary directory, with
 //! its status file saying 0 after a failed publish, would read as "published" to recovery if it
 //! vanished before the failure was committed. Those are removed only after the commit.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::store::{self, Store, Tx};
+
+/// How long a recorded write may wait for its commit.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 type Write = Box<dyn FnOnce(&mut Tx<'_>) -> store::Result<()> + Send>;
 
@@ -20,6 +28,8 @@ pub struct Journal {
     pending: Vec<Write>,
     /// Files and directories to remove once the pending writes are committed.
     obsolete: Vec<PathBuf>,
+    /// When the oldest pending write was recorded.
+    since: Option<Instant>,
 }
 
 impl Journal {
@@ -29,11 +39,23 @@ impl Journal {
         write: impl FnOnce(&mut Tx<'_>) -> store::Result<()> + Send + 'static,
     ) {
         self.pending.push(Box::new(write));
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// When the pending writes are due to be committed; `None` when nothing is pending.
+    pub fn due_at(&self) -> Option<Instant> {
+        self.since.map(|since| since + COMMIT_EVERY)
+    }
+
+    /// Whether pending writes have waited [`COMMIT_EVERY`] or longer.
+    pub fn is_due(&self) -> bool {
+        self.due_at().is_some_and(|due| due <= Instant::now())
     }
 
     /// Removes `path` (a file or a directory tree) once the writes recorded so far are committed.
     pub fn remove_after_commit(&mut self, path: PathBuf) {
         self.obsolete.push(path);
+        self.since.get_or_insert_with(Instant::now);
     }
 
     /// Commits every recorded write in one transaction, in the order recorded, then removes what
@@ -43,6 +65,7 @@ impl Journal {
     pub fn commit(&mut self, store: &Store) -> store::Result<()> {
         let writes = std::mem::take(&mut self.pending);
         let obsolete = std::mem::take(&mut self.obsolete);
+        self.since = None;
         if !writes.is_empty() {
             store.write(|tx| writes.into_iter().try_for_each(|write| write(tx)))?;
         }
@@ -78,7 +101,24 @@ mod tests {
         journal.commit(&store).unwrap();
         assert_eq!(store.run(run.id).unwrap().status, RunStatus::Succeeded);
         // Nothing is left to commit.
+        assert_eq!(journal.due_at(), None);
         journal.commit(&store).unwrap();
+    }
+
+    #[test]
+    fn writes_fall_due_a_while_after_the_first_one() {
+        let mut journal = Journal::default();
+        assert!(!journal.is_due());
+        let before = Instant::now();
+        journal.record(|tx| tx.create_run(run_named("p")).map(drop));
+        let due = journal.due_at().unwrap();
+        assert!(due >= before + COMMIT_EVERY && due <= Instant::now() + COMMIT_EVERY);
+        // A later write does not move it.
+        journal.record(|tx| tx.create_run(run_named("q")).map(drop));
+        assert_eq!(journal.due_at(), Some(due));
+        assert!(!journal.is_due());
+        std::thread::sleep(COMMIT_EVERY);
+        assert!(journal.is_due());
     }
 
     #[test]

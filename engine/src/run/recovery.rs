@@ -10,15 +10,19 @@
 //!    directory and the attempt: recovery waits until every one of them has left the queue
 //!    (or, for `cancel`, `scancel`s them first). None is submitted again.
 //! 2. Every task of the run that was running is settled from its attempt's status file, which
-//!    the attempt's script writes when the command ends:
+//!    the attempt's script writes when the command ends. The scheduler commits its transitions
+//!    in batches, so a task may have started, or even ended, without the store knowing: its
+//!    last attempt's files say so (the task decided for it, kept beside the status file before
+//!    the command was released, and the status file), and it is settled the same way.
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
 //!      collected where they are) and the task completes; it never runs again;
 //!    - anything else, no status file, or an empty or partial one (the wrapper was killed while
 //!      writing it): the attempt is recorded as lost, and the task is left for `engine resume`
 //!      to run again.
 //!
-//!    A task that was not yet running never ran its command (the executor holds a command at a
-//!    gate until its attempt is committed), and is left for `engine resume` as well.
+//!    A task with neither never ran its command (the executor holds a command at a gate until
+//!    the engine releases it, and one whose engine died never passes it), and is left for
+//!    `engine resume` as well.
 //! 3. The run becomes `interrupted`.
 
 use std::collections::BTreeMap;
@@ -156,10 +160,11 @@ fn settle(
     if task.status.is_final() {
         return Ok(());
     }
-    // A local command runs only once its attempt is committed with the task `running` (the
-    // executor holds it at a gate until then, and an attempt whose engine died never passes it).
-    // A SLURM job, though, is submitted before its id is committed: one found by its comment is
-    // settled from the task the scheduler decided for it, kept beside its status file.
+    // An attempt may start before its start is committed: a local command once the task
+    // decided for it is kept beside its status file (the scheduler commits in its own time), a
+    // SLURM job once it is submitted. One that ran (it wrote its status file; its orphan, if
+    // any, was waited for above) or whose job was found by its comment is settled from that
+    // decided task. Without either, it never ran its command.
     let last = store.attempts_of(task.id)?.pop();
     let mut attempt = match (task.status, last) {
         (TaskStatus::Running, Some(last)) => last,
@@ -167,8 +172,9 @@ fn settle(
             let attempt = unrecorded_attempt(&options.state_dir, &task);
             let tag = format!("{}-{}", task.id, attempt.number);
             let decided = decided_task(&attempt.status_file).filter(|d| d.id == task.id);
+            let ran = slurm_jobs.knows(&tag) || attempt.status_file.exists();
             match decided {
-                Some(decided) if slurm_jobs.knows(&tag) => {
+                Some(decided) if ran => {
                     task.key = decided.key;
                     task.identity = decided.identity;
                     task.params = decided.params;

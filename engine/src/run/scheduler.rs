@@ -173,16 +173,14 @@ impl Scheduler<'_> {
                 }
             }
             ready.extend(held_back);
-            // Whatever is awaited next (an attempt's end, a retry) is durable before it comes,
-            // and so is what the started commands rely on before they run.
-            self.journal.commit(&self.store)?;
-            if let Some(claims) = &claims {
-                claims.release(done_with.drain(..), run.id);
+            if self.journal.is_due() || starting.iter().any(|s| s.commit_first) {
+                self.commit(&mut done_with, run.id)?;
             }
             for Starting {
                 index,
                 mut handle,
                 mut attempt,
+                commit_first: _,
             } in starting.drain(..)
             {
                 handle.release();
@@ -222,6 +220,9 @@ impl Scheduler<'_> {
                         }
                     }
                 },
+                () = sleep_until(self.journal.due_at()) => {
+                    self.commit(&mut done_with, run.id)?;
+                }
                 _ = claim_released(&mut claims_released), if !deferred.is_empty() => {
                     ready.extend(deferred.drain(..));
                 }
@@ -288,6 +289,15 @@ impl Scheduler<'_> {
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
         self.progress.summary(&run, &records);
         Ok(run)
+    }
+
+    /// Commits the journal, then gives up the output claims of the tasks this run is done with.
+    fn commit(&mut self, done_with: &mut Vec<Output>, run: u64) -> Result<(), RunError> {
+        self.journal.commit(&self.store)?;
+        if let Some(claims) = &self.options.claims {
+            claims.release(done_with.drain(..), run);
+        }
+        Ok(())
     }
 
     /// The output directory a task produces, as runs that overlap claim it.
@@ -495,15 +505,14 @@ impl Scheduler<'_> {
         };
         let mut attempt = AttemptRecord::new(record.id, number, files);
         let _ = std::fs::remove_file(&attempt.status_file);
-        if step.executor.kind == ExecutorKind::Slurm {
-            // A SLURM job runs as soon as it is submitted, before its id is committed: if the
-            // engine dies in between, recovery finds the job by its comment and needs this.
-            let decided = attempt_files::decided_file(&attempt.status_file);
-            if let Some(dir) = decided.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = std::fs::write(decided, serde_json::to_vec(&*record).unwrap_or_default());
-        }
+        // The command may run before its start is committed (a SLURM job as soon as it is
+        // submitted, a local command when released): if the engine dies before that commit,
+        // recovery completes the attempt from its status file and this.
+        let kept = keep_decided(&attempt.status_file, record);
+        // The journal commits later, in its own time, unless something outside the engine
+        // relies on the start: recovery knows of one uncommitted attempt per task only, and
+        // SLURM's queue is waited on by the job id committed.
+        let commit_first = !kept || number > 1 || step.executor.kind == ExecutorKind::Slurm;
         match launcher.start(step, &self.pipeline.name, &tag, &spec, &mut attempt) {
             Ok(handle) => {
                 record.status = TaskStatus::Running;
@@ -526,6 +535,7 @@ impl Scheduler<'_> {
                     index,
                     handle,
                     attempt: Box::new(attempt),
+                    commit_first,
                 }))
             }
             Err(error) => {
@@ -747,9 +757,28 @@ struct Starting {
     index: usize,
     handle: launch::Started,
     attempt: Box<AttemptRecord>,
+    /// Whether the start must be committed before the command is released.
+    commit_first: bool,
 }
 
-/// Blocks every task downstream of `failed` (transitively); returns their updated records.
+/// Keeps the task as decided for an attempt beside its status file, for recovery; returns
+/// whether it was written.
+fn keep_decided(status_file: &Path, record: &TaskRecord) -> bool {
+    let decided = attempt_files::decided_file(status_file);
+    if let Some(dir) = decided.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    serde_json::to_vec(record).is_ok_and(|bytes| std::fs::write(decided, bytes).is_ok())
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves when another run gives up an output claim; never without claims.
 async fn claim_released(released: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     match released {
@@ -762,6 +791,7 @@ async fn claim_released(released: &mut Option<tokio::sync::watch::Receiver<u64>>
     }
 }
 
+/// Blocks every task downstream of `failed` (transitively); returns their updated records.
 fn block_downstream(slots: &mut [Slot], failed: usize) -> Vec<TaskRecord> {
     let failed_id = slots[failed].record.id;
     let mut stack = slots[failed].downstream.clone();
