@@ -13,6 +13,7 @@ use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
 use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
+use crate::model::env::Env;
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
@@ -91,12 +92,14 @@ pub(super) fn lower_step(
         using_span: step.using.as_ref().map(|u| u.span),
     };
     let run = run_setting.and_then(|(s, origin)| lower_command(s, origin, true, &context, diags));
-    let mut env = BTreeMap::new();
-    for (name, (value, origin)) in &builder.env {
-        if let Some(template) = lower_command(value, *origin, false, &context, diags) {
-            env.insert(name.to_string(), template);
-        }
-    }
+    let env: Env = builder
+        .env
+        .iter()
+        .filter_map(|(name, (value, origin))| {
+            let template = lower_command(value, *origin, false, &context, diags)?;
+            Some((name.to_string(), template))
+        })
+        .collect();
     let when = builder
         .when
         .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, patterns, diags));

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod condition;
+pub mod env;
 pub mod notify;
 pub mod param;
 pub mod pattern;
@@ -14,6 +15,7 @@ pub mod trigger;
 
 pub use command::{CommandTemplate, Placeholder};
 pub use condition::Condition;
+pub use env::Env;
 pub use notify::Notify;
 pub use param::{ParamDef, ParamType, ParamValue};
 pub use pattern::Pattern;

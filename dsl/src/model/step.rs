@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::CommandTemplate;
 use super::condition::Condition;
+use super::env::Env;
 use crate::ast::BackoffKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct StepDef {
     pub run: CommandTemplate,
     /// Glob patterns selecting the products in the output directory; empty means all files.
     pub outputs: Vec<String>,
-    pub env: BTreeMap<String, CommandTemplate>,
+    pub env: Env,
     pub policy: Policy,
     pub resources: Resources,
     pub executor: Executor,
