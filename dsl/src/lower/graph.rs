@@ -162,7 +162,7 @@ pub(super) fn order_and_check(
 
 /// Moves the item at `order[k]` to `k` for every `k`, in place (`order` is a permutation of
 /// the indices of `items`), so that a pipeline's steps are ordered without a second copy.
-fn reorder<T>(items: &mut [T], order: &[usize]) {
+pub(super) fn reorder<T>(items: &mut [T], order: &[usize]) {
     assert_eq!(items.len(), order.len(), "an order of every item");
     // `position[i]` is where the item that started at `i` is now; `origin[p]` is where the
     // item now at `p` started.
