@@ -42,6 +42,7 @@ pub(crate) fn check_placeholders(
 ) -> bool {
     let mut ok = true;
     for placeholder in command.placeholders() {
+        let placeholder = &placeholder;
         let problem = match placeholder {
             Placeholder::Inputs | Placeholder::Out | Placeholder::Pipeline | Placeholder::Step => None,
             Placeholder::InputsOf(name) => (!context.inputs.contains(name)).then(|| {

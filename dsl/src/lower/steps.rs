@@ -107,11 +107,7 @@ pub(super) fn lower_step(
     // The params read by the commands and the condition, sorted, each once.
     let mut used: Vec<&str> = Vec::new();
     for command in run.iter().chain(env.values()) {
-        for placeholder in command.placeholders() {
-            if let Placeholder::Param(name) = placeholder {
-                used.push(name);
-            }
-        }
+        used.extend(command.params());
     }
     if let Some(condition) = &when {
         condition.params(&mut used);
@@ -130,7 +126,7 @@ pub(super) fn lower_step(
         when,
         // A step whose command has errors still takes part in the graph checks; the
         // pipeline as a whole is rejected for the errors already reported.
-        run: run.unwrap_or(CommandTemplate { parts: Vec::new() }),
+        run: run.unwrap_or_default(),
         outputs: builder.outputs,
         env,
         policy: builder.policy,
@@ -396,9 +392,10 @@ fn add_names(names: &[ast::Name], texts: &mut Vec<String>, spans: &mut Vec<Span>
 /// `"{group}"`) stands for that placeholder; any other is literal text, shell-quoted in `run`.
 fn argument_part(value: &str, shell: bool) -> Part {
     if let Ok(template) = CommandTemplate::parse(value) {
-        if let [Part::Placeholder(p)] = template.parts.as_slice() {
+        let mut parts = template.parts();
+        if let (Some(Part::Placeholder(p)), None) = (parts.next(), parts.next()) {
             if !matches!(p, Placeholder::Arg(_)) {
-                return Part::Placeholder(p.clone());
+                return Part::Placeholder(p);
             }
         }
     }
