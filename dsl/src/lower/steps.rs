@@ -123,7 +123,7 @@ pub(super) fn lower_step(
         each,
         inputs: builder.inputs,
         after: builder.after,
-        when,
+        when: when.map(Box::new),
         // A step whose command has errors still takes part in the graph checks; the
         // pipeline as a whole is rejected for the errors already reported.
         run: run.unwrap_or_default(),

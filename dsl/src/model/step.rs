@@ -20,7 +20,8 @@ pub struct StepDef {
     pub inputs: Vec<String>,
     /// Steps that must finish first, without consuming their products.
     pub after: Vec<String>,
-    pub when: Option<Condition>,
+    /// Boxed: most steps have none, and every step would otherwise hold room for one.
+    pub when: Option<Box<Condition>>,
     pub run: CommandTemplate,
     /// Glob patterns selecting the products in the output directory; empty means all files.
     pub outputs: Vec<String>,
