@@ -34,7 +34,7 @@ pub(crate) struct PipelineLowering {
     scope: Scope,
     /// The steps lowered so far, in the order declared, and their spans.
     steps: Vec<StepDef>,
-    spans: Vec<steps::StepSpans>,
+    spans: steps::SpanTable,
     /// The steps left for [`PipelineLowering::finish`], each with the number of steps lowered
     /// before it was read (where it goes among them).
     deferred: Vec<(ast::Step, Span, usize)>,
@@ -64,7 +64,7 @@ impl PipelineLowering {
                 sources_and_steps: Names::new("source or step"),
             },
             steps: Vec::new(),
-            spans: Vec::new(),
+            spans: steps::SpanTable::default(),
             deferred: Vec::new(),
             others: Vec::new(),
             patterns: pattern_cache::PatternCache::default(),
@@ -164,12 +164,16 @@ impl PipelineLowering {
                 &mut reported,
             );
             if let (Some(lowered), true) = (lowered, reported.is_empty()) {
-                self.steps.push(lowered.def);
-                self.spans.push(lowered.spans);
+                self.keep(lowered);
                 return;
             }
         }
         self.deferred.push((step, span, self.steps.len()));
+    }
+
+    fn keep(&mut self, lowered: steps::LoweredStep) {
+        self.spans.push(&lowered);
+        self.steps.push(lowered.def);
     }
 
     /// Lowers the steps left, with `templates`, and checks the steps as a graph. `None` if the
@@ -194,15 +198,14 @@ impl PipelineLowering {
                 &mut self.patterns,
                 diags,
             ) {
-                self.steps.push(lowered.def);
-                self.spans.push(lowered.spans);
+                self.keep(lowered);
                 places.push(place);
             }
         }
         if !places.is_empty() {
             let order = declaration_order(lowered_before, &places);
             graph::reorder(&mut self.steps, &order);
-            graph::reorder(&mut self.spans, &order);
+            graph::reorder(&mut self.spans.steps, &order);
         }
         self.steps.shrink_to_fit();
         self.spans.shrink_to_fit();

@@ -17,20 +17,74 @@ use crate::model::env::Env;
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
-/// A lowered step, and the spans the graph checks report against.
+/// A lowered step, and where its names were written.
 pub(crate) struct LoweredStep {
     pub def: StepDef,
-    pub spans: StepSpans,
-}
-
-/// Where a lowered step's names were written.
-pub(crate) struct StepSpans {
     pub name: Span,
     pub each: Option<Span>,
     /// One span per entry of the step's `inputs`.
     pub inputs: Vec<Span>,
     /// One span per entry of the step's `after`.
     pub after: Vec<Span>,
+}
+
+/// Where a pipeline's lowered steps were written, for the graph checks to report against:
+/// `steps` in the order of the steps, and the spans of their `input` and `after` names in one
+/// list, not in two small vectors for each of a great many steps.
+#[derive(Default)]
+pub(crate) struct SpanTable {
+    pub steps: Vec<StepSpans>,
+    pub names: Vec<Span>,
+}
+
+impl SpanTable {
+    /// Appends the spans of `lowered`, the next step.
+    pub fn push(&mut self, lowered: &LoweredStep) {
+        let spans = StepSpans::keep(lowered, &mut self.names);
+        self.steps.push(spans);
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.steps.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
+}
+
+/// Where one lowered step's names were written (see [`SpanTable`]).
+pub(crate) struct StepSpans {
+    pub name: Span,
+    pub each: Option<Span>,
+    /// Where the spans of the step's inputs, then of its `after`, start in the table's names.
+    names_at: usize,
+}
+
+impl StepSpans {
+    /// Takes the spans of `lowered`, appending the spans of its names to `names`.
+    fn keep(lowered: &LoweredStep, names: &mut Vec<Span>) -> StepSpans {
+        let names_at = names.len();
+        names.extend_from_slice(&lowered.inputs);
+        names.extend_from_slice(&lowered.after);
+        StepSpans {
+            name: lowered.name,
+            each: lowered.each,
+            names_at,
+        }
+    }
+
+    /// One span per entry of `def.inputs` (`def` is the step these spans are of).
+    pub fn inputs<'a>(&self, def: &StepDef, names: &'a [Span]) -> &'a [Span] {
+        names
+            .get(self.names_at..self.names_at + def.inputs.len())
+            .unwrap_or_default()
+    }
+
+    /// One span per entry of `def.after`.
+    pub fn after<'a>(&self, def: &StepDef, names: &'a [Span]) -> &'a [Span] {
+        let start = self.names_at + def.inputs.len();
+        names
+            .get(start..start + def.after.len())
+            .unwrap_or_default()
+    }
 }
 
 /// Where a setting came from: the step itself, or its template (with the bound arguments).
@@ -135,13 +189,13 @@ pub(super) fn lower_step(
         container: builder.container,
         params_used,
     };
-    let spans = StepSpans {
+    Some(LoweredStep {
+        def,
         name: step.name.span,
         each: step.each.as_ref().map(|g| g.span),
         inputs: builder.input_spans,
         after: builder.after_spans,
-    };
-    Some(LoweredStep { def, spans })
+    })
 }
 
 /// What a step's placeholders may refer to.
