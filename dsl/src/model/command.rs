@@ -65,6 +65,8 @@ pub enum Part {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandTemplate {
     text: Box<str>,
+    /// Empty when the template is one part of literal text (as most `env` values are): all of
+    /// `text`, or nothing if `text` is empty too.
     pieces: Box<[Piece]>,
 }
 
@@ -178,7 +180,16 @@ impl TemplateBuilder {
         });
     }
 
-    fn finish(self) -> CommandTemplate {
+    fn finish(mut self) -> CommandTemplate {
+        if let [Piece {
+            kind: PieceKind::Text,
+            ..
+        }] = self.pieces[..]
+        {
+            if !self.text.is_empty() {
+                self.pieces.clear();
+            }
+        }
         CommandTemplate {
             text: self.text.into_boxed_str(),
             pieces: self.pieces.into_boxed_slice(),
@@ -304,8 +315,10 @@ impl CommandTemplate {
     }
 
     fn part_refs(&self) -> impl Iterator<Item = PartRef<'_>> {
+        let only_text = self.pieces.is_empty() && !self.text.is_empty();
+        let only_text = only_text.then_some(PartRef::Text(&self.text));
         let starts = std::iter::once(0).chain(self.pieces.iter().map(|piece| piece.end));
-        self.pieces.iter().zip(starts).map(|(piece, start)| {
+        let parts = self.pieces.iter().zip(starts).map(|(piece, start)| {
             let text = &self.text[start..piece.end];
             let placeholder = match piece.kind {
                 PieceKind::Text => return PartRef::Text(text),
@@ -320,7 +333,8 @@ impl CommandTemplate {
                 PieceKind::Step => PlaceholderRef::Step,
             };
             PartRef::Placeholder(placeholder)
-        })
+        });
+        only_text.into_iter().chain(parts)
     }
 
     pub fn placeholders(&self) -> impl Iterator<Item = Placeholder> + '_ {
@@ -544,6 +558,8 @@ mod tests {
             "plain",
             "{inputs} {inputs.a}{out}/{group}{group.f} {params.p} {args.x} {pipeline}{step}",
             "awk '{{print}}' {inputs} > {out}/x",
+            "C",
+            "{group}",
         ] {
             let template = CommandTemplate::parse(text).unwrap();
             let listed = Listed {
@@ -554,6 +570,19 @@ mod tests {
             let back: CommandTemplate = serde_json::from_str(&json).unwrap();
             assert_eq!(back, template, "{text}");
         }
+    }
+
+    #[test]
+    fn keeps_an_empty_text_part() {
+        let template = CommandTemplate::parse("{args.x}").unwrap();
+        let empty = template.substitute(|_| Some(Part::Text(String::new())));
+        assert_eq!(
+            empty.parts().collect::<Vec<_>>(),
+            vec![Part::Text(String::new())]
+        );
+        assert_eq!(CommandTemplate::parse("").unwrap().parts().count(), 0);
+        let text = template.substitute(|_| Some(Part::Text("C".into())));
+        assert_eq!(text, CommandTemplate::parse("C").unwrap());
     }
 
     #[test]
