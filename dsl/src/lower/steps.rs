@@ -13,7 +13,7 @@ use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
 use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
-use crate::model::env::Env;
+use crate::model::sorted_map::Env;
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
@@ -382,10 +382,7 @@ impl<'a> Builder<'a> {
                     ));
                     return;
                 };
-                let mut executor = Executor {
-                    kind,
-                    settings: BTreeMap::new(),
-                };
+                let mut given = BTreeMap::new();
                 for (setting, setting_span) in settings.iter().flat_map(|block| block.nodes()) {
                     if !kind.settings().contains(&setting.name.text.as_str()) {
                         let mut d = unknown(
@@ -401,11 +398,7 @@ impl<'a> Builder<'a> {
                         continue;
                     }
                     let value = arg(&setting.value.value);
-                    if executor
-                        .settings
-                        .insert(setting.name.text.clone(), value)
-                        .is_some()
-                    {
+                    if given.insert(setting.name.text.clone(), value).is_some() {
                         diags.push(duplicate_setting(
                             &setting.name.text,
                             setting_span,
@@ -413,7 +406,10 @@ impl<'a> Builder<'a> {
                         ));
                     }
                 }
-                self.executor = executor;
+                self.executor = Executor {
+                    kind,
+                    settings: given.into_iter().collect(),
+                };
             }
         }
     }

@@ -1,4 +1,5 @@
-//! A step's environment variables: names and their command templates, sorted by name.
+//! A small map from names to values, kept as a sorted list: a step's environment variables
+//! and its executor's settings.
 
 use std::collections::BTreeMap;
 
@@ -6,26 +7,35 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::command::CommandTemplate;
 
-/// Environment variables by name, each name once, in name order. Serialized as a map, exactly
-/// as a `BTreeMap` of them would be. Kept as a sorted list: a step has a few, and a pipeline
-/// has a great many steps, while even the smallest `BTreeMap` node has room for eleven.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Env {
-    vars: Vec<(String, CommandTemplate)>,
+/// A step's environment variables, by name.
+pub type Env = SortedMap<CommandTemplate>;
+
+/// Values by name, each name once, in name order. Serialized as a map, exactly as a
+/// `BTreeMap` of them would be. Kept as a sorted list: a step has a few, and a pipeline has a
+/// great many steps, while even the smallest `BTreeMap` node has room for eleven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortedMap<V> {
+    vars: Vec<(String, V)>,
 }
 
-impl Env {
-    /// The variables in name order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &CommandTemplate)> {
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap { vars: Vec::new() }
+    }
+}
+
+impl<V> SortedMap<V> {
+    /// The names and values in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &V)> {
         self.vars.iter().map(|(name, value)| (name, value))
     }
 
-    /// The templates in name order.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &CommandTemplate> {
+    /// The values in name order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> {
         self.vars.iter().map(|(_, value)| value)
     }
 
-    pub fn get(&self, name: &str) -> Option<&CommandTemplate> {
+    pub fn get(&self, name: &str) -> Option<&V> {
         self.vars
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()
@@ -42,8 +52,8 @@ impl Env {
 }
 
 /// As a map would: for a name given more than once, the last value is kept.
-impl FromIterator<(String, CommandTemplate)> for Env {
-    fn from_iter<I: IntoIterator<Item = (String, CommandTemplate)>>(vars: I) -> Self {
+impl<V> FromIterator<(String, V)> for SortedMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(vars: I) -> Self {
         let mut vars: Vec<_> = vars.into_iter().collect();
         // Stable, so among equal names the last given is last.
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -51,15 +61,15 @@ impl FromIterator<(String, CommandTemplate)> for Env {
         vars.dedup_by(|later, earlier| later.0 == earlier.0);
         vars.reverse();
         vars.shrink_to_fit();
-        Env { vars }
+        SortedMap { vars }
     }
 }
 
-impl<'a> IntoIterator for &'a Env {
-    type Item = (&'a String, &'a CommandTemplate);
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, CommandTemplate)>,
-        fn(&'a (String, CommandTemplate)) -> (&'a String, &'a CommandTemplate),
+        std::slice::Iter<'a, (String, V)>,
+        fn(&'a (String, V)) -> (&'a String, &'a V),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -67,15 +77,15 @@ impl<'a> IntoIterator for &'a Env {
     }
 }
 
-impl Serialize for Env {
+impl<V: Serialize> Serialize for SortedMap<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.iter())
     }
 }
 
-impl<'de> Deserialize<'de> for Env {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SortedMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, CommandTemplate>::deserialize(deserializer)?;
+        let map = BTreeMap::<String, V>::deserialize(deserializer)?;
         Ok(map.into_iter().collect())
     }
 }

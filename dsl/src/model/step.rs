@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::CommandTemplate;
 use super::condition::Condition;
-use super::env::Env;
+use super::sorted_map::{Env, SortedMap};
 use crate::ast::BackoffKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ pub struct Resources {
 pub struct Executor {
     pub kind: ExecutorKind,
     /// Executor settings such as a SLURM partition, sorted by name.
-    pub settings: BTreeMap<String, String>,
+    pub settings: SortedMap<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
