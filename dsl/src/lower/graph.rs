@@ -290,7 +290,7 @@ fn warn_unused(
         .collect();
     let used_params: HashSet<&str> = steps
         .iter()
-        .flat_map(|s| s.params_used.iter().map(String::as_str))
+        .flat_map(|s| s.params_used.iter().map(|name| &**name))
         .collect();
     for item in items {
         match item {

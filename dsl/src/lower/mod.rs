@@ -14,6 +14,7 @@ pub(crate) mod templates;
 mod trigger;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::ast::{self, TopItem};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
@@ -50,7 +51,7 @@ pub(crate) fn lower_module(
 /// What a pipeline declares, for resolving names inside its steps.
 pub(crate) struct Scope {
     /// Every declared param, including those whose declaration has errors.
-    pub param_names: HashSet<String>,
+    pub param_names: HashSet<Arc<str>>,
     /// The params that checked, by name.
     pub params: HashMap<String, ParamDef>,
     /// Group name -> the fields its groups have.
@@ -63,6 +64,14 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
+    /// The declared param `name`, shared; a new one if it is not declared.
+    pub fn param_name(&self, name: &str) -> Arc<str> {
+        self.param_names
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name))
+    }
+
     /// Whether `name` is declared as a step.
     pub fn is_step(&self, name: &str) -> bool {
         self.sources_and_steps.contains(name) && !self.sources.contains_key(name)

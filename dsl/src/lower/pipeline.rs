@@ -7,6 +7,7 @@
 //! the diagnostics are the same either way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::templates::TemplateTable;
 use super::{count_errors, duplicate_setting, Names, Scope};
@@ -86,7 +87,9 @@ impl PipelineLowering {
             }
             PipelineItem::Param(param) => {
                 if self.param_names.add(&param.name, diags) {
-                    self.scope.param_names.insert(param.name.text.clone());
+                    self.scope
+                        .param_names
+                        .insert(Arc::from(param.name.text.as_str()));
                     if let Some(def) = params::lower_param(param, diags) {
                         self.scope
                             .params

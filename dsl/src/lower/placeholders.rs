@@ -80,7 +80,7 @@ pub(crate) fn check_placeholders(
                 })
             }
             Placeholder::Param(name) => (!context.scope.param_names.contains(name.as_str())).then(|| {
-                let names: Vec<&str> = context.scope.param_names.iter().map(String::as_str).collect();
+                let names: Vec<&str> = context.scope.param_names.iter().map(|n| &**n).collect();
                 (
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`")).help(
                         did_you_mean(name, names.iter().copied())

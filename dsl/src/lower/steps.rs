@@ -170,7 +170,7 @@ pub(super) fn lower_step(
     used.dedup();
     // A pipeline keeps every step's lists: they take only the room their items need.
     let mut params_used = Vec::with_capacity(used.len());
-    params_used.extend(used.into_iter().map(str::to_string));
+    params_used.extend(used.into_iter().map(|name| scope.param_name(name)));
     builder.outputs.shrink_to_fit();
     let def = StepDef {
         name: step.name.text.clone(),

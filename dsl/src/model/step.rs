@@ -3,6 +3,7 @@
 //! and so what goes into task keys.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +31,9 @@ pub struct StepDef {
     pub resources: Resources,
     pub executor: Executor,
     pub container: Option<String>,
-    /// The params the step reads (in `run`, `env` or `when`), sorted.
-    pub params_used: Vec<String>,
+    /// The params the step reads (in `run`, `env` or `when`), sorted. Shared with the other
+    /// steps of the pipeline: a pipeline has few params and may have a great many steps.
+    pub params_used: Vec<Arc<str>>,
 }
 
 /// How the scheduler treats the step's tasks. Never part of a task key.
