@@ -21,7 +21,7 @@ goal_100k_mb=200
 cd "$root"
 echo "building the release binary..." >&2
 cargo build --release --quiet -p engine
-engine="$root/target/release/engine"
+engine="${CARGO_TARGET_DIR:-$root/target}/release/engine"
 mkdir -p "$out"
 
 # measure CMD...: runs CMD once, prints "WALL_SECONDS PEAK_KB"; fails (printing CMD's stderr) if CMD fails.

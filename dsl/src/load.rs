@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ast::{self, Item, TopItem, UseTarget};
+use crate::ast::{self, TopItem, UseTarget};
 use crate::diagnostic::{did_you_mean, has_errors, Code, Diagnostic};
 use crate::lower::templates::{check_template, TemplateTable};
 use crate::lower::{lower_module, Names};
 use crate::model::Pipeline;
-use crate::parser::parse;
+use crate::parser::{parse, parse_with};
 use crate::span::{FileId, SourceMap};
 use crate::stdlib;
 
@@ -73,7 +73,10 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
     let mut sources = SourceMap::new();
     let root = sources.add(path.clone(), text);
     let mut diagnostics = Vec::new();
-    let mut module = match parse(root, sources.text(root)) {
+    // The pipelines are lowered as they are read (see `PipelineLowering`); the module keeps
+    // the rest, for its uses and templates.
+    let mut pipelines = Vec::new();
+    let module = match parse_with(root, sources.text(root), &mut pipelines) {
         Ok(module) => module,
         Err(errors) => {
             return Loaded {
@@ -85,9 +88,6 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
         }
     };
 
-    // Lowering takes the pipelines (see `lower_module`); the rest of the module stays for
-    // its uses and templates.
-    let pipelines = take_pipelines(&mut module);
     let imports = resolve_uses(&module, &path, &mut sources, &mut diagnostics);
     let mut table = TemplateTable::default();
     table.add_own(&module);
@@ -111,18 +111,6 @@ pub fn load_source(path: impl Into<PathBuf>, text: impl Into<String>) -> Loaded 
         pipelines,
         diagnostics,
     }
-}
-
-/// Removes the pipelines from `module`, leaving its uses, templates and comments in order.
-fn take_pipelines(module: &mut ast::Module) -> Vec<ast::Pipeline> {
-    let mut pipelines = Vec::new();
-    for entry in std::mem::take(&mut module.items.entries) {
-        match entry.item {
-            Item::Node(TopItem::Pipeline(pipeline)) => pipelines.push(pipeline),
-            _ => module.items.entries.push(entry),
-        }
-    }
-    pipelines
 }
 
 /// Parses every module `module` uses; returns them with the alias their templates go by.

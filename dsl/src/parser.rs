@@ -26,6 +26,16 @@ pub(crate) struct PipeParser;
 /// Parses one file. On a syntax error, returns the one diagnostic pest's failure turns into;
 /// string escape errors are all reported together.
 pub fn parse(file: FileId, text: &str) -> Result<Module, Vec<Diagnostic>> {
+    parse_with(file, text, &mut PipelineTrees::default())
+}
+
+/// Parses one file as [`parse`] does, handing each pipeline's entries to `pipelines` as they
+/// are read; the module holds the pipelines `pipelines` gives back.
+pub(crate) fn parse_with(
+    file: FileId,
+    text: &str,
+    pipelines: &mut impl PipelineReader,
+) -> Result<Module, Vec<Diagnostic>> {
     let mut reader = Reader {
         text,
         pos: 0,
@@ -35,6 +45,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Vec<Diagnostic>> {
             offset: 0,
             errors: Vec::new(),
         },
+        pipelines,
     };
     let items = reader.file().map_err(|error| vec![error])?;
     if reader.builder.errors.is_empty() {
@@ -44,16 +55,61 @@ pub fn parse(file: FileId, text: &str) -> Result<Module, Vec<Diagnostic>> {
     }
 }
 
+/// What is done with a pipeline's entries as they are read: [`parse`] builds its syntax
+/// tree; loading lowers its steps one by one, so that a large pipeline's tree is never whole.
+pub(crate) trait PipelineReader {
+    /// A pipeline's head has been read: its name, and where its `{` ends.
+    fn start(&mut self, name: Name, opened_at: usize);
+    /// A comment in the pipeline's body, as written (`raw`), at `span` in `text`.
+    fn comment(&mut self, text: &str, span: Span, raw: &str);
+    fn item(&mut self, text: &str, span: Span, item: PipelineItem);
+    /// The pipeline's `}` has been read: its syntax tree, if the module is to hold it.
+    fn end(&mut self) -> Option<Pipeline>;
+}
+
+/// Builds each pipeline's syntax tree, for the module to hold.
+#[derive(Default)]
+struct PipelineTrees {
+    current: Option<(Name, BlockBuilder<PipelineItem>)>,
+}
+
+impl PipelineReader for PipelineTrees {
+    fn start(&mut self, name: Name, opened_at: usize) {
+        self.current = Some((name, BlockBuilder::new(Some(opened_at))));
+    }
+
+    fn comment(&mut self, text: &str, span: Span, raw: &str) {
+        if let Some((_, body)) = &mut self.current {
+            body.comment_at(text, span, raw);
+        }
+    }
+
+    fn item(&mut self, text: &str, span: Span, item: PipelineItem) {
+        if let Some((_, body)) = &mut self.current {
+            body.node(text, span, item);
+        }
+    }
+
+    fn end(&mut self) -> Option<Pipeline> {
+        let (name, body) = self.current.take()?;
+        Some(Pipeline {
+            name,
+            body: body.finish(),
+        })
+    }
+}
+
 /// Walks a file unit by unit: [`Rule::top_unit`] at the top level, and for a pipeline, its
 /// head and then [`Rule::pipeline_items`] until the `}` that closes it.
-struct Reader<'t> {
+struct Reader<'t, 'p, P> {
     text: &'t str,
     /// Where the next unit starts (after skipping whitespace).
     pos: usize,
     builder: TreeBuilder<'t>,
+    pipelines: &'p mut P,
 }
 
-impl<'t> Reader<'t> {
+impl<'t, P: PipelineReader> Reader<'t, '_, P> {
     fn file(&mut self) -> Result<Block<TopItem>, Diagnostic> {
         let mut block = BlockBuilder::new(None);
         // The start of the last unit whose optional tail might continue at the next one (a
@@ -72,9 +128,10 @@ impl<'t> Reader<'t> {
             match pair.as_rule() {
                 Rule::comment => block.comment(&self.builder, &pair),
                 Rule::pipeline_head => {
-                    let pipeline = self.pipeline(pair)?;
-                    let span = Span::new(self.builder.file, start, self.pos);
-                    block.node(self.text, span, TopItem::Pipeline(pipeline));
+                    if let Some(pipeline) = self.pipeline(pair)? {
+                        let span = Span::new(self.builder.file, start, self.pos);
+                        block.node(self.text, span, TopItem::Pipeline(pipeline));
+                    }
                 }
                 _ => {
                     resume_from = Some(start);
@@ -86,38 +143,36 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// A pipeline, from its head (already read) to its closing `}`.
-    fn pipeline(&mut self, head: Pair<'t, Rule>) -> Result<Pipeline, Diagnostic> {
+    /// A pipeline, from its head (already read) to its closing `}`, handed to the pipeline
+    /// reader entry by entry.
+    fn pipeline(&mut self, head: Pair<'t, Rule>) -> Result<Option<Pipeline>, Diagnostic> {
         let name = self.builder.name(
             head.clone()
                 .into_inner()
                 .nth(1)
                 .expect("grammar: pipeline name"),
         );
-        let mut body = BlockBuilder::new(Some(self.pos));
+        self.pipelines.start(name, self.pos);
         let mut resume_from = None;
         loop {
             self.skip_whitespace();
             let start = self.pos;
             if self.text[start..].starts_with('}') {
                 self.pos += 1;
-                return Ok(Pipeline {
-                    name,
-                    body: body.finish(),
-                });
+                return Ok(self.pipelines.end());
             }
             let Some(items) = self.units(Rule::pipeline_items) else {
                 return Err(self.syntax_error(Rule::pipeline_body, resume_from.unwrap_or(start)));
             };
             for pair in items {
+                let span = self.builder.span(&pair);
                 if pair.as_rule() == Rule::comment {
                     resume_from = None;
-                    body.comment(&self.builder, &pair);
+                    self.pipelines.comment(self.text, span, pair.as_str());
                 } else {
                     resume_from = Some(self.builder.start(&pair));
-                    let span = self.builder.span(&pair);
                     let item = self.builder.pipeline_item(pair);
-                    body.node(self.text, span, item);
+                    self.pipelines.item(self.text, span, item);
                 }
             }
         }

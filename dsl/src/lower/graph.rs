@@ -10,17 +10,17 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::ast;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::lower::steps::StepSpans;
+use crate::lower::steps::{SpanTable, StepSpans};
 use crate::lower::{unknown, Scope};
 use crate::model::{ParamDef, StepDef};
 
-/// Checks the lowered `steps` (with their `spans`, one per step) as a graph, and returns them
-/// in their deterministic topological order. `items` are the pipeline's other items.
+/// Checks the lowered `steps` (with where they were written, `spans`) as a graph, and returns
+/// them in their deterministic topological order. `items` are the pipeline's other items.
 pub(super) fn order_and_check(
     items: &[ast::PipelineItem],
     scope: &Scope,
     mut steps: Vec<StepDef>,
-    spans: &[StepSpans],
+    spans: &SpanTable,
     params: &[ParamDef],
     had_errors: bool,
     diags: &mut Vec<Diagnostic>,
@@ -40,8 +40,8 @@ pub(super) fn order_and_check(
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(steps.len(), steps.len());
     let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
     let mut ok = true;
-    for (i, (def, spans)) in steps.iter().zip(spans).enumerate() {
-        if let (Some(group), Some(span)) = (&def.each, spans.each) {
+    for (i, (def, step_spans)) in steps.iter().zip(&spans.steps).enumerate() {
+        if let (Some(group), Some(span)) = (&def.each, step_spans.each) {
             if !scope.groups.contains_key(group) {
                 let name = ast::Name {
                     text: group.clone(),
@@ -62,7 +62,7 @@ pub(super) fn order_and_check(
             }
         }
         let mut has_own_group = false;
-        for (name, span) in def.inputs.iter().zip(&spans.inputs) {
+        for (name, span) in def.inputs.iter().zip(step_spans.inputs(def, &spans.names)) {
             let input_group: Option<Option<&str>> = match (
                 scope.sources.get(name.as_str()).map(Option::as_deref),
                 step_index.get(name.as_str()),
@@ -105,7 +105,7 @@ pub(super) fn order_and_check(
                             format!("step `{}` runs for each `{group}`, but its input `{name}` is grouped by `{input_group}`", def.name),
                         )
                         .label(*span, format!("grouped by `{input_group}`"))
-                        .label(spans.each.unwrap_or(spans.name), format!("per `{group}`"))
+                        .label(step_spans.each.unwrap_or(step_spans.name), format!("per `{group}`"))
                         .help("a per-group step consumes inputs of its own group, ungrouped sources, and aggregate steps"),
                     );
                     ok = false;
@@ -116,13 +116,13 @@ pub(super) fn order_and_check(
             if !has_own_group && ok && scope.groups.contains_key(group) {
                 diags.push(
                     Diagnostic::new(Code::GroupMismatch, format!("step `{}` runs for each `{group}`, but none of its inputs is grouped by `{group}`", def.name))
-                        .label(spans.each.unwrap_or(spans.name), "which groups?")
+                        .label(step_spans.each.unwrap_or(step_spans.name), "which groups?")
                         .help(format!("add an input grouped by `{group}`: a source with `group {group} by ...`, or another `each {group}` step")),
                 );
                 ok = false;
             }
         }
-        for (name, span) in def.after.iter().zip(&spans.after) {
+        for (name, span) in def.after.iter().zip(step_spans.after(def, &spans.names)) {
             match step_index.get(name.as_str()) {
                 Some(&j) => {
                     graph.add_edge(nodes[j], nodes[i], ());
@@ -146,7 +146,7 @@ pub(super) fn order_and_check(
 
     // The order leaves out every step on or after a cycle; only then are the cycles looked for.
     let order = topological_order(&graph);
-    if order.len() < steps.len() && !report_cycles(&graph, &steps, spans, diags) {
+    if order.len() < steps.len() && !report_cycles(&graph, &steps, &spans.steps, diags) {
         ok = false;
     }
     // Warnings about unused things are noise next to errors, and often caused by them.
@@ -162,7 +162,7 @@ pub(super) fn order_and_check(
 
 /// Moves the item at `order[k]` to `k` for every `k`, in place (`order` is a permutation of
 /// the indices of `items`), so that a pipeline's steps are ordered without a second copy.
-fn reorder<T>(items: &mut [T], order: &[usize]) {
+pub(super) fn reorder<T>(items: &mut [T], order: &[usize]) {
     assert_eq!(items.len(), order.len(), "an order of every item");
     // `position[i]` is where the item that started at `i` is now; `origin[p]` is where the
     // item now at `p` started.
@@ -290,7 +290,7 @@ fn warn_unused(
         .collect();
     let used_params: HashSet<&str> = steps
         .iter()
-        .flat_map(|s| s.params_used.iter().map(String::as_str))
+        .flat_map(|s| s.params_used.iter().map(|name| &**name))
         .collect();
     for item in items {
         match item {

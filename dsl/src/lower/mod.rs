@@ -6,6 +6,7 @@ mod conditions;
 mod graph;
 mod params;
 mod pattern_cache;
+mod pipeline;
 mod placeholders;
 mod sources;
 mod steps;
@@ -13,20 +14,19 @@ pub(crate) mod templates;
 mod trigger;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::ast::{self, Item, PipelineItem, TopItem};
+use crate::ast::{self, TopItem};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::model::{ParamDef, Pipeline, SourceDef};
+use crate::model::{ParamDef, Pipeline};
 use crate::span::Span;
+pub(crate) use pipeline::PipelineLowering;
 use templates::TemplateTable;
 
-/// Lowers `pipelines`, taken out of `module` (whose templates they may use). Pipelines with
-/// errors are left out; the diagnostics say why.
-///
-/// The pipelines are taken, not borrowed, so that each step's syntax tree is freed as soon as
-/// the step is lowered: a large pipeline's tree and its lowered form are never both held whole.
+/// Finishes lowering `pipelines`, read from `module` (whose templates they may use).
+/// Pipelines with errors are left out; the diagnostics say why.
 pub(crate) fn lower_module(
-    pipelines: Vec<ast::Pipeline>,
+    pipelines: Vec<PipelineLowering>,
     module: &ast::Module,
     templates: &TemplateTable,
     diags: &mut Vec<Diagnostic>,
@@ -41,7 +41,7 @@ pub(crate) fn lower_module(
     let mut lowered = Vec::new();
     for pipeline in pipelines {
         names.add(&pipeline.name, diags);
-        if let Some(pipeline) = lower_pipeline(pipeline, templates, diags) {
+        if let Some(pipeline) = pipeline.finish(templates, diags) {
             lowered.push(pipeline);
         }
     }
@@ -51,7 +51,7 @@ pub(crate) fn lower_module(
 /// What a pipeline declares, for resolving names inside its steps.
 pub(crate) struct Scope {
     /// Every declared param, including those whose declaration has errors.
-    pub param_names: HashSet<String>,
+    pub param_names: HashSet<Arc<str>>,
     /// The params that checked, by name.
     pub params: HashMap<String, ParamDef>,
     /// Group name -> the fields its groups have.
@@ -64,6 +64,14 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
+    /// The declared param `name`, shared; a new one if it is not declared.
+    pub fn param_name(&self, name: &str) -> Arc<str> {
+        self.param_names
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name))
+    }
+
     /// Whether `name` is declared as a step.
     pub fn is_step(&self, name: &str) -> bool {
         self.sources_and_steps.contains(name) && !self.sources.contains_key(name)
@@ -79,136 +87,6 @@ impl Scope {
         names.sort_unstable();
         names
     }
-}
-
-fn lower_pipeline(
-    pipeline: ast::Pipeline,
-    templates: &TemplateTable,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Pipeline> {
-    let errors_before = count_errors(diags);
-    let mut trigger = None;
-    let mut params: Vec<ParamDef> = Vec::new();
-    let mut sources: Vec<SourceDef> = Vec::new();
-    let mut param_names = Names::new("param");
-    let mut scope = Scope {
-        param_names: HashSet::new(),
-        params: HashMap::new(),
-        groups: BTreeMap::new(),
-        sources: HashMap::new(),
-        sources_and_steps: Names::new("source or step"),
-    };
-    // For each step in order, whether it is the first declaration of its name (the one lowered).
-    let mut first_declarations = Vec::new();
-    let mut trigger_span: Option<Span> = None;
-    let mut overlap = None;
-    let mut overlap_span: Option<Span> = None;
-    let mut notify = Vec::new();
-    for (item, span) in pipeline.body.nodes() {
-        match item {
-            PipelineItem::Trigger(t) => {
-                if let Some(first) = trigger_span {
-                    diags.push(duplicate_setting("trigger", span, first));
-                } else {
-                    trigger_span = Some(span);
-                    trigger = trigger::lower_trigger(t, diags);
-                }
-            }
-            PipelineItem::Param(param) => {
-                if param_names.add(&param.name, diags) {
-                    scope.param_names.insert(param.name.text.clone());
-                    if let Some(def) = params::lower_param(param, diags) {
-                        scope.params.insert(param.name.text.clone(), def.clone());
-                        params.push(def);
-                    }
-                }
-            }
-            PipelineItem::Source(source) => {
-                if scope.sources_and_steps.add(&source.name, diags) {
-                    // The group exists even if the source has errors, so its steps are not
-                    // reported again for an unknown group.
-                    let mut group = None;
-                    for (item, _) in source.body.nodes() {
-                        if let ast::SourceItem::Group { name, .. } = item {
-                            scope.groups.entry(name.text.clone()).or_default();
-                            group.get_or_insert_with(|| name.text.clone());
-                        }
-                    }
-                    scope.sources.insert(source.name.text.clone(), group);
-                    if let Some(def) = sources::lower_source(source, span, diags) {
-                        if let Some(grouping) = &def.grouping {
-                            scope
-                                .groups
-                                .entry(grouping.group.clone())
-                                .or_default()
-                                .extend(grouping.fields());
-                        }
-                        sources.push(def);
-                    }
-                }
-            }
-            PipelineItem::Step(step) => {
-                first_declarations.push(scope.sources_and_steps.add(&step.name, diags));
-            }
-            PipelineItem::Overlap(policy) => {
-                if let Some(first) = overlap_span {
-                    diags.push(duplicate_setting("overlap", span, first));
-                } else {
-                    overlap_span = Some(span);
-                    overlap = trigger::lower_overlap(policy, diags);
-                }
-            }
-            PipelineItem::Notify(hook) => notify.extend(trigger::lower_notify(hook, diags)),
-        }
-    }
-
-    // The steps and their spans side by side, each vector of exactly its length: a pipeline
-    // may have a great many steps. Each step's syntax tree is dropped once it is lowered; the
-    // other items are kept for the warnings about unused sources and params.
-    let lowered_count = first_declarations.iter().filter(|first| **first).count();
-    let mut steps = Vec::with_capacity(lowered_count);
-    let mut spans = Vec::with_capacity(lowered_count);
-    let mut others = Vec::new();
-    let mut first_declarations = first_declarations.into_iter();
-    let mut patterns = pattern_cache::PatternCache::default();
-    let ast::Pipeline { name, body } = pipeline;
-    for entry in body.entries {
-        match entry.item {
-            Item::Node(PipelineItem::Step(step)) => {
-                let first = first_declarations.next().unwrap_or(false);
-                if first {
-                    if let Some(lowered) = steps::lower_step(
-                        &step,
-                        entry.span,
-                        &scope,
-                        templates,
-                        &mut patterns,
-                        diags,
-                    ) {
-                        steps.push(lowered.def);
-                        spans.push(lowered.spans);
-                    }
-                }
-            }
-            Item::Node(other) => others.push(other),
-            Item::Comment(_) => {}
-        }
-    }
-
-    let had_errors = count_errors(diags) > errors_before;
-    let steps = graph::order_and_check(&others, &scope, steps, &spans, &params, had_errors, diags)?;
-    if count_errors(diags) > errors_before {
-        return None;
-    }
-    Some(Pipeline {
-        name: name.text,
-        trigger: trigger.unwrap_or_default(),
-        params,
-        sources,
-        steps,
-        overlap: overlap.unwrap_or_default(),
-        notify,
-    })
 }
 
 fn count_errors(diags: &[Diagnostic]) -> usize {

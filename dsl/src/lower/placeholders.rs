@@ -42,6 +42,7 @@ pub(crate) fn check_placeholders(
 ) -> bool {
     let mut ok = true;
     for placeholder in command.placeholders() {
+        let placeholder = &placeholder;
         let problem = match placeholder {
             Placeholder::Inputs | Placeholder::Out | Placeholder::Pipeline | Placeholder::Step => None,
             Placeholder::InputsOf(name) => (!context.inputs.contains(name)).then(|| {
@@ -79,7 +80,7 @@ pub(crate) fn check_placeholders(
                 })
             }
             Placeholder::Param(name) => (!context.scope.param_names.contains(name.as_str())).then(|| {
-                let names: Vec<&str> = context.scope.param_names.iter().map(String::as_str).collect();
+                let names: Vec<&str> = context.scope.param_names.iter().map(|n| &**n).collect();
                 (
                     Diagnostic::new(Code::UnknownField, format!("unknown param `{name}`")).help(
                         did_you_mean(name, names.iter().copied())

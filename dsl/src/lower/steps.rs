@@ -13,23 +13,78 @@ use crate::lower::placeholders::{check_placeholders, parse_command};
 use crate::lower::templates::{bind_args, TemplateTable};
 use crate::lower::{duplicate_setting, unknown, Scope};
 use crate::model::command::{shell_quote, CommandTemplate, Part, Placeholder};
+use crate::model::sorted_map::Env;
 use crate::model::step::{Backoff, Executor, ExecutorKind, Policy, Resources, StepDef};
 use crate::span::Span;
 
-/// A lowered step, and the spans the graph checks report against.
+/// A lowered step, and where its names were written.
 pub(crate) struct LoweredStep {
     pub def: StepDef,
-    pub spans: StepSpans,
-}
-
-/// Where a lowered step's names were written.
-pub(crate) struct StepSpans {
     pub name: Span,
     pub each: Option<Span>,
     /// One span per entry of the step's `inputs`.
     pub inputs: Vec<Span>,
     /// One span per entry of the step's `after`.
     pub after: Vec<Span>,
+}
+
+/// Where a pipeline's lowered steps were written, for the graph checks to report against:
+/// `steps` in the order of the steps, and the spans of their `input` and `after` names in one
+/// list, not in two small vectors for each of a great many steps.
+#[derive(Default)]
+pub(crate) struct SpanTable {
+    pub steps: Vec<StepSpans>,
+    pub names: Vec<Span>,
+}
+
+impl SpanTable {
+    /// Appends the spans of `lowered`, the next step.
+    pub fn push(&mut self, lowered: &LoweredStep) {
+        let spans = StepSpans::keep(lowered, &mut self.names);
+        self.steps.push(spans);
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.steps.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
+}
+
+/// Where one lowered step's names were written (see [`SpanTable`]).
+pub(crate) struct StepSpans {
+    pub name: Span,
+    pub each: Option<Span>,
+    /// Where the spans of the step's inputs, then of its `after`, start in the table's names.
+    names_at: usize,
+}
+
+impl StepSpans {
+    /// Takes the spans of `lowered`, appending the spans of its names to `names`.
+    fn keep(lowered: &LoweredStep, names: &mut Vec<Span>) -> StepSpans {
+        let names_at = names.len();
+        names.extend_from_slice(&lowered.inputs);
+        names.extend_from_slice(&lowered.after);
+        StepSpans {
+            name: lowered.name,
+            each: lowered.each,
+            names_at,
+        }
+    }
+
+    /// One span per entry of `def.inputs` (`def` is the step these spans are of).
+    pub fn inputs<'a>(&self, def: &StepDef, names: &'a [Span]) -> &'a [Span] {
+        names
+            .get(self.names_at..self.names_at + def.inputs.len())
+            .unwrap_or_default()
+    }
+
+    /// One span per entry of `def.after`.
+    pub fn after<'a>(&self, def: &StepDef, names: &'a [Span]) -> &'a [Span] {
+        let start = self.names_at + def.inputs.len();
+        names
+            .get(start..start + def.after.len())
+            .unwrap_or_default()
+    }
 }
 
 /// Where a setting came from: the step itself, or its template (with the bound arguments).
@@ -91,12 +146,14 @@ pub(super) fn lower_step(
         using_span: step.using.as_ref().map(|u| u.span),
     };
     let run = run_setting.and_then(|(s, origin)| lower_command(s, origin, true, &context, diags));
-    let mut env = BTreeMap::new();
-    for (name, (value, origin)) in &builder.env {
-        if let Some(template) = lower_command(value, *origin, false, &context, diags) {
-            env.insert(name.to_string(), template);
-        }
-    }
+    let env: Env = builder
+        .env
+        .iter()
+        .filter_map(|(name, (value, origin))| {
+            let template = lower_command(value, *origin, false, &context, diags)?;
+            Some((name.to_string(), template))
+        })
+        .collect();
     let when = builder
         .when
         .and_then(|(expr, _)| lower_condition(expr, each.as_deref(), scope, patterns, diags));
@@ -104,11 +161,7 @@ pub(super) fn lower_step(
     // The params read by the commands and the condition, sorted, each once.
     let mut used: Vec<&str> = Vec::new();
     for command in run.iter().chain(env.values()) {
-        for placeholder in command.placeholders() {
-            if let Placeholder::Param(name) = placeholder {
-                used.push(name);
-            }
-        }
+        used.extend(command.params());
     }
     if let Some(condition) = &when {
         condition.params(&mut used);
@@ -117,17 +170,17 @@ pub(super) fn lower_step(
     used.dedup();
     // A pipeline keeps every step's lists: they take only the room their items need.
     let mut params_used = Vec::with_capacity(used.len());
-    params_used.extend(used.into_iter().map(str::to_string));
+    params_used.extend(used.into_iter().map(|name| scope.param_name(name)));
     builder.outputs.shrink_to_fit();
     let def = StepDef {
         name: step.name.text.clone(),
         each,
         inputs: builder.inputs,
         after: builder.after,
-        when,
+        when: when.map(Box::new),
         // A step whose command has errors still takes part in the graph checks; the
         // pipeline as a whole is rejected for the errors already reported.
-        run: run.unwrap_or(CommandTemplate { parts: Vec::new() }),
+        run: run.unwrap_or_default(),
         outputs: builder.outputs,
         env,
         policy: builder.policy,
@@ -136,13 +189,13 @@ pub(super) fn lower_step(
         container: builder.container,
         params_used,
     };
-    let spans = StepSpans {
+    Some(LoweredStep {
+        def,
         name: step.name.span,
         each: step.each.as_ref().map(|g| g.span),
         inputs: builder.input_spans,
         after: builder.after_spans,
-    };
-    Some(LoweredStep { def, spans })
+    })
 }
 
 /// What a step's placeholders may refer to.
@@ -329,10 +382,7 @@ impl<'a> Builder<'a> {
                     ));
                     return;
                 };
-                let mut executor = Executor {
-                    kind,
-                    settings: BTreeMap::new(),
-                };
+                let mut given = BTreeMap::new();
                 for (setting, setting_span) in settings.iter().flat_map(|block| block.nodes()) {
                     if !kind.settings().contains(&setting.name.text.as_str()) {
                         let mut d = unknown(
@@ -348,11 +398,7 @@ impl<'a> Builder<'a> {
                         continue;
                     }
                     let value = arg(&setting.value.value);
-                    if executor
-                        .settings
-                        .insert(setting.name.text.clone(), value)
-                        .is_some()
-                    {
+                    if given.insert(setting.name.text.clone(), value).is_some() {
                         diags.push(duplicate_setting(
                             &setting.name.text,
                             setting_span,
@@ -360,7 +406,10 @@ impl<'a> Builder<'a> {
                         ));
                     }
                 }
-                self.executor = executor;
+                self.executor = Executor {
+                    kind,
+                    settings: given.into_iter().collect(),
+                };
             }
         }
     }
@@ -393,9 +442,10 @@ fn add_names(names: &[ast::Name], texts: &mut Vec<String>, spans: &mut Vec<Span>
 /// `"{group}"`) stands for that placeholder; any other is literal text, shell-quoted in `run`.
 fn argument_part(value: &str, shell: bool) -> Part {
     if let Ok(template) = CommandTemplate::parse(value) {
-        if let [Part::Placeholder(p)] = template.parts.as_slice() {
+        let mut parts = template.parts();
+        if let (Some(Part::Placeholder(p)), None) = (parts.next(), parts.next()) {
             if !matches!(p, Placeholder::Arg(_)) {
-                return Part::Placeholder(p.clone());
+                return Part::Placeholder(p);
             }
         }
     }

@@ -195,7 +195,7 @@ pub(crate) fn check_template(template: &ast::Template, diags: &mut Vec<Diagnosti
         };
         for placeholder in command.placeholders() {
             if let Placeholder::Arg(name) = placeholder {
-                if !template.params.iter().any(|p| &p.name.text == name) {
+                if !template.params.iter().any(|p| p.name.text == name) {
                     let needle = format!("{{args.{name}}}");
                     let at = s.value.find(&needle).unwrap_or(0);
                     diags.push(

@@ -57,10 +57,171 @@ pub enum Part {
     Placeholder(Placeholder),
 }
 
-/// A parsed command template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A parsed command template: a sequence of [`Part`]s, serialized as `{"parts": [...]}`.
+///
+/// A pipeline holds one per `run` and `env` value of every step, so the parts are not kept as
+/// a vector of strings: their text (literal text, and the names of placeholders) is kept in one
+/// string, and each part as its kind and where its text ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandTemplate {
-    pub parts: Vec<Part>,
+    text: Box<str>,
+    /// Empty when the template is one part of literal text (as most `env` values are): all of
+    /// `text`, or nothing if `text` is empty too.
+    pieces: Box<[Piece]>,
+}
+
+/// One part of a [`CommandTemplate`]: its kind, and the end of its text in the template's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    kind: PieceKind,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceKind {
+    Text,
+    Inputs,
+    InputsOf,
+    Out,
+    Group,
+    GroupField,
+    Param,
+    Arg,
+    Pipeline,
+    Step,
+}
+
+/// A part borrowed from a [`CommandTemplate`]'s text: serialized exactly as [`Part`] is.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum PartRef<'a> {
+    Text(&'a str),
+    Placeholder(PlaceholderRef<'a>),
+}
+
+/// Serialized exactly as [`Placeholder`] is.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+enum PlaceholderRef<'a> {
+    Inputs,
+    InputsOf(&'a str),
+    Out,
+    Group,
+    GroupField(&'a str),
+    Param(&'a str),
+    Arg(&'a str),
+    Pipeline,
+    Step,
+}
+
+impl PlaceholderRef<'_> {
+    fn to_owned(&self) -> Placeholder {
+        match *self {
+            PlaceholderRef::Inputs => Placeholder::Inputs,
+            PlaceholderRef::InputsOf(n) => Placeholder::InputsOf(n.to_string()),
+            PlaceholderRef::Out => Placeholder::Out,
+            PlaceholderRef::Group => Placeholder::Group,
+            PlaceholderRef::GroupField(n) => Placeholder::GroupField(n.to_string()),
+            PlaceholderRef::Param(n) => Placeholder::Param(n.to_string()),
+            PlaceholderRef::Arg(n) => Placeholder::Arg(n.to_string()),
+            PlaceholderRef::Pipeline => Placeholder::Pipeline,
+            PlaceholderRef::Step => Placeholder::Step,
+        }
+    }
+}
+
+/// Builds a [`CommandTemplate`] part by part.
+#[derive(Default)]
+struct TemplateBuilder {
+    text: String,
+    pieces: Vec<Piece>,
+}
+
+impl TemplateBuilder {
+    /// Literal text, joined to the text part before it if there is one.
+    fn text(&mut self, text: &str) {
+        self.text.push_str(text);
+        match self.pieces.last_mut() {
+            Some(Piece {
+                kind: PieceKind::Text,
+                end,
+            }) => *end = self.text.len(),
+            _ => self.piece(PieceKind::Text),
+        }
+    }
+
+    fn placeholder(&mut self, placeholder: &Placeholder) {
+        let (kind, name) = match placeholder {
+            Placeholder::Inputs => (PieceKind::Inputs, ""),
+            Placeholder::InputsOf(n) => (PieceKind::InputsOf, n.as_str()),
+            Placeholder::Out => (PieceKind::Out, ""),
+            Placeholder::Group => (PieceKind::Group, ""),
+            Placeholder::GroupField(n) => (PieceKind::GroupField, n.as_str()),
+            Placeholder::Param(n) => (PieceKind::Param, n.as_str()),
+            Placeholder::Arg(n) => (PieceKind::Arg, n.as_str()),
+            Placeholder::Pipeline => (PieceKind::Pipeline, ""),
+            Placeholder::Step => (PieceKind::Step, ""),
+        };
+        self.text.push_str(name);
+        self.piece(kind);
+    }
+
+    fn part(&mut self, part: &Part) {
+        match part {
+            Part::Text(text) => self.text(text),
+            Part::Placeholder(p) => self.placeholder(p),
+        }
+    }
+
+    fn piece(&mut self, kind: PieceKind) {
+        self.pieces.push(Piece {
+            kind,
+            end: self.text.len(),
+        });
+    }
+
+    fn finish(mut self) -> CommandTemplate {
+        if let [Piece {
+            kind: PieceKind::Text,
+            ..
+        }] = self.pieces[..]
+        {
+            if !self.text.is_empty() {
+                self.pieces.clear();
+            }
+        }
+        CommandTemplate {
+            text: self.text.into_boxed_str(),
+            pieces: self.pieces.into_boxed_slice(),
+        }
+    }
+}
+
+impl Serialize for CommandTemplate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Parts<'a>(&'a CommandTemplate);
+        impl Serialize for Parts<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.part_refs())
+            }
+        }
+        let mut state = serializer.serialize_struct("CommandTemplate", 1)?;
+        state.serialize_field("parts", &Parts(self))?;
+        state.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "CommandTemplate")]
+        struct Parts {
+            parts: Vec<Part>,
+        }
+        let parts = Parts::deserialize(deserializer)?;
+        Ok(CommandTemplate::from_parts(&parts.parts))
+    }
 }
 
 /// A `{name}` that is not a placeholder, with its byte range in the template text.
@@ -76,10 +237,7 @@ impl CommandTemplate {
     /// (with their positions) instead of being taken literally.
     pub fn parse(text: &str) -> Result<CommandTemplate, Vec<UnknownPlaceholder>> {
         let bytes = text.as_bytes();
-        // Each placeholder makes at most two parts (with the text before it), and one more
-        // holds the text after the last: room for that many saves growing the vector.
-        let opening = bytes.iter().filter(|&&b| b == b'{').count();
-        let mut parts = Vec::with_capacity(2 * opening + 1);
+        let mut template = TemplateBuilder::default();
         let mut literal = String::with_capacity(text.len());
         let mut unknown = Vec::new();
         let mut escaped_depth = 0usize;
@@ -111,11 +269,10 @@ impl CommandTemplate {
                 match Placeholder::from_text(name) {
                     Some(placeholder) => {
                         if !literal.is_empty() {
-                            // A copy takes no more memory than the text; the buffer is reused.
-                            parts.push(Part::Text(literal.clone()));
+                            template.text(&literal);
                             literal.clear();
                         }
-                        parts.push(Part::Placeholder(placeholder));
+                        template.placeholder(&placeholder);
                     }
                     None => unknown.push(UnknownPlaceholder {
                         text: name.to_string(),
@@ -131,20 +288,67 @@ impl CommandTemplate {
             }
         }
         if !literal.is_empty() {
-            parts.push(Part::Text(literal.clone()));
+            template.text(&literal);
         }
         if unknown.is_empty() {
-            parts.shrink_to_fit();
-            Ok(CommandTemplate { parts })
+            Ok(template.finish())
         } else {
             Err(unknown)
         }
     }
 
-    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.parts.iter().filter_map(|part| match part {
+    /// The template made of `parts`.
+    pub fn from_parts(parts: &[Part]) -> CommandTemplate {
+        let mut template = TemplateBuilder::default();
+        for part in parts {
+            template.part(part);
+        }
+        template.finish()
+    }
+
+    /// The parts, in order (adjacent literal text always in one part).
+    pub fn parts(&self) -> impl Iterator<Item = Part> + '_ {
+        self.part_refs().map(|part| match part {
+            PartRef::Text(text) => Part::Text(text.to_string()),
+            PartRef::Placeholder(p) => Part::Placeholder(p.to_owned()),
+        })
+    }
+
+    fn part_refs(&self) -> impl Iterator<Item = PartRef<'_>> {
+        let only_text = self.pieces.is_empty() && !self.text.is_empty();
+        let only_text = only_text.then_some(PartRef::Text(&self.text));
+        let starts = std::iter::once(0).chain(self.pieces.iter().map(|piece| piece.end));
+        let parts = self.pieces.iter().zip(starts).map(|(piece, start)| {
+            let text = &self.text[start..piece.end];
+            let placeholder = match piece.kind {
+                PieceKind::Text => return PartRef::Text(text),
+                PieceKind::Inputs => PlaceholderRef::Inputs,
+                PieceKind::InputsOf => PlaceholderRef::InputsOf(text),
+                PieceKind::Out => PlaceholderRef::Out,
+                PieceKind::Group => PlaceholderRef::Group,
+                PieceKind::GroupField => PlaceholderRef::GroupField(text),
+                PieceKind::Param => PlaceholderRef::Param(text),
+                PieceKind::Arg => PlaceholderRef::Arg(text),
+                PieceKind::Pipeline => PlaceholderRef::Pipeline,
+                PieceKind::Step => PlaceholderRef::Step,
+            };
+            PartRef::Placeholder(placeholder)
+        });
+        only_text.into_iter().chain(parts)
+    }
+
+    pub fn placeholders(&self) -> impl Iterator<Item = Placeholder> + '_ {
+        self.parts().filter_map(|part| match part {
             Part::Placeholder(p) => Some(p),
             Part::Text(_) => None,
+        })
+    }
+
+    /// The names of the params the template reads (`{params.NAME}`), in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.part_refs().filter_map(|part| match part {
+            PartRef::Placeholder(PlaceholderRef::Param(name)) => Some(name),
+            _ => None,
         })
     }
 
@@ -154,18 +358,17 @@ impl CommandTemplate {
         &self,
         mut part: impl FnMut(&Placeholder) -> Option<Part>,
     ) -> CommandTemplate {
-        let mut parts: Vec<Part> = Vec::new();
-        for original in &self.parts {
-            let replaced = match original {
-                Part::Placeholder(p) => part(p).unwrap_or_else(|| original.clone()),
-                Part::Text(_) => original.clone(),
-            };
-            match (parts.last_mut(), replaced) {
-                (Some(Part::Text(previous)), Part::Text(text)) => previous.push_str(&text),
-                (_, replaced) => parts.push(replaced),
+        let mut template = TemplateBuilder::default();
+        for original in self.parts() {
+            match &original {
+                Part::Placeholder(p) => match part(p) {
+                    Some(replaced) => template.part(&replaced),
+                    None => template.part(&original),
+                },
+                Part::Text(_) => template.part(&original),
             }
         }
-        CommandTemplate { parts }
+        template.finish()
     }
 
     /// Renders the command for a shell: each placeholder becomes its values, each value
@@ -183,10 +386,10 @@ impl CommandTemplate {
     /// Renders the template with `value` giving the text of each placeholder as it is.
     pub fn render(&self, mut value: impl FnMut(&Placeholder) -> String) -> String {
         let mut out = String::new();
-        for part in &self.parts {
+        for part in self.part_refs() {
             match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Placeholder(p) => out.push_str(&value(p)),
+                PartRef::Text(text) => out.push_str(text),
+                PartRef::Placeholder(p) => out.push_str(&value(&p.to_owned())),
             }
         }
         out
@@ -195,12 +398,12 @@ impl CommandTemplate {
     /// The canonical text of the template: what a user would write to get it.
     pub fn to_source(&self) -> String {
         let mut out = String::new();
-        for part in &self.parts {
+        for part in self.parts() {
             match part {
-                Part::Text(text) => out.push_str(&escape_literal(text)),
+                Part::Text(text) => out.push_str(&escape_literal(&text)),
                 Part::Placeholder(p) => {
                     out.push('{');
-                    out.push_str(&placeholder_text(p));
+                    out.push_str(&placeholder_text(&p));
                     out.push('}');
                 }
             }
@@ -287,7 +490,7 @@ mod tests {
     use super::*;
 
     fn parts(text: &str) -> Vec<Part> {
-        CommandTemplate::parse(text).unwrap().parts
+        CommandTemplate::parse(text).unwrap().parts().collect()
     }
 
     #[test]
@@ -342,6 +545,44 @@ mod tests {
         let template = CommandTemplate::parse("cat {params.file}").unwrap();
         let rendered = template.render_shell(|_| vec!["x'; rm -rf / #".into()]);
         assert_eq!(rendered, r"cat 'x'\''; rm -rf / #'");
+    }
+
+    #[test]
+    fn serializes_as_its_list_of_parts() {
+        #[derive(Serialize)]
+        struct Listed {
+            parts: Vec<Part>,
+        }
+        for text in [
+            "",
+            "plain",
+            "{inputs} {inputs.a}{out}/{group}{group.f} {params.p} {args.x} {pipeline}{step}",
+            "awk '{{print}}' {inputs} > {out}/x",
+            "C",
+            "{group}",
+        ] {
+            let template = CommandTemplate::parse(text).unwrap();
+            let listed = Listed {
+                parts: template.parts().collect(),
+            };
+            let json = serde_json::to_string(&template).unwrap();
+            assert_eq!(json, serde_json::to_string(&listed).unwrap(), "{text}");
+            let back: CommandTemplate = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, template, "{text}");
+        }
+    }
+
+    #[test]
+    fn keeps_an_empty_text_part() {
+        let template = CommandTemplate::parse("{args.x}").unwrap();
+        let empty = template.substitute(|_| Some(Part::Text(String::new())));
+        assert_eq!(
+            empty.parts().collect::<Vec<_>>(),
+            vec![Part::Text(String::new())]
+        );
+        assert_eq!(CommandTemplate::parse("").unwrap().parts().count(), 0);
+        let text = template.substitute(|_| Some(Part::Text("C".into())));
+        assert_eq!(text, CommandTemplate::parse("C").unwrap());
     }
 
     #[test]

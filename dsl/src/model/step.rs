@@ -3,11 +3,13 @@
 //! and so what goes into task keys.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::command::CommandTemplate;
 use super::condition::Condition;
+use super::sorted_map::{Env, SortedMap};
 use crate::ast::BackoffKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,17 +21,19 @@ pub struct StepDef {
     pub inputs: Vec<String>,
     /// Steps that must finish first, without consuming their products.
     pub after: Vec<String>,
-    pub when: Option<Condition>,
+    /// Boxed: most steps have none, and every step would otherwise hold room for one.
+    pub when: Option<Box<Condition>>,
     pub run: CommandTemplate,
     /// Glob patterns selecting the products in the output directory; empty means all files.
     pub outputs: Vec<String>,
-    pub env: BTreeMap<String, CommandTemplate>,
+    pub env: Env,
     pub policy: Policy,
     pub resources: Resources,
     pub executor: Executor,
     pub container: Option<String>,
-    /// The params the step reads (in `run`, `env` or `when`), sorted.
-    pub params_used: Vec<String>,
+    /// The params the step reads (in `run`, `env` or `when`), sorted. Shared with the other
+    /// steps of the pipeline: a pipeline has few params and may have a great many steps.
+    pub params_used: Vec<Arc<str>>,
 }
 
 /// How the scheduler treats the step's tasks. Never part of a task key.
@@ -85,7 +89,7 @@ pub struct Resources {
 pub struct Executor {
     pub kind: ExecutorKind,
     /// Executor settings such as a SLURM partition, sorted by name.
-    pub settings: BTreeMap<String, String>,
+    pub settings: SortedMap<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,14 +31,18 @@ impl<T> BlockBuilder<T> {
     }
 
     pub(super) fn comment(&mut self, builder: &TreeBuilder<'_>, pair: &Pair<'_, Rule>) {
-        let span = builder.span(pair);
-        let gap = &builder.text[self.previous_end.unwrap_or(0)..span.start()];
+        self.comment_at(builder.text, builder.span(pair), pair.as_str());
+    }
+
+    /// A comment written as `raw` at `span` in `text`.
+    pub(super) fn comment_at(&mut self, text: &str, span: Span, raw: &str) {
+        let gap = &text[self.previous_end.unwrap_or(0)..span.start()];
         let trailing = self.previous_end.is_some() && !gap.contains('\n');
         let comment = Comment {
-            text: pair.as_str().trim_end().to_string(),
+            text: raw.trim_end().to_string(),
             trailing,
         };
-        self.push(builder.text, span, Item::Comment(comment));
+        self.push(text, span, Item::Comment(comment));
     }
 
     pub(super) fn node(&mut self, text: &str, span: Span, node: T) {

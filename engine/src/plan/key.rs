@@ -25,7 +25,7 @@ pub fn params_used(
 ) -> BTreeMap<String, ParamValue> {
     step.params_used
         .iter()
-        .filter_map(|name| params.get(name).map(|v| (name.clone(), v.clone())))
+        .filter_map(|name| params.get(&**name).map(|v| (name.to_string(), v.clone())))
         .collect()
 }
 
