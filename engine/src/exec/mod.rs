@@ -170,6 +170,15 @@ pub enum ExecError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The file that tells recovery the attempt's pid could not be written; the attempt was
+    /// killed.
+    #[error("cannot write the attempt's pid file {}: {source}", path.display())]
+    PidFile {
+        /// The pid file's path.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
     /// The thread that waits for the attempt could not be started; the attempt was killed.
     #[error("cannot start a thread to wait for process {pid}: {source}")]
     Waiter {

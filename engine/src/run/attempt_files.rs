@@ -6,7 +6,8 @@
 //! - `G.N.out` and `G.N.err`: what the command wrote to stdout and stderr;
 //! - `G.N.sh`: the command, when it is too long to be passed as one argument;
 //! - `G.N.status`: the command's exit status, written by the script when the command ends;
-//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]).
+//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]);
+//! - `G.N.pid`: the pid of a local attempt's wrapper, for recovery (see [`pid_file`]).
 //!
 //! and writes its outputs into `STATE/tmp/TASK-N/`, which is renamed into place on success. The
 //! files are kept with the logs (`engine gc` drops them with the logs of superseded tasks): a file
@@ -56,6 +57,26 @@ pub fn decided_task(status_file: &Path) -> Option<TaskRecord> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Where the pid of the local attempt whose status file is `status_file` is kept, with its start
+/// time: its wrapper (a fork of the engine) carries the engine's environment, not the attempt's,
+/// so this is how recovery finds it.
+pub fn pid_file(status_file: &Path) -> PathBuf {
+    status_file.with_extension("pid")
+}
+
+/// Writes the pid file: `PID START_TIME` (`-` for an unknown start time).
+pub fn write_pid_file(path: &Path, pid: u32, start_time: Option<u64>) -> std::io::Result<()> {
+    let start = start_time.map_or_else(|| "-".to_string(), |t| t.to_string());
+    std::fs::write(path, format!("{pid} {start}\n"))
+}
+
+/// The pid and start time a pid file holds.
+pub fn read_pid_file(path: &Path) -> Option<(u32, Option<u64>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (pid, start) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, start.parse().ok()))
+}
+
 /// Where the command of the attempt whose status file is `status_file` is written when it is
 /// too long to be passed as one argument.
 pub fn script_path(status_file: &Path) -> PathBuf {
@@ -74,6 +95,19 @@ mod tests {
             "command": "echo 'a\nb'", "finished_ms": null
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_pid_file_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = pid_file(&dir.path().join("g.1.status"));
+        assert_eq!(path, dir.path().join("g.1.pid"));
+        write_pid_file(&path, 42, Some(7)).unwrap();
+        assert_eq!(read_pid_file(&path), Some((42, Some(7))));
+        write_pid_file(&path, 43, None).unwrap();
+        assert_eq!(read_pid_file(&path), Some((43, None)));
+        std::fs::write(&path, "4").unwrap();
+        assert_eq!(read_pid_file(&path), None);
     }
 
     #[test]

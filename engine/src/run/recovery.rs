@@ -2,10 +2,11 @@
 //! is reconciled before anything else touches the store's runs:
 //!
 //! 1. Orphans are adopted: a killed engine does not kill its tasks (they run in their own process
-//!    groups), so recovery finds every live attempt of the run by its wrapper, which leads its
-//!    process group with its stdout on the attempt's log (even one whose start was never
-//!    committed), and waits for it to end. Whatever the attempts left running (found by the
-//!    `ENGINE_STATE_DIR` and `ENGINE_ATTEMPT` variables in their environment) is then killed.
+//!    groups), so recovery finds every live attempt of the run by the pid file its wrapper's pid
+//!    was written to before the command was released (even one whose start was never
+//!    committed), checked against the start time written with it, and waits for it to end.
+//!    Whatever the attempts left running (found by the `ENGINE_STATE_DIR` and `ENGINE_ATTEMPT`
+//!    variables in their environment) is then killed.
 //!    SLURM jobs are re-attached by the job id their attempt recorded, or, for a job submitted
 //!    just before the engine died and never committed, by the comment that names the state
 //!    directory and the attempt: recovery waits until every one of them has left the queue
@@ -26,11 +27,11 @@
 //!    `engine resume` as well.
 //! 3. The run becomes `interrupted`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::exec::local::process_alive;
+use crate::exec::local::{process_alive, process_start_time};
 use crate::exec::slurm::{self, JobView};
 use crate::store::{
     now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, SlurmJobRecord, Store, TaskRecord,
@@ -39,7 +40,7 @@ use crate::store::{
 
 use super::launch::{slurm_comment, state_id};
 
-use super::attempt_files::{attempt_files, decided_file, decided_task};
+use super::attempt_files::{attempt_files, decided_file, decided_task, pid_file, read_pid_file};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -104,12 +105,13 @@ pub fn recover_with(
             .and_then(|t| t.parse::<u64>().ok())
             .is_some_and(|t| tasks.contains(&t))
     };
-    let runs: HashSet<u64> = orphaned.iter().map(|run| run.id).collect();
-    for (pid, what) in live_wrappers(&options.state_dir, &runs) {
-        if kill {
-            crate::exec::local::kill_group(pid, options.kill_grace);
-        } else {
-            adopt(pid, &what);
+    for run in &orphaned {
+        for (pid, tag) in live_wrappers(store, &options.state_dir, run.id)? {
+            if kill {
+                crate::exec::local::kill_group(pid, options.kill_grace);
+            } else {
+                adopt(pid, &tag);
+            }
         }
     }
     // What the attempts left behind (background children): only processes that carry this
@@ -267,49 +269,35 @@ fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
     AttemptRecord::new(task.id, number, attempt_files(state_dir, task, number))
 }
 
-/// The live wrappers of local attempts of the runs `runs`, each with what it runs
-/// (`STEP/GROUP.N`). A wrapper is a fork of the engine, so it carries the engine's environment,
-/// not the attempt's: it is known by leading its own process group with its stdout on an
-/// attempt's log, `STATE/logs/RUN/STEP/GROUP.N.out`. Its commands have their own stdout, or are
-/// not group leaders.
-fn live_wrappers(state_dir: &Path, runs: &HashSet<u64>) -> Vec<(u32, String)> {
-    let Ok(logs) = std::fs::canonicalize(state_dir.join("logs")) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+/// The live wrappers (process-group leaders) of the local attempts of `run` that may still be
+/// going, with their attempt tag: the last committed attempt of each unfinished task, and the
+/// one after it, which may have started without being committed. Each is found by its pid file
+/// and must still have the start time recorded there, so a reused pid is never taken for it.
+fn live_wrappers(
+    store: &Store,
+    state_dir: &Path,
+    run: u64,
+) -> Result<Vec<(u32, String)>, RunError> {
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+    for task in store.tasks_of(run)? {
+        if task.status.is_final() {
             continue;
-        };
-        let Ok(stdout) = std::fs::read_link(entry.path().join("fd/1")) else {
-            continue;
-        };
-        let Ok(log) = stdout.strip_prefix(&logs) else {
-            continue;
-        };
-        let mut parts = log.iter();
-        let run = parts.next().and_then(|r| r.to_str()?.parse::<u64>().ok());
-        let (Some(run), Some(step), Some(file)) = (run, parts.next(), parts.next()) else {
-            continue;
-        };
-        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
-            .is_ok_and(|group| group.as_raw() as u32 == pid);
-        if runs.contains(&run) && leads_group && pid != std::process::id() && process_alive(pid) {
-            let file = Path::new(file).with_extension("");
-            found.push((
-                pid,
-                format!("{}/{}", step.to_string_lossy(), file.display()),
-            ));
+        }
+        for number in [task.attempts, task.attempts + 1] {
+            if number == 0 {
+                continue;
+            }
+            let files = attempt_files(state_dir, &task, number);
+            let Some((pid, start_time)) = read_pid_file(&pid_file(&files.status_file)) else {
+                continue;
+            };
+            let same = start_time.is_some_and(|t| process_start_time(pid) == Some(t));
+            if same && pid != std::process::id() && process_alive(pid) {
+                found.push((pid, format!("{}-{number}", task.id)));
+            }
         }
     }
-    found
+    Ok(found)
 }
 
 /// The live processes started by an engine for `state_dir`, with their attempt tag: the
@@ -353,12 +341,13 @@ fn orphans(state_dir: &Path) -> Vec<(u32, String)> {
 }
 
 /// Waits for a process left running by an engine that died.
-fn adopt(pid: u32, what: &str) {
+fn adopt(pid: u32, tag: &str) {
     let mut announced = false;
     while process_alive(pid) {
         if !announced {
+            let task = tag.split('-').next().unwrap_or("?");
             eprintln!(
-                "waiting for {what} (pid {pid}), still running from an engine that was stopped; \
+                "waiting for task {task} (pid {pid}), still running from an engine that was stopped; \
                  `engine cancel` on its run stops it instead"
             );
             announced = true;
