@@ -1,26 +1,25 @@
-//! The local executor: runs each attempt's command in a process group of its own, led by a
-//! wrapper that records the command's exit status; waits for it without blocking the async
-//! runtime, enforces its timeout and cancellation by signalling the whole group, and makes sure
-//! no process of the attempt outlives it.
+//! The local executor: runs each attempt's command as a `/bin/sh` script in a process group of
+//! its own, waits for it without blocking the async runtime, enforces its timeout and
+//! cancellation by signalling the whole group, and makes sure no process of the attempt outlives
+//! it.
 //!
-//! The wrapper is a fork of the engine ([`wrapper`]): it runs the command as its child, directly
-//! when it is a plain program with arguments and redirections ([`direct`]), else as
-//! `/bin/sh -c COMMAND`, or `/bin/sh SCRIPT` when the command is longer than one argument may be
-//! (128 KiB on Linux; an aggregate step's `{inputs}` over thousands of files is longer). When
-//! the command ends, the wrapper writes its exit status to the attempt's status file, so that an
-//! attempt that ends while the engine is down is not run again.
+//! The command is written to the attempt's script file and run as `/bin/sh SCRIPT`, not passed
+//! as `sh -c COMMAND`: an argument is limited to 128 KiB on Linux, and an aggregate step's
+//! `{inputs}` over thousands of files is longer than that.
 //!
 //! # The gate
 //!
-//! An attempt's process exists before its command runs: the wrapper first waits for one byte on
+//! An attempt's process exists before its command runs: the script first waits for one line on
 //! its stdin, a socket whose other end the engine holds, and only then runs the command (with
-//! stdin from /dev/null). The engine sends it with [`RunningAttempt::release`], once whatever
-//! recovery needs to know of the attempt is on disk. If the engine dies before, the socket
-//! closes, `read` fails and the wrapper exits without running the command.
+//! stdin from /dev/null). The engine sends the line with [`RunningAttempt::release`], once it has
+//! committed the pid, together with whatever else the command relies on (the upstream task's
+//! products), in one store transaction. If the engine dies before, the socket closes, `read`
+//! fails and the script exits without running the command: nothing ran that the store does not
+//! know about.
 //!
 //! # Waiting, and the race between reaping and signalling
 //!
-//! The attempt's wrapper is the leader of a new process group, so its pid is the pgid. A pgid names
+//! The attempt's `sh` is the leader of a new process group, so its pid is the pgid. A pgid names
 //! our group only while the group has a member: once the last member is gone, the number can be
 //! given to a new process, which may make itself the leader of a group with the same number, and
 //! `killpg` would then hit a stranger. The leader's pid stays taken for as long as the leader is
@@ -49,13 +48,14 @@
 //! A process that leaves the group (`setsid`, `setpgid`) escapes all of this; containing those
 //! needs cgroups, which is a job for a container executor.
 
-use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::future::pending;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{self, signal_group, Reaped};
 use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
-use wrapper::Launch;
-
-pub mod direct;
-mod wrapper;
 
 pub use super::process::{kill_group, process_alive, process_start_time};
 
@@ -88,62 +84,52 @@ impl LocalExecutor {
         LocalExecutor { _private: () }
     }
 
-    /// Prepares the attempt's output directory and log files, then forks its wrapper in a
-    /// process group of its own, held at the gate. Returns as soon as the process exists, so the
-    /// caller can record the pid and pgid (durability principle) before it lets the command run
-    /// with [`release`](RunningAttempt::release); the timeout counts from here.
+    /// Prepares the attempt's output directory, log files and script, then spawns
+    /// `/bin/sh SCRIPT` in its own process group, held at the gate. Returns as soon as the
+    /// process exists, so the caller can commit the pid, pgid and start time to its store
+    /// (durability principle) before it lets the command run with
+    /// [`release`](RunningAttempt::release); the timeout counts from here.
     ///
     /// Needs no async runtime; [`RunningAttempt::wait`] does.
     pub fn start(&self, spec: &AttemptSpec) -> Result<RunningAttempt, ExecError> {
         let out_dir = prepare_out_dir(&spec.out_dir)?;
-        if !spec.workdir.is_dir() {
-            return Err(ExecError::Spawn {
-                workdir: spec.workdir.clone(),
-                source: io::Error::new(io::ErrorKind::NotFound, "no such directory"),
-            });
-        }
         let stdout = create_log(&spec.stdout_path)?;
-        // `None`: one open file shared by both streams, so neither overwrites the other.
         let stderr = if spec.stderr_path == spec.stdout_path {
-            None
+            // One open file shared by both streams, so neither overwrites the other.
+            stdout.try_clone().map_err(|source| ExecError::LogFile {
+                path: spec.stderr_path.clone(),
+                source,
+            })?
         } else {
-            Some(create_log(&spec.stderr_path)?)
+            create_log(&spec.stderr_path)?
         };
 
-        let spawn_error = |source| ExecError::Spawn {
+        write_script(&spec.script, &spec.command)?;
+        let (gate, held) = UnixStream::pair().map_err(|source| ExecError::Spawn {
+            script: spec.script.clone(),
             workdir: spec.workdir.clone(),
             source,
-        };
-        let (gate, held) = UnixStream::pair().map_err(spawn_error)?;
-        let workdir = std::path::absolute(&spec.workdir).unwrap_or_else(|_| spec.workdir.clone());
-        let env = wrapper::environment(
-            spec.env
-                .iter()
-                .map(|(name, value)| (OsStr::new(name), OsStr::new(value)))
-                .chain([
-                    (OsStr::new("ENGINE_OUT"), out_dir.as_os_str()),
-                    (OsStr::new("PWD"), workdir.as_os_str()),
-                ]),
-        );
-        let command = wrapper::Command {
-            command: &spec.command,
-            script: &spec.script,
-            env,
-            workdir: &workdir,
-            status_file: spec.status_file.as_deref(),
-        };
-        let launch = Launch::new(
-            command,
-            OwnedFd::from(held),
-            stdout.into(),
-            stderr.map(Into::into),
-        )
-        .map_err(spawn_error)?;
+        })?;
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg(&spec.script)
+            .current_dir(&spec.workdir)
+            .envs(spec.env.iter().map(|(name, value)| (name, value)))
+            .env("ENGINE_OUT", &out_dir)
+            .stdin(Stdio::from(OwnedFd::from(held)))
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
         let started = Instant::now();
-        let pid = launch.spawn().map_err(spawn_error)?;
-        let direct = launch.is_direct();
-        // The engine's copies of the gate's far end and of the logs close with `launch`.
-        drop(launch);
+        let child = command.spawn().map_err(|source| ExecError::Spawn {
+            script: spec.script.clone(),
+            workdir: spec.workdir.clone(),
+            source,
+        })?;
+        // From here the child is reaped by this module only, never through `std`'s handle.
+        let pid = child.id();
+        drop(child);
+        drop(command);
         let start_time = process_start_time(pid);
 
         let (exited_tx, exited_rx) = oneshot::channel();
@@ -165,7 +151,7 @@ impl LocalExecutor {
             let _ = process::reap(pid);
             return Err(ExecError::Waiter { pid, source });
         }
-        tracing::debug!(pid, direct, "attempt started");
+        tracing::debug!(pid, script = %spec.script.display(), "attempt started");
 
         Ok(RunningAttempt {
             pid,
@@ -196,6 +182,21 @@ pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecErr
     std::path::absolute(path).map_err(error)
 }
 
+/// What the script does before the command: wait at the gate, then give the command an empty
+/// stdin. 111 is never collected: the engine that would read it is gone, or kills the attempt.
+const GATE: &str = "read -r _ || exit 111\nexec </dev/null\n";
+
+fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
+    let error = |source| ExecError::Script {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    fs::write(path, [GATE, command].concat()).map_err(error)
+}
+
 pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
     let error = |source| ExecError::LogFile {
         path: path.to_owned(),
@@ -213,7 +214,7 @@ pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
 /// reaps the leader, so an abandoned attempt leaves neither processes nor zombies.
 #[derive(Debug)]
 pub struct RunningAttempt {
-    /// The pid of the wrapper leading the attempt, which is also the pgid of its group.
+    /// The pid of the `sh` leading the attempt, which is also the pgid of its group.
     pid: u32,
     /// The engine's end of the gate, until the command is released.
     gate: Option<UnixStream>,
@@ -232,7 +233,7 @@ pub struct RunningAttempt {
 }
 
 impl RunningAttempt {
-    /// The pid of the attempt's leader (its wrapper).
+    /// The pid of the attempt's leader (the `sh`).
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -21,15 +21,11 @@ pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, Ru
 /// Everything needed to run one attempt of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptSpec {
-    /// The command, already rendered and shell-quoted: `/bin/sh` syntax.
+    /// The command, already rendered and shell-quoted: a `/bin/sh` script, run verbatim.
     pub command: String,
-    /// Where the local executor writes the command when it is too long to pass as an argument
-    /// (parent directories created). The script is the caller's: the executor leaves it in
-    /// place, for the caller to remove when it likes.
+    /// Where the command is written before it runs (parent directories created). The script is
+    /// the caller's: the executor leaves it in place, for the caller to remove when it likes.
     pub script: PathBuf,
-    /// Where the command's exit status is written when it ends; `None` for nowhere. Recovery
-    /// reads it when the attempt ended while the engine was down.
-    pub status_file: Option<PathBuf>,
     /// Added to (and overriding) the engine's own environment.
     pub env: Vec<(String, String)>,
     /// The working directory of the command. It must exist.
@@ -123,7 +119,7 @@ impl fmt::Display for Ending {
 pub struct AttemptOutcome {
     /// How it ended.
     pub ending: Ending,
-    /// From `start` until the group's leader (the local executor's wrapper) exited.
+    /// From `start` until the group's leader (the `sh`) exited.
     pub wall: Duration,
     /// User CPU time of the leader and of every descendant it waited for.
     pub user_cpu: Duration,
@@ -161,22 +157,22 @@ pub enum ExecError {
         /// What the file system said.
         source: io::Error,
     },
-    /// The attempt's process could not be started: the working directory does not exist, the
-    /// command is too long and its script cannot be written, no process can be forked.
-    #[error("cannot start the command in {}: {source}", workdir.display())]
+    /// The script holding the command could not be written.
+    #[error("cannot write the attempt's script {}: {source}", path.display())]
+    Script {
+        /// Where the script was to be written.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// `/bin/sh` could not be started, e.g. because the working directory does not exist.
+    #[error("cannot start `/bin/sh {}` in {}: {source}", script.display(), workdir.display())]
     Spawn {
+        /// The script `sh` was to run.
+        script: PathBuf,
         /// The attempt's working directory.
         workdir: PathBuf,
         /// What the operating system said.
-        source: io::Error,
-    },
-    /// The file that tells recovery the attempt's pid could not be written; the attempt was
-    /// killed.
-    #[error("cannot write the attempt's pid file {}: {source}", path.display())]
-    PidFile {
-        /// The pid file's path.
-        path: PathBuf,
-        /// What the file system said.
         source: io::Error,
     },
     /// The thread that waits for the attempt could not be started; the attempt was killed.

@@ -4,21 +4,21 @@
 //! under `STATE/logs/R/S/`:
 //!
 //! - `G.N.out` and `G.N.err`: what the command wrote to stdout and stderr;
-//! - `G.N.sh`: the command, when it is too long to be passed as one argument;
+//! - `G.N.sh`: the script the executor runs;
 //! - `G.N.status`: the command's exit status, written by the script when the command ends;
-//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]);
-//! - `G.N.pid`: the pid of a local attempt's wrapper, for recovery (see [`pid_file`]).
+//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]).
 //!
 //! and writes its outputs into `STATE/tmp/TASK-N/`, which is renamed into place on success. The
 //! files are kept with the logs (`engine gc` drops them with the logs of superseded tasks): a file
 //! system without a journal makes every file created after many deletions slower (ext4's inode
 //! allocator skips recently deleted inodes one by one), so a run deletes nothing it need not.
 //!
-//! The attempt's wrapper (the local executor's, or a SLURM job's batch script) writes the
-//! command's exit status to the status file when it ends, so that an attempt that finishes while
-//! the engine is down is not run again.
+//! The script runs the command in a subshell, then writes the command's exit status to the status
+//! file, so that an attempt that finishes while the engine is down is not run again.
 
 use std::path::{Path, PathBuf};
+
+use dsl::model::command::shell_quote;
 
 use super::scheduler::path_segment;
 use crate::store::{AttemptFiles, TaskRecord};
@@ -57,35 +57,27 @@ pub fn decided_task(status_file: &Path) -> Option<TaskRecord> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Where the pid of the local attempt whose status file is `status_file` is kept, with its start
-/// time: its wrapper (a fork of the engine) carries the engine's environment, not the attempt's,
-/// so this is how recovery finds it.
-pub fn pid_file(status_file: &Path) -> PathBuf {
-    status_file.with_extension("pid")
-}
-
-/// Writes the pid file: `PID START_TIME` (`-` for an unknown start time).
-pub fn write_pid_file(path: &Path, pid: u32, start_time: Option<u64>) -> std::io::Result<()> {
-    let start = start_time.map_or_else(|| "-".to_string(), |t| t.to_string());
-    std::fs::write(path, format!("{pid} {start}\n"))
-}
-
-/// The pid and start time a pid file holds.
-pub fn read_pid_file(path: &Path) -> Option<(u32, Option<u64>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let (pid, start) = text.trim().split_once(' ')?;
-    Some((pid.parse().ok()?, start.parse().ok()))
-}
-
-/// Where the command of the attempt whose status file is `status_file` is written when it is
-/// too long to be passed as one argument.
+/// The script of the attempt whose status file is `status_file`.
 pub fn script_path(status_file: &Path) -> PathBuf {
     status_file.with_extension("sh")
+}
+
+/// The script that runs `command`. The command is `eval`ed from a quoted string in a
+/// subshell: whatever it does (`exit`, a syntax error, `exec`) ends only the subshell. The
+/// status is written directly, without a rename: recovery reads an empty or partial file, left by
+/// a wrapper killed while writing it, as no status at all.
+pub fn script(command: &str, status_file: &Path) -> String {
+    format!(
+        "(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
+        shell_quote(command),
+        shell_quote(&status_file.to_string_lossy()),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn task() -> TaskRecord {
         serde_json::from_value(serde_json::json!({
@@ -97,17 +89,13 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_pid_file_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = pid_file(&dir.path().join("g.1.status"));
-        assert_eq!(path, dir.path().join("g.1.pid"));
-        write_pid_file(&path, 42, Some(7)).unwrap();
-        assert_eq!(read_pid_file(&path), Some((42, Some(7))));
-        write_pid_file(&path, 43, None).unwrap();
-        assert_eq!(read_pid_file(&path), Some((43, None)));
-        std::fs::write(&path, "4").unwrap();
-        assert_eq!(read_pid_file(&path), None);
+    fn run_script(dir: &Path, command: &str) -> (i32, String) {
+        let status = dir.join("7-1.status");
+        let path = script_path(&status);
+        std::fs::write(&path, script(command, &status)).unwrap();
+        let ran = Command::new("/bin/sh").arg(&path).output().unwrap();
+        let written = std::fs::read_to_string(&status).unwrap();
+        (ran.status.code().unwrap(), written)
     }
 
     #[test]
@@ -130,5 +118,17 @@ mod tests {
             Path::new("/state/logs/1/count/line%0Aone.2.sh")
         );
         assert_eq!(files.tmp_dir, Path::new("/state/tmp/7-2"));
+    }
+
+    #[test]
+    fn the_status_is_the_commands_even_when_it_exits_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(run_script(dir.path(), "true").0, 0);
+        let (code, written) = run_script(dir.path(), "echo x; exit 3; echo y");
+        assert_eq!((code, written.as_str()), (3, "3\n"));
+        // A syntax error fails the command, not the wrapper.
+        let (code, written) = run_script(dir.path(), "if then fi (");
+        assert_eq!(code, 2);
+        assert_eq!(written, "2\n");
     }
 }

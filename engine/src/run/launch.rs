@@ -11,7 +11,7 @@ use dsl::model::step::ExecutorKind;
 use dsl::model::StepDef;
 use tokio_util::sync::CancellationToken;
 
-use super::{attempt_files, RunOptions};
+use super::RunOptions;
 use crate::exec::slurm::{SlurmExecutor, SlurmJob, SlurmRequest, SlurmSettings};
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
 use crate::store::{AttemptRecord, SlurmJobRecord, Store};
@@ -83,13 +83,6 @@ impl Launcher {
         match step.executor.kind {
             ExecutorKind::Local => {
                 let handle = self.local.start(spec)?;
-                if let Some(status_file) = &spec.status_file {
-                    // Before the command is released; if it cannot be written, dropping the
-                    // handle kills the attempt.
-                    let path = attempt_files::pid_file(status_file);
-                    attempt_files::write_pid_file(&path, handle.pid(), handle.start_time())
-                        .map_err(|source| ExecError::PidFile { path, source })?;
-                }
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
                 self.running_local += 1;

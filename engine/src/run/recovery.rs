@@ -2,11 +2,9 @@
 //! is reconciled before anything else touches the store's runs:
 //!
 //! 1. Orphans are adopted: a killed engine does not kill its tasks (they run in their own process
-//!    groups), so recovery finds every live attempt of the run by the pid file its wrapper's pid
-//!    was written to before the command was released (even one whose start was never
-//!    committed), checked against the start time written with it, and waits for it to end.
-//!    Whatever the attempts left running (found by the `ENGINE_STATE_DIR` and `ENGINE_ATTEMPT`
-//!    variables in their environment) is then killed.
+//!    groups), so recovery finds every live attempt of this state directory through the
+//!    `ENGINE_STATE_DIR` variable in its environment (even one whose pid was never committed) and
+//!    waits for it to end. Whatever it left in its process group is then killed.
 //!    SLURM jobs are re-attached by the job id their attempt recorded, or, for a job submitted
 //!    just before the engine died and never committed, by the comment that names the state
 //!    directory and the attempt: recovery waits until every one of them has left the queue
@@ -31,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::exec::local::{process_alive, process_start_time};
+use crate::exec::local::process_alive;
 use crate::exec::slurm::{self, JobView};
 use crate::store::{
     now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, SlurmJobRecord, Store, TaskRecord,
@@ -40,7 +38,7 @@ use crate::store::{
 
 use super::launch::{slurm_comment, state_id};
 
-use super::attempt_files::{attempt_files, decided_file, decided_task, pid_file, read_pid_file};
+use super::attempt_files::{attempt_files, decided_file, decided_task};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -105,19 +103,20 @@ pub fn recover_with(
             .and_then(|t| t.parse::<u64>().ok())
             .is_some_and(|t| tasks.contains(&t))
     };
-    for run in &orphaned {
-        for (pid, tag) in live_wrappers(store, &options.state_dir, run.id)? {
-            if kill {
-                crate::exec::local::kill_group(pid, options.kill_grace);
-            } else {
-                adopt(pid, &tag);
-            }
+    for (pid, tag) in orphans(&options.state_dir, true) {
+        if !ours(&tag) {
+            continue;
+        }
+        if kill {
+            crate::exec::local::kill_group(pid, options.kill_grace);
+        } else {
+            adopt(pid, &tag);
         }
     }
     // What the attempts left behind (background children): only processes that carry this
     // state directory and one of these attempts in their environment, so a reused pid or pgid
     // is never signalled.
-    for (pid, tag) in orphans(&options.state_dir) {
+    for (pid, tag) in orphans(&options.state_dir, false) {
         if ours(&tag) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
@@ -269,40 +268,9 @@ fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
     AttemptRecord::new(task.id, number, attempt_files(state_dir, task, number))
 }
 
-/// The live wrappers (process-group leaders) of the local attempts of `run` that may still be
-/// going, with their attempt tag: the last committed attempt of each unfinished task, and the
-/// one after it, which may have started without being committed. Each is found by its pid file
-/// and must still have the start time recorded there, so a reused pid is never taken for it.
-fn live_wrappers(
-    store: &Store,
-    state_dir: &Path,
-    run: u64,
-) -> Result<Vec<(u32, String)>, RunError> {
-    let mut found = Vec::new();
-    for task in store.tasks_of(run)? {
-        if task.status.is_final() {
-            continue;
-        }
-        for number in [task.attempts, task.attempts + 1] {
-            if number == 0 {
-                continue;
-            }
-            let files = attempt_files(state_dir, &task, number);
-            let Some((pid, start_time)) = read_pid_file(&pid_file(&files.status_file)) else {
-                continue;
-            };
-            let same = start_time.is_some_and(|t| process_start_time(pid) == Some(t));
-            if same && pid != std::process::id() && process_alive(pid) {
-                found.push((pid, format!("{}-{number}", task.id)));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// The live processes started by an engine for `state_dir`, with their attempt tag: the
-/// commands of local attempts and whatever they started, which carry the attempt's environment.
-fn orphans(state_dir: &Path) -> Vec<(u32, String)> {
+/// The live processes started by an engine for `state_dir` (only process-group leaders, that is
+/// attempts' shells, when `leaders` is set), with their attempt tag.
+fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
     let wanted = format!("{STATE_DIR_VAR}={}", state_dir.to_string_lossy());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -328,7 +296,9 @@ fn orphans(state_dir: &Path) -> Vec<(u32, String)> {
         if vars.contains(&slurm_job.as_bytes()) {
             continue;
         }
-        if pid != std::process::id() && process_alive(pid) {
+        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
+            .is_ok_and(|g| g.as_raw() as u32 == pid);
+        if (leads_group || !leaders) && pid != std::process::id() && process_alive(pid) {
             let tag = vars
                 .iter()
                 .find_map(|v| v.strip_prefix(format!("{ATTEMPT_VAR}=").as_bytes()))

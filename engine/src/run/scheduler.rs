@@ -493,9 +493,8 @@ impl Scheduler<'_> {
         ));
         env.push((ATTEMPT_VAR.to_string(), tag.clone()));
         let spec = AttemptSpec {
-            command,
+            command: attempt_files::script(&command, &files.status_file),
             script: attempt_files::script_path(&files.status_file),
-            status_file: Some(files.status_file.clone()),
             env,
             workdir: self.base.clone(),
             out_dir: tmp_dir.clone(),

@@ -67,11 +67,7 @@ pub fn batch_script(spec: &AttemptSpec, out_dir: &Path, request: &SlurmRequest) 
         quote(&spec.workdir.to_string_lossy())
     ));
     text.push_str("engine_start=$(date +%s%N)\n");
-    let command = match &spec.status_file {
-        Some(status_file) => with_status(&spec.command, status_file),
-        None => spec.command.clone(),
-    };
-    text.push_str(&format!("/bin/sh -c {}\n", quote(&command)));
+    text.push_str(&format!("/bin/sh -c {}\n", quote(&spec.command)));
     text.push_str("engine_status=$?\n");
     text.push_str(&format!(
         "{{ echo \"$engine_start $(date +%s%N) $engine_status\"; times; }} > {partial} && mv {partial} {usage}\n",
@@ -186,18 +182,6 @@ fn parse_times_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(minutes * 60) + Duration::from_secs_f64(seconds))
 }
 
-/// A script that runs `command` and writes its exit status to `status_file`. The command is
-/// `eval`ed from a quoted string in a subshell: whatever it does (`exit`, a syntax error,
-/// `exec`) ends only the subshell. The status is written directly, without a rename: recovery
-/// reads an empty or partial file, left by a script killed while writing it, as no status at all.
-fn with_status(command: &str, status_file: &Path) -> String {
-    format!(
-        "(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
-        shell_quote(command),
-        shell_quote(&status_file.to_string_lossy()),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +190,6 @@ mod tests {
         AttemptSpec {
             command: "echo 'hi' > $ENGINE_OUT/x".to_string(),
             script: PathBuf::from("/s/logs/1/a/x.1.sh"),
-            status_file: None,
             env: vec![("GREETING".to_string(), "it's me".to_string())],
             workdir: PathBuf::from("/w d"),
             out_dir: PathBuf::from("/s/tmp/3-1"),
@@ -263,38 +246,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(out.join("x")).unwrap(), "it's me\n");
         let usage = std::fs::read_to_string(&request.usage).unwrap();
         assert_eq!(parse_usage(&usage).unwrap().status, Some(3), "{usage}");
-    }
-
-    fn run_with_status(dir: &Path, command: &str) -> (i32, String) {
-        let status = dir.join("7-1.status");
-        let ran = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(with_status(command, &status))
-            .output()
-            .unwrap();
-        let written = std::fs::read_to_string(&status).unwrap();
-        (ran.status.code().unwrap(), written)
-    }
-
-    #[test]
-    fn the_status_is_the_commands_even_when_it_exits_the_shell() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(run_with_status(dir.path(), "true").0, 0);
-        let (code, written) = run_with_status(dir.path(), "echo x; exit 3; echo y");
-        assert_eq!((code, written.as_str()), (3, "3\n"));
-        // A syntax error fails the command, not the wrapper.
-        let (code, written) = run_with_status(dir.path(), "if then fi (");
-        assert_eq!(code, 2);
-        assert_eq!(written, "2\n");
-    }
-
-    #[test]
-    fn the_batch_script_writes_the_status_file() {
-        let mut spec = spec();
-        spec.status_file = Some(PathBuf::from("/s/logs/1/a/x.1.status"));
-        let text = batch_script(&spec, Path::new("/s/tmp/3-1"), &request());
-        assert!(text.contains("/s/logs/1/a/x.1.status"), "{text}");
-        assert!(text.contains("(eval "), "{text}");
     }
 
     #[test]
