@@ -335,6 +335,22 @@ fn a_timeout_fails_the_task_quickly_and_logs_are_kept() {
 }
 
 #[test]
+fn a_timed_out_command_that_handles_sigterm_gets_its_grace() {
+    let env = Env::new();
+    env.write(
+        "g.pipe",
+        "pipeline g {\n  step slow {\n    run \"trap 'echo cleaning up; sleep 0.3; echo cleaned up; exit 0' TERM; sleep 30 & wait\"\n    timeout 300ms\n  }\n}\n",
+    );
+    let run = env.engine(&["run", "g.pipe"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let shown = show(&env, 1);
+    assert_eq!(shown["tasks"][0]["attempts_detail"][0]["end"], "timed_out");
+    // The engine waited for the command's own clean-up (within the grace), not SIGKILLed it.
+    let logs = env.engine(&["logs", "1"]);
+    assert!(logs.stdout.contains("cleaned up"), "{}", logs.stdout);
+}
+
+#[test]
 fn a_failed_attempt_publishes_nothing() {
     let env = Env::new();
     env.write("a.pipe", "pipeline a {\n  step half {\n    run \"echo partial > {out}/result.txt; exit 1\"\n  }\n}\n");

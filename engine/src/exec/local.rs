@@ -3,9 +3,9 @@
 //! cancellation by signalling the whole group, and makes sure no process of the attempt outlives
 //! it.
 //!
-//! The command is written to the attempt's script file and run as `/bin/sh SCRIPT`, not passed
-//! as `sh -c COMMAND`: an argument is limited to 128 KiB on Linux, and an aggregate step's
-//! `{inputs}` over thousands of files is longer than that.
+//! The command runs as `/bin/sh -c SCRIPT`, or, when it is too long for one argument (128 KiB on
+//! Linux; an aggregate step's `{inputs}` over thousands of files is longer), is written to the
+//! attempt's script file and run as `/bin/sh SCRIPT`.
 //!
 //! # The gate
 //!
@@ -104,15 +104,20 @@ impl LocalExecutor {
             create_log(&spec.stderr_path)?
         };
 
-        write_script(&spec.script, &spec.command)?;
         let (gate, held) = UnixStream::pair().map_err(|source| ExecError::Spawn {
             script: spec.script.clone(),
             workdir: spec.workdir.clone(),
             source,
         })?;
         let mut command = Command::new("/bin/sh");
+        let script = [GATE, &spec.command].concat();
+        if script.len() <= LONGEST_ARGUMENT {
+            command.arg("-c").arg(script);
+        } else {
+            write_script(&spec.script, &script)?;
+            command.arg(&spec.script);
+        }
         command
-            .arg(&spec.script)
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .env("ENGINE_OUT", &out_dir)
@@ -186,7 +191,12 @@ pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecErr
 /// stdin. 111 is never collected: the engine that would read it is gone, or kills the attempt.
 const GATE: &str = "read -r _ || exit 111\nexec </dev/null\n";
 
-fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
+/// Scripts longer than this are written to the script file, since Linux limits one argument to
+/// 128 KiB (`MAX_ARG_STRLEN`); shorter ones are passed as `sh -c SCRIPT`, which spares a file
+/// per attempt.
+const LONGEST_ARGUMENT: usize = 100 * 1024;
+
+fn write_script(path: &Path, script: &str) -> Result<(), ExecError> {
     let error = |source| ExecError::Script {
         path: path.to_owned(),
         source,
@@ -194,7 +204,7 @@ fn write_script(path: &Path, command: &str) -> Result<(), ExecError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(error)?;
     }
-    fs::write(path, [GATE, command].concat()).map_err(error)
+    fs::write(path, script).map_err(error)
 }
 
 pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {

@@ -23,8 +23,9 @@ pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, Ru
 pub struct AttemptSpec {
     /// The command, already rendered and shell-quoted: a `/bin/sh` script, run verbatim.
     pub command: String,
-    /// Where the command is written before it runs (parent directories created). The script is
-    /// the caller's: the executor leaves it in place, for the caller to remove when it likes.
+    /// Where the local executor writes the command when it is too long to be passed as one
+    /// argument (parent directories created). The script is the caller's: the executor leaves it
+    /// in place, for the caller to remove when it likes.
     pub script: PathBuf,
     /// Added to (and overriding) the engine's own environment.
     pub env: Vec<(String, String)>,

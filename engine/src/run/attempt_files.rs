@@ -4,18 +4,21 @@
 //! under `STATE/logs/R/S/`:
 //!
 //! - `G.N.out` and `G.N.err`: what the command wrote to stdout and stderr;
-//! - `G.N.sh`: the script the executor runs;
 //! - `G.N.status`: the command's exit status, written by the script when the command ends;
-//! - `G.N.task.json`: the task as decided for the attempt, for recovery (see [`decided_file`]).
+//! - `G.N.sh`: the script the executor runs, only when it is too long to be passed as an
+//!   argument;
 //!
 //! and writes its outputs into `STATE/tmp/TASK-N/`, which is renamed into place on success. The
-//! files are kept with the logs (`engine gc` drops them with the logs of superseded tasks): a file
-//! system without a journal makes every file created after many deletions slower (ext4's inode
-//! allocator skips recently deleted inodes one by one), so a run deletes nothing it need not.
+//! run keeps `STATE/logs/R/decided.jsonl`: the task as decided for each attempt, for recovery
+//! (see [`decided_log`]). The files are kept with the logs (`engine gc` drops them with the logs
+//! of superseded tasks): a file system without a journal makes every file created after many
+//! deletions slower (ext4's inode allocator skips recently deleted inodes one by one), so a run
+//! deletes nothing it need not, and creates no file per attempt that one per run can do.
 //!
 //! The script runs the command in a subshell, then writes the command's exit status to the status
 //! file, so that an attempt that finishes while the engine is down is not run again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use dsl::model::command::shell_quote;
@@ -43,18 +46,57 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
     }
 }
 
-/// Where the scheduler keeps the task it decided for an attempt, written before the command may
-/// run: the scheduler commits an attempt's start in its own time (and a SLURM job is submitted
-/// before its id is committed), so recovery may meet an attempt the store never heard of, and
-/// completes it with this.
-pub fn decided_file(status_file: &Path) -> PathBuf {
-    status_file.with_extension("task.json")
+/// Where the scheduler keeps the tasks it decided for the attempts of run `run`, one JSON line
+/// per attempt (`{"attempt": "TASK-N", "task": {...}}`), each written before the attempt's
+/// command may run: the scheduler commits an attempt's start in its own time (and a SLURM job is
+/// submitted before its id is committed), so recovery may meet an attempt the store never heard
+/// of, and completes it with this. One file per run, appended to, so that an attempt costs no
+/// file of its own.
+pub fn decided_log(state: &Path, run: u64) -> PathBuf {
+    state
+        .join("logs")
+        .join(run.to_string())
+        .join("decided.jsonl")
 }
 
-/// The task decided for the attempt whose status file is `status_file`, if it was kept.
-pub fn decided_task(status_file: &Path) -> Option<TaskRecord> {
-    let bytes = std::fs::read(decided_file(status_file)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Decided<T> {
+    attempt: String,
+    task: T,
+}
+
+/// Appends the task as decided for attempt `tag` (`TASK-N`) to the run's decided log, in one
+/// write. Returns whether it was written.
+pub fn keep_decided(state: &Path, tag: &str, task: &TaskRecord) -> bool {
+    let path = decided_log(state, task.run);
+    let Ok(mut line) = serde_json::to_vec(&Decided {
+        attempt: tag.to_string(),
+        task,
+    }) else {
+        return false;
+    };
+    line.push(b'\n');
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &line))
+        .is_ok()
+}
+
+/// The tasks decided for the attempts of run `run`, by attempt tag. A line that does not parse
+/// (the last one, cut short by a crash) is skipped.
+pub fn decided_tasks(state: &Path, run: u64) -> HashMap<String, TaskRecord> {
+    let Ok(text) = std::fs::read_to_string(decided_log(state, run)) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Decided<TaskRecord>>(line).ok())
+        .map(|decided| (decided.attempt, decided.task))
+        .collect()
 }
 
 /// The script of the attempt whose status file is `status_file`.
@@ -64,11 +106,13 @@ pub fn script_path(status_file: &Path) -> PathBuf {
 
 /// The script that runs `command`. The command is `eval`ed from a quoted string in a
 /// subshell: whatever it does (`exit`, a syntax error, `exec`) ends only the subshell. The
-/// status is written directly, without a rename: recovery reads an empty or partial file, left by
-/// a wrapper killed while writing it, as no status at all.
+/// wrapper itself lives through SIGTERM (a trap that does nothing; the subshell starts with the
+/// default again), so a command given SIGTERM on timeout or cancel has its grace to end, and its
+/// status is still written. The status is written directly, without a rename: recovery reads an
+/// empty or partial file, left by a wrapper killed while writing it, as no status at all.
 pub fn script(command: &str, status_file: &Path) -> String {
     format!(
-        "(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
+        "trap : TERM\n(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
         shell_quote(command),
         shell_quote(&status_file.to_string_lossy()),
     )
@@ -96,6 +140,26 @@ mod tests {
         let ran = Command::new("/bin/sh").arg(&path).output().unwrap();
         let written = std::fs::read_to_string(&status).unwrap();
         (ran.status.code().unwrap(), written)
+    }
+
+    #[test]
+    fn decided_tasks_read_back_by_attempt_the_last_one_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = task();
+        assert!(keep_decided(dir.path(), "7-1", &first));
+        first.key = "other".to_string();
+        assert!(keep_decided(dir.path(), "7-1", &first));
+        assert!(keep_decided(dir.path(), "7-2", &task()));
+        // A line cut short by a crash.
+        let log = decided_log(dir.path(), 1);
+        let mut text = std::fs::read_to_string(&log).unwrap();
+        text.push_str("{\"attempt\": \"7-3\", \"ta");
+        std::fs::write(&log, text).unwrap();
+        let decided = decided_tasks(dir.path(), 1);
+        assert_eq!(decided.len(), 2);
+        assert_eq!(decided["7-1"].key, "other");
+        assert_eq!(decided["7-2"].key, "k");
+        assert!(decided_tasks(dir.path(), 2).is_empty());
     }
 
     #[test]

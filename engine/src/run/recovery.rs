@@ -12,8 +12,8 @@
 //! 2. Every task of the run that was running is settled from its attempt's status file, which
 //!    the attempt's script writes when the command ends. The scheduler commits its transitions
 //!    in batches, so a task may have started, or even ended, without the store knowing: its
-//!    last attempt's files say so (the task decided for it, kept beside the status file before
-//!    the command was released, and the status file), and it is settled the same way.
+//!    files say so (the task decided for its attempt, written to the run's decided log before the
+//!    command was released, and the attempt's status file), and it is settled the same way.
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
 //!      collected where they are) and the task completes; it never runs again;
 //!    - anything else, no status file, or an empty or partial one (the wrapper was killed while
@@ -25,7 +25,7 @@
 //!    `engine resume` as well.
 //! 3. The run becomes `interrupted`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use crate::store::{
 
 use super::launch::{slurm_comment, state_id};
 
-use super::attempt_files::{attempt_files, decided_file, decided_task};
+use super::attempt_files::{attempt_files, decided_tasks};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -128,8 +128,17 @@ pub fn recover_with(
     let mut interrupted = Vec::new();
     for mut run in orphaned {
         let pipeline = pipeline_of(&run);
+        let decided = decided_tasks(&options.state_dir, run.id);
         for task in store.tasks_of(run.id)? {
-            settle(store, options, &run, pipeline.as_ref(), task, &slurm_jobs)?;
+            settle(
+                store,
+                options,
+                &run,
+                pipeline.as_ref(),
+                task,
+                &slurm_jobs,
+                &decided,
+            )?;
         }
         run.status = RunStatus::Interrupted;
         run.finished_ms = Some(now_ms());
@@ -156,12 +165,13 @@ fn settle(
     pipeline: Option<&dsl::model::Pipeline>,
     mut task: TaskRecord,
     slurm_jobs: &SlurmJobs,
+    decided: &HashMap<String, TaskRecord>,
 ) -> Result<(), RunError> {
     if task.status.is_final() {
         return Ok(());
     }
     // An attempt may start before its start is committed: a local command once the task
-    // decided for it is kept beside its status file (the scheduler commits in its own time), a
+    // decided for it is in the run's decided log (the scheduler commits in its own time), a
     // SLURM job once it is submitted. One that ran (it wrote its status file; its orphan, if
     // any, was waited for above) or whose job was found by its comment is settled from that
     // decided task. Without either, it never ran its command.
@@ -171,7 +181,7 @@ fn settle(
         _ => {
             let attempt = unrecorded_attempt(&options.state_dir, &task);
             let tag = format!("{}-{}", task.id, attempt.number);
-            let decided = decided_task(&attempt.status_file).filter(|d| d.id == task.id);
+            let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
             let ran = slurm_jobs.knows(&tag) || attempt.status_file.exists();
             match decided {
                 Some(decided) if ran => {
@@ -195,7 +205,6 @@ fn settle(
     };
     let tag = format!("{}-{}", task.id, attempt.number);
     let slurm_view = slurm_jobs.settle(&tag, &mut attempt);
-    let _ = std::fs::remove_file(decided_file(&attempt.status_file));
     let status = std::fs::read_to_string(&attempt.status_file).ok();
     let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
     attempt.finished_ms = Some(now_ms());

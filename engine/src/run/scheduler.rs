@@ -507,8 +507,8 @@ impl Scheduler<'_> {
         let _ = std::fs::remove_file(&attempt.status_file);
         // The command may run before its start is committed (a SLURM job as soon as it is
         // submitted, a local command when released): if the engine dies before that commit,
-        // recovery completes the attempt from its status file and this.
-        let kept = keep_decided(&attempt.status_file, record);
+        // recovery completes the attempt from its status file and the run's decided log.
+        let kept = attempt_files::keep_decided(state, &tag, record);
         // The journal commits later, in its own time, unless something outside the engine
         // relies on the start: recovery knows of one uncommitted attempt per task only, and
         // SLURM's queue is waited on by the job id committed.
@@ -752,23 +752,13 @@ enum Decision {
     Run,
 }
 
-/// An attempt started, held at the executor's gate until its start is committed.
+/// An attempt started, held at the executor's gate until it is released.
 struct Starting {
     index: usize,
     handle: launch::Started,
     attempt: Box<AttemptRecord>,
     /// Whether the start must be committed before the command is released.
     commit_first: bool,
-}
-
-/// Keeps the task as decided for an attempt beside its status file, for recovery; returns
-/// whether it was written.
-fn keep_decided(status_file: &Path, record: &TaskRecord) -> bool {
-    let decided = attempt_files::decided_file(status_file);
-    if let Some(dir) = decided.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    serde_json::to_vec(record).is_ok_and(|bytes| std::fs::write(decided, bytes).is_ok())
 }
 
 /// Sleeps until `deadline`; forever without one.
