@@ -85,7 +85,7 @@ fi
 cd "$root"
 say "building the release binary..."
 cargo build --release --quiet -p engine
-engine="$root/target/release/engine"
+engine="${CARGO_TARGET_DIR:-$root/target}/release/engine"
 
 smk=""
 if [ "${SNAKEMAKE:-1}" != 0 ]; then

@@ -30,7 +30,7 @@ idle_s="${IDLE_S:-30}"
 say() { echo "daemon.sh: $*" >&2; }
 
 cargo build --release -q -p engine --manifest-path "$root/Cargo.toml"
-engine="$root/target/release/engine"
+engine="${CARGO_TARGET_DIR:-$root/target}/release/engine"
 rm -rf "$work"
 mkdir -p "$work"
 
