@@ -51,7 +51,7 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
 /// command may run: the scheduler commits an attempt's start in its own time (and a SLURM job is
 /// submitted before its id is committed), so recovery may meet an attempt the store never heard
 /// of, and completes it with this. One file per run, appended to, so that an attempt costs no
-/// file of its own.
+/// file of its own; removed once the run has ended and everything in it is committed.
 pub fn decided_log(state: &Path, run: u64) -> PathBuf {
     state
         .join("logs")

@@ -38,7 +38,7 @@ use crate::store::{
 
 use super::launch::{slurm_comment, state_id};
 
-use super::attempt_files::{attempt_files, decided_tasks};
+use super::attempt_files::{attempt_files, decided_log, decided_tasks};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
@@ -152,6 +152,7 @@ pub fn recover_with(
                 "its engine process is gone",
             )
         })?;
+        let _ = std::fs::remove_file(decided_log(&options.state_dir, run.id));
         interrupted.push(run.id);
     }
     Ok(interrupted)

@@ -286,6 +286,8 @@ impl Scheduler<'_> {
             tx.put_run(&run)?;
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
+        // Everything it could tell recovery is committed now.
+        let _ = std::fs::remove_file(attempt_files::decided_log(&self.options.state_dir, run.id));
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
         self.progress.summary(&run, &records);
         Ok(run)
