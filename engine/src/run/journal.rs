@@ -5,8 +5,8 @@
 //! together, in the order recorded: at the latest [`COMMIT_EVERY`] after the first of them was
 //! recorded, and at once where something outside the engine relies on them (a retried attempt
 //! released, a SLURM job waited on, the run's end). What happens between two commits is not lost
-//! in a crash: recovery settles it from the attempts' files (the decided task beside each
-//! attempt's status file, the status file, the outputs), see `recovery.rs`.
+//! in a crash: recovery settles it from the files the attempts leave (the run's decided log, each
+//! attempt's status file, the outputs), see `recovery.rs`.
 //!
 //! Some files must outlive the state they describe: a failed attempt's temporary directory, with
 //! its status file saying 0 after a failed publish, would read as "published" to recovery if it

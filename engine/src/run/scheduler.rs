@@ -25,6 +25,7 @@ use super::launch::{self, Launcher};
 use super::progress::Progress;
 use super::publish::publish;
 use super::{RunError, RunOptions};
+use crate::exec::local::sleep_until;
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
@@ -761,14 +762,6 @@ struct Starting {
     attempt: Box<AttemptRecord>,
     /// Whether the start must be committed before the command is released.
     commit_first: bool,
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Resolves when another run gives up an output claim; never without claims.
