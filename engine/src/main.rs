@@ -1,6 +1,11 @@
 //! The `engine` binary: everything is in the library; this only maps the outcome to an exit code.
 
 fn main() -> std::process::ExitCode {
+    // The attempts' supervisor keeps Rust's SIGPIPE handling: an engine that went away is no
+    // reason for it to die while commands still run.
+    if let Some(code) = engine::exec::supervisor::serve_if_asked() {
+        return code;
+    }
     restore_sigpipe();
     engine::cli::main()
 }

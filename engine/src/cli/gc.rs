@@ -12,6 +12,7 @@ use clap::Args;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
 use crate::exec::local::process_alive;
+use crate::run::attempt_files;
 use crate::run::publish::products_intact;
 use crate::store::Store;
 
@@ -80,8 +81,12 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
                 continue;
             }
             for attempt in store.attempts_of(task.id)? {
-                let script = crate::run::attempt_files::script_path(&attempt.status_file);
-                for path in [attempt.stdout, attempt.stderr, attempt.status_file, script] {
+                let script = attempt_files::script_path(&attempt.stdout);
+                // The run's ended log is the run's, removed when it ends or is recovered.
+                let status = attempt_files::own_status_file(&attempt.status_file)
+                    .map(std::path::Path::to_path_buf);
+                let files = [attempt.stdout, attempt.stderr, script].into_iter();
+                for path in files.chain(status) {
                     if let Ok(meta) = std::fs::metadata(&path) {
                         log_bytes += meta.len();
                         log_files.push(path);

@@ -1,49 +1,50 @@
-//! The local executor: runs each attempt's command as a `/bin/sh` script in a process group of
-//! its own, waits for it without blocking the async runtime, enforces its timeout and
-//! cancellation by signalling the whole group, and makes sure no process of the attempt outlives
-//! it.
+//! The local executor: runs each attempt's command in a process group of its own, through the
+//! engine's [supervisor](super::supervisor), waits for it without blocking the async runtime,
+//! enforces its timeout and cancellation by signalling the whole group, and makes sure no
+//! process of the attempt outlives it.
 //!
-//! The command runs as `/bin/sh -c SCRIPT`, or, when it is too long for one argument (128 KiB on
-//! Linux; an aggregate step's `{inputs}` over thousands of files is longer), is written to the
-//! attempt's script file and run as `/bin/sh SCRIPT`.
+//! A command that needs no shell ([`direct`](super::direct)) is executed directly; any other
+//! runs as `/bin/sh -c COMMAND`, or, when it is too long for one argument (128 KiB on Linux; an
+//! aggregate step's `{inputs}` over thousands of files is longer), is written to the attempt's
+//! script file and run as `/bin/sh SCRIPT`. Its stdin is empty.
 //!
 //! # The gate
 //!
-//! An attempt's process exists before its command runs: the script first waits for one line on
-//! its stdin, a socket whose other end the engine holds, and only then runs the command (with
-//! stdin from /dev/null). The engine sends the line with [`RunningAttempt::release`], once it has
-//! committed the pid, together with whatever else the command relies on (the upstream task's
-//! products), in one store transaction. If the engine dies before, the socket closes, `read`
-//! fails and the script exits without running the command: nothing ran that the store does not
-//! know about.
+//! An attempt started `held` exists before its command runs: it is a shell script that first
+//! waits for one line on its stdin, a socket whose other end the supervisor holds, and only then
+//! runs the command (with stdin from /dev/null). The engine sends the line with
+//! [`RunningAttempt::release`], once it has committed the attempt's start, together with
+//! whatever else the command relies on, in one store transaction. If the engine dies before,
+//! the supervisor closes the socket, `read` fails and the script exits without running the
+//! command: nothing ran that the store does not know about. An attempt not held runs at once;
+//! the scheduler holds only those whose start recovery could not otherwise learn of.
 //!
-//! # Waiting, and the race between reaping and signalling
+//! # Signalling, and the race between reaping and signalling
 //!
-//! The attempt's `sh` is the leader of a new process group, so its pid is the pgid. A pgid names
-//! our group only while the group has a member: once the last member is gone, the number can be
-//! given to a new process, which may make itself the leader of a group with the same number, and
-//! `killpg` would then hit a stranger. The leader's pid stays taken for as long as the leader is
-//! unreaped, even after it exited (a zombie). So this module signals the group only while the
-//! leader is unreaped, and the one place that reaps it is the one place that signals:
+//! The command's process is the leader of a new process group, so its pid is the pgid. A pgid
+//! names our group only while the group has a member: once the last member is gone, the number
+//! can be given to a new process, which may make itself the leader of a group with the same
+//! number, and `killpg` would then hit a stranger. The leader's pid stays taken for as long as
+//! the leader is unreaped, even after it exited (a zombie). So the supervisor, which is the
+//! leader's parent, signals the group only while the leader is unreaped, under the same lock
+//! its waiter takes to reap it:
 //!
-//! 1. `start` spawns a small waiter thread that blocks in `waitid(WEXITED | WNOWAIT)`: it learns
-//!    that the leader exited without reaping it, and tells [`RunningAttempt::wait`] over a
-//!    oneshot channel. No polling, no tokio worker blocked; the thread lives as long as the leader.
-//! 2. Until that message, the leader is alive or a zombie, so SIGTERM and SIGKILL to the group on
-//!    timeout or cancel are safe.
-//! 3. After it, `wait` sends SIGKILL to the group once more, still before reaping, which kills
-//!    whatever the command left behind (`(sleep 100 &)`, children that ignored SIGTERM). The
-//!    kernel makes `killpg` atomic against `fork`, so no new member escapes it.
-//! 4. Only then does `wait` reap the leader with `wait4`, which returns at once for a zombie and
-//!    gives the rusage. From here on the group is never signalled again.
-//! 5. If the group still has members (the processes killed in step 3, not yet gone), `wait` waits
-//!    for them to vanish, off the runtime, for at most a couple of seconds. This only reads: at
-//!    worst, if the number had been reused, it waits for a stranger and signals nothing.
+//! 1. The waiter blocks in `waitid(WEXITED | WNOWAIT)`: it learns that the leader exited
+//!    without reaping it.
+//! 2. Until then, SIGTERM and SIGKILL to the group on timeout or cancel (sent by the engine
+//!    through the supervisor) are safe.
+//! 3. Then, under the lock, the waiter sends SIGKILL to the group once more, which kills
+//!    whatever the command left behind (`(sleep 100 &)`, children that ignored SIGTERM), and
+//!    reaps the leader with `wait4`, which gives the rusage. From here on the group is never
+//!    signalled again. The kernel makes `killpg` atomic against `fork`, so no new member
+//!    escapes the last signal.
+//! 4. If the group still has members (the processes just killed, not yet gone), the waiter
+//!    waits for them to vanish, for at most a couple of seconds. This only reads: at worst, if
+//!    the number had been reused, it waits for a stranger and signals nothing.
+//! 5. It records the end in the run's ended log, then tells the engine.
 //!
-//! If the [`RunningAttempt`] is dropped before `wait` finishes, its `Drop` kills the group (the
-//! leader is unreaped, so that is safe), then closes the channel: whichever side learns that the
-//! leader exited (the waiter thread, whose send now fails, or `Drop`, which finds the message)
-//! reaps it, so no zombie is left.
+//! If the [`RunningAttempt`] is dropped before `wait` finishes, its `Drop` has the group killed;
+//! the supervisor reaps the leader as always, so no zombie is left.
 //!
 //! A process that leaves the group (`setsid`, `setpgid`) escapes all of this; containing those
 //! needs cgroups, which is a job for a container executor.
@@ -51,122 +52,110 @@
 use std::fs::{self, File};
 use std::future::pending;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{self, signal_group, Reaped};
-use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
+use super::supervisor::{self, Ended, Program, Start, Status, Supervisor};
+use super::{direct, AttemptOutcome, AttemptSpec, Ending, ExecError};
 
 pub use super::process::{kill_group, process_alive, process_start_time};
 
-/// The waiter thread only blocks in one syscall and sends one message.
-const WAITER_STACK_SIZE: usize = 64 * 1024;
-
-/// Runs attempts as local process groups. It holds no state: every attempt is independent, and
-/// the concurrency limits belong to the scheduler.
-#[derive(Debug, Clone, Default)]
+/// Runs attempts as local process groups, through the supervisor of its state directory. It
+/// holds no state of its own: every attempt is independent, and the concurrency limits belong
+/// to the scheduler.
+#[derive(Debug, Clone)]
 pub struct LocalExecutor {
-    _private: (),
+    state_dir: PathBuf,
 }
 
 impl LocalExecutor {
-    /// A local executor.
-    pub fn new() -> Self {
-        LocalExecutor { _private: () }
+    /// A local executor for the engine whose state directory is `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        LocalExecutor {
+            state_dir: state_dir.to_path_buf(),
+        }
     }
 
-    /// Prepares the attempt's output directory, log files and script, then spawns
-    /// `/bin/sh SCRIPT` in its own process group, held at the gate. Returns as soon as the
-    /// process exists, so the caller can commit the pid, pgid and start time to its store
-    /// (durability principle) before it lets the command run with
-    /// [`release`](RunningAttempt::release); the timeout counts from here.
+    /// Prepares the attempt's output directory and log files, then has the supervisor start the
+    /// command in its own process group; when `held`, the command waits at the gate until
+    /// [`release`](RunningAttempt::release)d. Returns as soon as the process exists, with its
+    /// pid, for the caller to record; the timeout counts from here.
     ///
     /// Needs no async runtime; [`RunningAttempt::wait`] does.
-    pub fn start(&self, spec: &AttemptSpec) -> Result<RunningAttempt, ExecError> {
+    pub fn start(&self, spec: &AttemptSpec, held: bool) -> Result<RunningAttempt, ExecError> {
         let out_dir = prepare_out_dir(&spec.out_dir)?;
-        let stdout = create_log(&spec.stdout_path)?;
-        let stderr = if spec.stderr_path == spec.stdout_path {
-            // One open file shared by both streams, so neither overwrites the other.
-            stdout.try_clone().map_err(|source| ExecError::LogFile {
-                path: spec.stderr_path.clone(),
-                source,
-            })?
-        } else {
-            create_log(&spec.stderr_path)?
+        create_log(&spec.stdout_path)?;
+        if spec.stderr_path != spec.stdout_path {
+            create_log(&spec.stderr_path)?;
+        }
+        let spawn_error = |source| ExecError::Spawn {
+            workdir: spec.workdir.clone(),
+            source,
         };
-
-        let (gate, held) = UnixStream::pair().map_err(|source| ExecError::Spawn {
-            script: spec.script.clone(),
-            workdir: spec.workdir.clone(),
-            source,
-        })?;
-        let mut command = Command::new("/bin/sh");
-        let script = [GATE, &spec.command].concat();
-        if script.len() <= LONGEST_ARGUMENT {
-            command.arg("-c").arg(script);
+        let program = if held {
+            shell_program(spec, [GATE, &spec.command].concat())?
         } else {
-            write_script(&spec.script, &script)?;
-            command.arg(&spec.script);
-        }
-        command
-            .current_dir(&spec.workdir)
-            .envs(spec.env.iter().map(|(name, value)| (name, value)))
-            .env("ENGINE_OUT", &out_dir)
-            .stdin(Stdio::from(OwnedFd::from(held)))
-            .stdout(stdout)
-            .stderr(stderr)
-            .process_group(0);
+            match direct::argv(&spec.command) {
+                Some(argv) if spec.command.len() <= LONGEST_ARGUMENT => Program::Direct {
+                    argv,
+                    text: spec.command.clone(),
+                },
+                _ => shell_program(spec, spec.command.clone())?,
+            }
+        };
+        let mut env = spec.env.clone();
+        env.push((
+            "ENGINE_OUT".to_string(),
+            out_dir.to_string_lossy().into_owned(),
+        ));
+        let supervisor = supervisor::for_state(&self.state_dir).map_err(spawn_error)?;
         let started = Instant::now();
-        let child = command.spawn().map_err(|source| ExecError::Spawn {
-            script: spec.script.clone(),
-            workdir: spec.workdir.clone(),
-            source,
-        })?;
-        // From here the child is reaped by this module only, never through `std`'s handle.
-        let pid = child.id();
-        drop(child);
-        drop(command);
-        let start_time = process_start_time(pid);
-
-        let (exited_tx, exited_rx) = oneshot::channel();
-        let waiter = thread::Builder::new()
-            .name(format!("attempt-{pid}"))
-            .stack_size(WAITER_STACK_SIZE)
-            .spawn(move || {
-                let exited = process::wait_exited_unreaped(pid);
-                let leader_is_zombie = exited.is_ok();
-                // A failed send means the `RunningAttempt` was dropped after killing the group:
-                // nobody else will reap the leader.
-                if exited_tx.send(exited).is_err() && leader_is_zombie {
-                    let _ = process::reap(pid);
-                }
-            });
-        if let Err(source) = waiter {
-            // The leader is unreaped, so the group is still ours to kill.
-            let _ = signal_group(pid, Some(Signal::SIGKILL));
-            let _ = process::reap(pid);
-            return Err(ExecError::Waiter { pid, source });
-        }
-        tracing::debug!(pid, script = %spec.script.display(), "attempt started");
-
+        let command = supervisor
+            .start_command(Start {
+                id: 0,
+                program,
+                env,
+                workdir: spec.workdir.clone(),
+                stdout: spec.stdout_path.clone(),
+                stderr: spec.stderr_path.clone(),
+                held,
+                tag: spec.tag.clone(),
+                ended_log: spec.ended_log.clone(),
+            })
+            .map_err(spawn_error)?;
+        tracing::debug!(pid = command.pid, tag = %spec.tag, "attempt started");
         Ok(RunningAttempt {
-            pid,
-            gate: Some(gate),
-            start_time,
+            supervisor,
+            id: command.id,
+            pid: command.pid,
+            held,
+            start_time: command.start_time,
             started,
             timeout: spec.timeout,
             kill_grace: spec.kill_grace,
-            exited: exited_rx,
-            reaped: false,
+            ended: command.ended,
+            done: false,
+        })
+    }
+}
+
+/// `/bin/sh -c SCRIPT`, or `/bin/sh FILE` with the script written to the attempt's script file
+/// when it is longer than one argument may be.
+fn shell_program(spec: &AttemptSpec, script: String) -> Result<Program, ExecError> {
+    if script.len() <= LONGEST_ARGUMENT {
+        Ok(Program::Shell { script })
+    } else {
+        write_script(&spec.script, &script)?;
+        Ok(Program::ShellFile {
+            path: std::path::absolute(&spec.script).map_err(|source| ExecError::Script {
+                path: spec.script.clone(),
+                source,
+            })?,
         })
     }
 }
@@ -187,13 +176,13 @@ pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecErr
     std::path::absolute(path).map_err(error)
 }
 
-/// What the script does before the command: wait at the gate, then give the command an empty
+/// What a held command's script does first: wait at the gate, then give the command an empty
 /// stdin. 111 is never collected: the engine that would read it is gone, or kills the attempt.
 const GATE: &str = "read -r _ || exit 111\nexec </dev/null\n";
 
 /// Scripts longer than this are written to the script file, since Linux limits one argument to
-/// 128 KiB (`MAX_ARG_STRLEN`); shorter ones are passed as `sh -c SCRIPT`, which spares a file
-/// per attempt.
+/// 128 KiB (`MAX_ARG_STRLEN`); shorter ones are passed as `sh -c SCRIPT` (or executed directly),
+/// which spares a file per attempt.
 const LONGEST_ARGUMENT: usize = 100 * 1024;
 
 fn write_script(path: &Path, script: &str) -> Result<(), ExecError> {
@@ -220,30 +209,31 @@ pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
 
 /// An attempt that has been started and not yet waited for.
 ///
-/// Dropping it before [`wait`](Self::wait) completes SIGKILLs the attempt's process group and
-/// reaps the leader, so an abandoned attempt leaves neither processes nor zombies.
+/// Dropping it before [`wait`](Self::wait) completes has the attempt's process group killed, so
+/// an abandoned attempt leaves no processes behind.
 #[derive(Debug)]
 pub struct RunningAttempt {
-    /// The pid of the `sh` leading the attempt, which is also the pgid of its group.
+    supervisor: Arc<Supervisor>,
+    /// The supervisor's name for the attempt.
+    id: u64,
+    /// The pid of the command's process, which is also the pgid of its group.
     pid: u32,
-    /// The engine's end of the gate, until the command is released.
-    gate: Option<UnixStream>,
+    /// Whether it waits at the gate until released.
+    held: bool,
     /// The leader's start time in clock ticks after boot, where the system tells it (Linux).
     start_time: Option<u64>,
-    /// Just before the spawn: the origin of the wall time and of the timeout.
+    /// Just before the start: the origin of the wall time and of the timeout.
     started: Instant,
     timeout: Option<Duration>,
     kill_grace: Duration,
-    /// Resolves once the leader has exited, left unreaped by the waiter thread (or once waiting
-    /// for it failed). Until the leader is reaped its pid, hence the pgid, cannot be reused.
-    exited: oneshot::Receiver<io::Result<()>>,
-    /// Whether the leader has been reaped or is otherwise out of our hands. Once it is, the pgid
-    /// may be reused and the group must never be signalled again.
-    reaped: bool,
+    /// Resolves once the command has ended and been reaped (closed if the supervisor is gone).
+    ended: oneshot::Receiver<Ended>,
+    /// Whether `ended` has resolved: the group is out of our hands.
+    done: bool,
 }
 
 impl RunningAttempt {
-    /// The pid of the attempt's leader (the `sh`).
+    /// The pid of the attempt's leader: the command, or the shell that runs it.
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -260,17 +250,11 @@ impl RunningAttempt {
         self.start_time
     }
 
-    /// Lets the command run: sends the line the script waits for at the gate. Does nothing the
-    /// second time. Commit what the command relies on first.
+    /// Lets a held command run. Does nothing the second time, or for a command not held.
+    /// Commit what the command relies on first.
     pub fn release(&mut self) {
-        if let Some(gate) = self.gate.take() {
-            // MSG_NOSIGNAL: if the script is gone already, that is an error here, not a SIGPIPE
-            // that ends the engine. The error itself needs no handling: `wait` sees the exit.
-            let _ = nix::sys::socket::send(
-                gate.as_raw_fd(),
-                b"\n",
-                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-            );
+        if std::mem::take(&mut self.held) {
+            self.supervisor.release(self.id);
         }
     }
 
@@ -288,38 +272,41 @@ impl RunningAttempt {
         let deadline = self
             .timeout
             .and_then(|timeout| self.started.checked_add(timeout));
-        let mut exited = None;
+        let mut ended = None;
         let killed_for = tokio::select! {
             biased;
-            result = &mut self.exited => {
-                exited = Some(flatten(result));
+            result = &mut self.ended => {
+                ended = Some(result);
                 None
             }
             () = sleep_until(deadline) => Some(Ending::TimedOut),
             () = cancel.cancelled() => Some(Ending::Cancelled),
         };
-        let exited = match exited {
-            Some(exited) => exited,
+        let ended = match ended {
+            Some(ended) => ended,
             None => self.terminate().await,
         };
+        self.done = true;
         let wall = self.started.elapsed();
-
-        // Nothing below awaits until `reaped` is set: a drop cannot land between the leader's
-        // exit and its reaping.
-        let reaped = match exited {
-            Ok(()) => {
-                // The leader is a zombie: the pgid is still ours, and this is the last signal.
-                let _ = signal_group(self.pid, Some(Signal::SIGKILL));
-                process::reap(self.pid)
+        let outcome = match ended {
+            Ok(ended) => {
+                if ended.leftovers {
+                    tracing::warn!(pgid = self.pid, "processes of the attempt survive SIGKILL");
+                }
+                AttemptOutcome {
+                    ending: killed_for.unwrap_or(match ended.status {
+                        Status::Exited(code) => Ending::Exited(code),
+                        Status::Signaled(signal) => Ending::Signaled(signal),
+                        Status::Unknown => Ending::Lost,
+                    }),
+                    wall,
+                    user_cpu: Duration::from_micros(ended.user_cpu_us),
+                    sys_cpu: Duration::from_micros(ended.sys_cpu_us),
+                    max_rss_bytes: ended.max_rss_bytes,
+                }
             }
-            Err(error) => Err(error),
-        };
-        self.reaped = true;
-
-        let outcome = match reaped {
-            Ok(reaped) => outcome(killed_for, wall, &reaped),
-            Err(error) => {
-                tracing::error!(pid = self.pid, %error, "cannot collect the attempt's status");
+            Err(_) => {
+                tracing::error!(pid = self.pid, "cannot collect the attempt's status");
                 AttemptOutcome {
                     ending: killed_for.unwrap_or(Ending::Lost),
                     wall,
@@ -329,56 +316,31 @@ impl RunningAttempt {
                 }
             }
         };
-
-        if !process::group_empty(self.pid) {
-            self.settle_leftovers().await;
-        }
         tracing::debug!(pid = self.pid, ending = %outcome.ending, "attempt ended");
         outcome
     }
 
-    /// SIGTERM (and SIGCONT) to the group, SIGKILL after the grace; returns once the leader has
-    /// exited.
-    async fn terminate(&mut self) -> io::Result<()> {
-        // Errors mean the group is gone already; the exit message is on its way.
-        let _ = signal_group(self.pid, Some(Signal::SIGTERM));
+    /// SIGTERM (and SIGCONT) to the group, SIGKILL after the grace; returns once the command
+    /// has ended.
+    async fn terminate(&mut self) -> Result<Ended, oneshot::error::RecvError> {
+        self.supervisor.signal(self.id, Signal::SIGTERM);
         // A stopped process acts on SIGTERM only once continued.
-        let _ = signal_group(self.pid, Some(Signal::SIGCONT));
+        self.supervisor.signal(self.id, Signal::SIGCONT);
         tokio::select! {
             biased;
-            result = &mut self.exited => return flatten(result),
+            result = &mut self.ended => return result,
             () = tokio::time::sleep(self.kill_grace) => {}
         }
-        let _ = signal_group(self.pid, Some(Signal::SIGKILL));
-        flatten((&mut self.exited).await)
-    }
-
-    /// Waits, off the runtime, for the processes killed after the leader's exit to vanish.
-    async fn settle_leftovers(&self) {
-        let pgid = self.pid;
-        let gone = tokio::task::spawn_blocking(move || {
-            process::wait_group_gone(pgid, process::KILLED_SETTLE)
-        })
-        .await
-        .unwrap_or(false);
-        if !gone {
-            tracing::warn!(pgid, "processes of the attempt survive SIGKILL");
-        }
+        self.supervisor.signal(self.id, Signal::SIGKILL);
+        (&mut self.ended).await
     }
 }
 
 impl Drop for RunningAttempt {
     fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        // The leader is unreaped, so the group is still ours to kill.
-        let _ = signal_group(self.pid, Some(Signal::SIGKILL));
-        // After `close`, the waiter's send fails and it reaps the leader itself, unless the
-        // message was sent before: then it is here, and reaping is ours (immediate, a zombie).
-        self.exited.close();
-        if let Ok(Ok(())) = self.exited.try_recv() {
-            let _ = process::reap(self.pid);
+        if !self.done {
+            // The supervisor signals only a group whose leader it has not reaped, and reaps it.
+            self.supervisor.signal(self.id, Signal::SIGKILL);
         }
     }
 }
@@ -388,20 +350,6 @@ pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => pending().await,
-    }
-}
-
-fn flatten(received: Result<io::Result<()>, oneshot::error::RecvError>) -> io::Result<()> {
-    received.unwrap_or_else(|_| Err(io::Error::other("the waiter thread ended without a word")))
-}
-
-fn outcome(killed_for: Option<Ending>, wall: Duration, reaped: &Reaped) -> AttemptOutcome {
-    AttemptOutcome {
-        ending: killed_for.unwrap_or(reaped.ending),
-        wall,
-        user_cpu: reaped.user_cpu,
-        sys_cpu: reaped.sys_cpu,
-        max_rss_bytes: reaped.max_rss_bytes,
     }
 }
 

@@ -7,9 +7,11 @@
 //! `start` returns as soon as the attempt exists, with what identifies it (a pid and pgid, later
 //! a SLURM job id), so the caller can commit that to the store before it waits for the end.
 
+pub mod direct;
 pub mod local;
 mod process;
 pub mod slurm;
+pub mod supervisor;
 
 use std::fmt;
 use std::io;
@@ -23,6 +25,11 @@ pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, Ru
 pub struct AttemptSpec {
     /// The command, already rendered and shell-quoted: a `/bin/sh` script, run verbatim.
     pub command: String,
+    /// The attempt's tag (`TASK-N`), under which its end is recorded in `ended_log`.
+    pub tag: String,
+    /// The run's ended log: the local executor's supervisor appends how the command ended to
+    /// it, so that an attempt that ends while the engine is down is not run again.
+    pub ended_log: PathBuf,
     /// Where the local executor writes the command when it is too long to be passed as one
     /// argument (parent directories created). The script is the caller's: the executor leaves it
     /// in place, for the caller to remove when it likes.
@@ -166,11 +173,9 @@ pub enum ExecError {
         /// What the file system said.
         source: io::Error,
     },
-    /// `/bin/sh` could not be started, e.g. because the working directory does not exist.
-    #[error("cannot start `/bin/sh {}` in {}: {source}", script.display(), workdir.display())]
+    /// The command could not be started, e.g. because the working directory does not exist.
+    #[error("cannot start the command in {}: {source}", workdir.display())]
     Spawn {
-        /// The script `sh` was to run.
-        script: PathBuf,
         /// The attempt's working directory.
         workdir: PathBuf,
         /// What the operating system said.

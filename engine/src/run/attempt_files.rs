@@ -1,27 +1,24 @@
-//! Where an attempt's files live, and its script.
+//! Where an attempt's files live.
 //!
 //! An attempt of a task in run R, step S and group G (`_all` for an aggregate) keeps, side by side
 //! under `STATE/logs/R/S/`:
 //!
 //! - `G.N.out` and `G.N.err`: what the command wrote to stdout and stderr;
-//! - `G.N.status`: the command's exit status, written by the script when the command ends;
 //! - `G.N.sh`: the script the executor runs, only when it is too long to be passed as an
 //!   argument;
 //!
 //! and writes its outputs into `STATE/tmp/TASK-N/`, which is renamed into place on success. The
-//! run keeps `STATE/logs/R/decided.jsonl`: the task as decided for each attempt, for recovery
-//! (see [`decided_log`]). The files are kept with the logs (`engine gc` drops them with the logs
-//! of superseded tasks): a file system without a journal makes every file created after many
-//! deletions slower (ext4's inode allocator skips recently deleted inodes one by one), so a run
-//! deletes nothing it need not, and creates no file per attempt that one per run can do.
-//!
-//! The script runs the command in a subshell, then writes the command's exit status to the status
-//! file, so that an attempt that finishes while the engine is down is not run again.
+//! run keeps two logs for recovery, one JSON line per attempt, appended to and removed once the
+//! run has ended or been recovered: `STATE/logs/R/decided.jsonl`, the task as decided for each
+//! attempt (see [`decided_log`]), and `STATE/logs/R/ended.jsonl`, how each command ended,
+//! written by the executor's supervisor (see [`ended_log`]). The other files are kept with the
+//! logs (`engine gc` drops them with the logs of superseded tasks): a file system without a
+//! journal makes every file created after many deletions slower (ext4's inode allocator skips
+//! recently deleted inodes one by one), so a run deletes nothing it need not, and creates no
+//! file per attempt that one per run can do.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use dsl::model::command::shell_quote;
 
 use super::scheduler::path_segment;
 use crate::store::{AttemptFiles, TaskRecord};
@@ -42,8 +39,34 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
         stdout: named("out"),
         stderr: named("err"),
         tmp_dir: state.join("tmp").join(format!("{}-{number}", task.id)),
-        status_file: named("status"),
+        status_file: ended_log(state, task.run),
     }
+}
+
+/// Where the local executor's supervisor records how each command of run `run` ended, one JSON
+/// line per attempt (`{"attempt": "TASK-N", "exit": 0}`), before it tells the engine: an
+/// attempt whose command ended while the engine was down is settled from it. Attempts record
+/// it as their status file.
+pub fn ended_log(state: &Path, run: u64) -> PathBuf {
+    state.join("logs").join(run.to_string()).join("ended.jsonl")
+}
+
+/// What `status_file` records of how attempt `tag` ended: `None` if nothing (it never ran, or
+/// is still running), else its exit status, `None` within when it has none (killed by a
+/// signal, or a record cut short). The record is in the run's ended log, or, as engines before
+/// the supervisor wrote it, in a file of the attempt's own holding only the status.
+pub fn recorded_end(status_file: &Path, tag: &str) -> Option<Option<i32>> {
+    if let Some(own) = own_status_file(status_file) {
+        let text = std::fs::read_to_string(own).ok()?;
+        return Some(text.trim().parse().ok());
+    }
+    crate::exec::supervisor::exit_statuses(status_file).remove(tag)
+}
+
+/// `status_file` when it is an attempt's own status file (`G.N.status`), which engines before
+/// the supervisor wrote; `None` when it is its run's ended log.
+pub fn own_status_file(status_file: &Path) -> Option<&Path> {
+    (status_file.extension() == Some("status".as_ref())).then_some(status_file)
 }
 
 /// Where the scheduler keeps the tasks it decided for the attempts of run `run`, one JSON line
@@ -99,29 +122,15 @@ pub fn decided_tasks(state: &Path, run: u64) -> HashMap<String, TaskRecord> {
         .collect()
 }
 
-/// The script of the attempt whose status file is `status_file`.
-pub fn script_path(status_file: &Path) -> PathBuf {
-    status_file.with_extension("sh")
-}
-
-/// The script that runs `command`. The command is `eval`ed from a quoted string in a
-/// subshell: whatever it does (`exit`, a syntax error, `exec`) ends only the subshell. The
-/// wrapper itself lives through SIGTERM (a trap that does nothing; the subshell starts with the
-/// default again), so a command given SIGTERM on timeout or cancel has its grace to end, and its
-/// status is still written. The status is written directly, without a rename: recovery reads an
-/// empty or partial file, left by a wrapper killed while writing it, as no status at all.
-pub fn script(command: &str, status_file: &Path) -> String {
-    format!(
-        "trap : TERM\n(eval {})\nstatus=$?\nprintf '%s\\n' \"$status\" > {}\nexit \"$status\"\n",
-        shell_quote(command),
-        shell_quote(&status_file.to_string_lossy()),
-    )
+/// Where the script of the attempt whose stdout goes to `stdout` is written, when it is too
+/// long to be passed as an argument.
+pub fn script_path(stdout: &Path) -> PathBuf {
+    stdout.with_extension("sh")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
 
     fn task() -> TaskRecord {
         serde_json::from_value(serde_json::json!({
@@ -131,15 +140,6 @@ mod tests {
             "command": "echo 'a\nb'", "finished_ms": null
         }))
         .unwrap()
-    }
-
-    fn run_script(dir: &Path, command: &str) -> (i32, String) {
-        let status = dir.join("7-1.status");
-        let path = script_path(&status);
-        std::fs::write(&path, script(command, &status)).unwrap();
-        let ran = Command::new("/bin/sh").arg(&path).output().unwrap();
-        let written = std::fs::read_to_string(&status).unwrap();
-        (ran.status.code().unwrap(), written)
     }
 
     #[test]
@@ -173,26 +173,36 @@ mod tests {
             files.stderr,
             Path::new("/state/logs/1/count/line%0Aone.2.err")
         );
+        assert_eq!(files.status_file, Path::new("/state/logs/1/ended.jsonl"));
         assert_eq!(
-            files.status_file,
-            Path::new("/state/logs/1/count/line%0Aone.2.status")
-        );
-        assert_eq!(
-            script_path(&files.status_file),
+            script_path(&files.stdout),
             Path::new("/state/logs/1/count/line%0Aone.2.sh")
         );
         assert_eq!(files.tmp_dir, Path::new("/state/tmp/7-2"));
     }
 
     #[test]
-    fn the_status_is_the_commands_even_when_it_exits_the_shell() {
+    fn exit_statuses_come_from_the_ended_log_or_an_attempts_own_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(run_script(dir.path(), "true").0, 0);
-        let (code, written) = run_script(dir.path(), "echo x; exit 3; echo y");
-        assert_eq!((code, written.as_str()), (3, "3\n"));
-        // A syntax error fails the command, not the wrapper.
-        let (code, written) = run_script(dir.path(), "if then fi (");
-        assert_eq!(code, 2);
-        assert_eq!(written, "2\n");
+        let log = ended_log(dir.path(), 1);
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(
+            &log,
+            "{\"attempt\":\"7-1\",\"exit\":3}\n{\"attempt\":\"8-1\",\"signal\":9}\n{\"attempt\":\"7-2\",\"exit\":0}\n{\"attempt\":\"9-1\",\"ex",
+        )
+        .unwrap();
+        assert_eq!(recorded_end(&log, "7-1"), Some(Some(3)));
+        assert_eq!(recorded_end(&log, "7-2"), Some(Some(0)));
+        assert_eq!(recorded_end(&log, "8-1"), Some(None));
+        assert_eq!(recorded_end(&log, "9-1"), None);
+        assert_eq!(recorded_end(&dir.path().join("none"), "7-1"), None);
+        let own = dir.path().join("_all.1.status");
+        std::fs::write(&own, "0\n").unwrap();
+        assert_eq!(recorded_end(&own, "anything"), Some(Some(0)));
+        std::fs::write(&own, "").unwrap();
+        assert_eq!(recorded_end(&own, "anything"), Some(None));
+        std::fs::remove_file(&own).unwrap();
+        assert_eq!(recorded_end(&own, "anything"), None);
+        assert_eq!(own_status_file(&log), None);
     }
 }

@@ -35,7 +35,7 @@ pub struct Launcher {
 impl Launcher {
     pub fn new(options: &RunOptions, store: Arc<Store>) -> Launcher {
         Launcher {
-            local: LocalExecutor::new(),
+            local: LocalExecutor::new(&options.state_dir),
             slurm: None,
             settings: options.slurm.clone(),
             jobs: options.jobs,
@@ -71,18 +71,20 @@ impl Launcher {
     }
 
     /// Starts `spec` on `step`'s executor and records in `attempt` what identifies it. `tag`
-    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job.
+    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job. A `held` local command waits
+    /// at the executor's gate until [`Started::release`].
     pub fn start(
         &mut self,
         step: &StepDef,
         pipeline: &str,
         tag: &str,
         spec: &AttemptSpec,
+        held: bool,
         attempt: &mut AttemptRecord,
     ) -> Result<Started, ExecError> {
         match step.executor.kind {
             ExecutorKind::Local => {
-                let handle = self.local.start(spec)?;
+                let handle = self.local.start(spec, held)?;
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
                 self.running_local += 1;
@@ -140,8 +142,9 @@ impl Started {
         }
     }
 
-    /// Lets a local command run: it waits at the executor's gate until its start is committed.
-    /// (A SLURM job runs once submitted; recovery finds it by its comment if its id was lost.)
+    /// Lets a held local command run: it waits at the executor's gate until its start is
+    /// committed. (A SLURM job runs once submitted; recovery finds it by its comment if its id
+    /// was lost.)
     pub fn release(&mut self) {
         if let Started::Local(handle) = self {
             handle.release();

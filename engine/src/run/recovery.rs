@@ -38,10 +38,11 @@ use crate::store::{
 
 use super::launch::{slurm_comment, state_id};
 
-use super::attempt_files::{attempt_files, decided_log, decided_tasks};
+use super::attempt_files::{attempt_files, decided_log, decided_tasks, ended_log, recorded_end};
 use super::publish::{collect_published, publish};
 use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
+use crate::exec::supervisor::SUPERVISOR_FLAG;
 
 /// Which interrupted runs to reconcile.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +125,11 @@ pub fn recover_with(
             );
         }
     }
+    // The supervisors of engines that died record the ends of their commands, the last of
+    // which may have ended just now: the ended logs are complete once they have exited.
+    for pid in foreign_supervisors(&options.state_dir) {
+        adopt(pid, "");
+    }
     let slurm_jobs = reattach_slurm(store, options, &orphaned, kill)?;
     let mut interrupted = Vec::new();
     for mut run in orphaned {
@@ -153,6 +159,7 @@ pub fn recover_with(
             )
         })?;
         let _ = std::fs::remove_file(decided_log(&options.state_dir, run.id));
+        let _ = std::fs::remove_file(ended_log(&options.state_dir, run.id));
         interrupted.push(run.id);
     }
     Ok(interrupted)
@@ -183,7 +190,7 @@ fn settle(
             let attempt = unrecorded_attempt(&options.state_dir, &task);
             let tag = format!("{}-{}", task.id, attempt.number);
             let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
-            let ran = slurm_jobs.knows(&tag) || attempt.status_file.exists();
+            let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.status_file, &tag).is_some();
             match decided {
                 Some(decided) if ran => {
                     task.key = decided.key;
@@ -205,9 +212,12 @@ fn settle(
         }
     };
     let tag = format!("{}-{}", task.id, attempt.number);
-    let slurm_view = slurm_jobs.settle(&tag, &mut attempt);
-    let status = std::fs::read_to_string(&attempt.status_file).ok();
-    let exit_code = status.as_deref().and_then(|s| s.trim().parse::<i32>().ok());
+    // A SLURM job's batch script records its command's status for the engine; the
+    // supervisor records a local command's in the run's ended log.
+    let (slurm_view, exit_code) = match slurm_jobs.settle(&tag, &mut attempt) {
+        Some((view, exit_code)) => (Some(view), exit_code),
+        None => (None, recorded_end(&attempt.status_file, &tag).flatten()),
+    };
     attempt.finished_ms = Some(now_ms());
     attempt.exit_code = exit_code;
     task.attempts = task.attempts.max(attempt.number);
@@ -279,8 +289,34 @@ fn unrecorded_attempt(state_dir: &Path, task: &TaskRecord) -> AttemptRecord {
 }
 
 /// The live processes started by an engine for `state_dir` (only process-group leaders, that is
-/// attempts' shells, when `leaders` is set), with their attempt tag.
+/// attempts' commands or the shells that run them, when `leaders` is set), with their attempt
+/// tag (empty for a supervisor).
 fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
+    let slurm_job = format!("{}=slurm", slurm::EXECUTOR_VAR);
+    let tag_prefix = format!("{ATTEMPT_VAR}=");
+    let mut found = Vec::new();
+    for (pid, vars) in with_state_dir(state_dir) {
+        // A SLURM job's command running on this machine: SLURM's to stop, not ours.
+        if vars.iter().any(|v| v == slurm_job.as_bytes()) {
+            continue;
+        }
+        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
+            .is_ok_and(|g| g.as_raw() as u32 == pid);
+        if (leads_group || !leaders) && process_alive(pid) {
+            let tag = vars
+                .iter()
+                .find_map(|v| v.strip_prefix(tag_prefix.as_bytes()))
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .unwrap_or_default();
+            found.push((pid, tag));
+        }
+    }
+    found
+}
+
+/// The processes, other than this one, whose environment names `state_dir` as
+/// `ENGINE_STATE_DIR`, with their environment's variables.
+fn with_state_dir(state_dir: &Path) -> Vec<(u32, Vec<Vec<u8>>)> {
     let wanted = format!("{STATE_DIR_VAR}={}", state_dir.to_string_lossy());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -297,34 +333,36 @@ fn orphans(state_dir: &Path, leaders: bool) -> Vec<(u32, String)> {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        if !vars.contains(&wanted.as_bytes()) {
-            continue;
-        }
-        // A SLURM job's command running on this machine: SLURM's to stop, not ours.
-        let slurm_job = format!("{}=slurm", slurm::EXECUTOR_VAR);
-        if vars.contains(&slurm_job.as_bytes()) {
-            continue;
-        }
-        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32)))
-            .is_ok_and(|g| g.as_raw() as u32 == pid);
-        if (leads_group || !leaders) && pid != std::process::id() && process_alive(pid) {
-            let tag = vars
-                .iter()
-                .find_map(|v| v.strip_prefix(format!("{ATTEMPT_VAR}=").as_bytes()))
-                .map(|t| String::from_utf8_lossy(t).into_owned())
-                .unwrap_or_default();
-            found.push((pid, tag));
+        let vars: Vec<Vec<u8>> = environ.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
+        if pid != std::process::id() && vars.iter().any(|v| v == wanted.as_bytes()) {
+            found.push((pid, vars));
         }
     }
     found
 }
 
-/// Waits for a process left running by an engine that died.
+/// The live supervisors of engines for `state_dir` other than this one's.
+fn foreign_supervisors(state_dir: &Path) -> Vec<u32> {
+    let own = crate::exec::supervisor::own_pids();
+    with_state_dir(state_dir)
+        .into_iter()
+        .filter(|(pid, vars)| {
+            !own.contains(pid)
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    cmdline.split(|b| *b == 0).nth(1) == Some(SUPERVISOR_FLAG.as_bytes())
+                })
+                && !vars.is_empty()
+                && process_alive(*pid)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Waits for a process left running by an engine that died (`tag` empty: its supervisor).
 fn adopt(pid: u32, tag: &str) {
     let mut announced = false;
     while process_alive(pid) {
-        if !announced {
+        if !announced && !tag.is_empty() {
             let task = tag.split('-').next().unwrap_or("?");
             eprintln!(
                 "waiting for task {task} (pid {pid}), still running from an engine that was stopped; \
@@ -359,8 +397,9 @@ impl SlurmJobs {
     }
 
     /// Records in `attempt` the SLURM job of attempt `tag` (a job found by its comment was
-    /// never committed), with its end and its usage; returns how it ended.
-    fn settle(&self, tag: &str, attempt: &mut AttemptRecord) -> Option<JobView> {
+    /// never committed), with its end and its usage; returns how it ended, and its command's
+    /// exit status.
+    fn settle(&self, tag: &str, attempt: &mut AttemptRecord) -> Option<(JobView, Option<i32>)> {
         let (id, view) = self.ended.get(tag)?;
         let record = attempt.slurm.get_or_insert_with(|| SlurmJobRecord {
             job_id: id.clone(),
@@ -382,7 +421,11 @@ impl SlurmJobs {
         attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
         attempt.sys_cpu_ms = Some(outcome.sys_cpu.as_millis() as u64);
         attempt.max_rss_bytes = Some(outcome.max_rss_bytes);
-        Some(view.clone())
+        let exit_code = match outcome.ending {
+            crate::exec::Ending::Exited(code) => Some(code),
+            _ => None,
+        };
+        Some((view.clone(), exit_code))
     }
 }
 

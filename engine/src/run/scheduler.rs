@@ -287,8 +287,10 @@ impl Scheduler<'_> {
             tx.put_run(&run)?;
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
-        // Everything it could tell recovery is committed now.
-        let _ = std::fs::remove_file(attempt_files::decided_log(&self.options.state_dir, run.id));
+        // Everything they could tell recovery is committed now.
+        let state = &self.options.state_dir;
+        let _ = std::fs::remove_file(attempt_files::decided_log(state, run.id));
+        let _ = std::fs::remove_file(attempt_files::ended_log(state, run.id));
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
         self.progress.summary(&run, &records);
         Ok(run)
@@ -496,8 +498,10 @@ impl Scheduler<'_> {
         ));
         env.push((ATTEMPT_VAR.to_string(), tag.clone()));
         let spec = AttemptSpec {
-            command: attempt_files::script(&command, &files.status_file),
-            script: attempt_files::script_path(&files.status_file),
+            command,
+            tag: tag.clone(),
+            ended_log: files.status_file.clone(),
+            script: files.stdout.with_extension("sh"),
             env,
             workdir: self.base.clone(),
             out_dir: tmp_dir.clone(),
@@ -507,16 +511,23 @@ impl Scheduler<'_> {
             kill_grace: self.options.kill_grace,
         };
         let mut attempt = AttemptRecord::new(record.id, number, files);
-        let _ = std::fs::remove_file(&attempt.status_file);
         // The command may run before its start is committed (a SLURM job as soon as it is
-        // submitted, a local command when released): if the engine dies before that commit,
-        // recovery completes the attempt from its status file and the run's decided log.
+        // submitted, a local command unless held): if the engine dies before that commit,
+        // recovery completes the attempt from the run's ended log and decided log.
         let kept = attempt_files::keep_decided(state, &tag, record);
         // The journal commits later, in its own time, unless something outside the engine
         // relies on the start: recovery knows of one uncommitted attempt per task only, and
-        // SLURM's queue is waited on by the job id committed.
+        // SLURM's queue is waited on by the job id committed. A local command whose start
+        // must be committed first waits at the gate until then.
         let commit_first = !kept || number > 1 || step.executor.kind == ExecutorKind::Slurm;
-        match launcher.start(step, &self.pipeline.name, &tag, &spec, &mut attempt) {
+        match launcher.start(
+            step,
+            &self.pipeline.name,
+            &tag,
+            &spec,
+            commit_first,
+            &mut attempt,
+        ) {
             Ok(handle) => {
                 record.status = TaskStatus::Running;
                 self.progress.started(record);

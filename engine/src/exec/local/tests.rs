@@ -18,6 +18,8 @@ fn spec(dir: &TempDir, command: &str) -> AttemptSpec {
     fs::create_dir_all(&workdir).unwrap();
     AttemptSpec {
         command: command.to_owned(),
+        tag: "1-1".to_string(),
+        ended_log: dir.path().join("logs/ended.jsonl"),
         script: dir.path().join("tmp/out.sh"),
         env: Vec::new(),
         workdir,
@@ -29,12 +31,17 @@ fn spec(dir: &TempDir, command: &str) -> AttemptSpec {
     }
 }
 
+/// The executor under test; its supervisor is a thread of the test process.
+fn executor() -> LocalExecutor {
+    LocalExecutor::new(Path::new("state"))
+}
+
 async fn run(spec: &AttemptSpec) -> AttemptOutcome {
     run_with(spec, CancellationToken::new()).await
 }
 
 async fn run_with(spec: &AttemptSpec, cancel: CancellationToken) -> AttemptOutcome {
-    let attempt = LocalExecutor::new().start(spec).unwrap();
+    let attempt = executor().start(spec, false).unwrap();
     attempt.wait(cancel).await
 }
 
@@ -210,7 +217,7 @@ async fn cancel_kills_the_whole_group() {
         &dir,
         "sleep 100 & echo $! >> \"$ENGINE_OUT/pids\"; sleep 100 & echo $! >> \"$ENGINE_OUT/pids\"; wait",
     );
-    let attempt = LocalExecutor::new().start(&spec).unwrap();
+    let attempt = executor().start(&spec, false).unwrap();
     let pgid = attempt.pgid();
     assert_eq!(pgid, attempt.pid());
     let cancel = CancellationToken::new();
@@ -253,7 +260,7 @@ async fn a_daemonized_grandchild_is_killed_when_the_leader_exits() {
     let spec = spec(&dir, "(sleep 100 & echo $! > \"$ENGINE_OUT/pid\"); exit 0");
     let begin = Instant::now();
 
-    let attempt = LocalExecutor::new().start(&spec).unwrap();
+    let attempt = executor().start(&spec, false).unwrap();
     let pgid = attempt.pgid();
     let outcome = attempt.wait(CancellationToken::new()).await;
 
@@ -315,7 +322,7 @@ async fn the_command_runs_verbatim_through_sh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_attempts_run_at_once() {
     let dir = TempDir::new().unwrap();
-    let executor = LocalExecutor::new();
+    let executor = executor();
     let mut waiting = Vec::new();
     for n in 0..60 {
         let mut spec = spec(
@@ -326,7 +333,7 @@ async fn many_attempts_run_at_once() {
         spec.script = dir.path().join(format!("out/{n}.sh"));
         spec.stdout_path = dir.path().join(format!("logs/{n}.out"));
         spec.stderr_path = dir.path().join(format!("logs/{n}.err"));
-        let attempt = executor.start(&spec).unwrap();
+        let attempt = executor.start(&spec, false).unwrap();
         waiting.push((
             n,
             spec,
@@ -343,8 +350,8 @@ async fn many_attempts_run_at_once() {
 #[tokio::test]
 async fn dropping_an_attempt_kills_and_reaps_it() {
     let dir = TempDir::new().unwrap();
-    let attempt = LocalExecutor::new()
-        .start(&spec(&dir, "sleep 100 & sleep 100"))
+    let attempt = executor()
+        .start(&spec(&dir, "sleep 100 & sleep 100"), false)
         .unwrap();
     let pid = attempt.pid();
 
@@ -364,11 +371,10 @@ fn a_missing_workdir_is_a_spawn_error_naming_it() {
     let mut spec = spec(&dir, "true");
     spec.workdir = dir.path().join("missing");
 
-    let error = LocalExecutor::new().start(&spec).unwrap_err();
+    let error = executor().start(&spec, false).unwrap_err();
 
     assert!(matches!(error, ExecError::Spawn { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("/bin/sh "), "{message}");
     assert!(message.contains("missing"), "{message}");
 }
 
@@ -397,7 +403,7 @@ fn an_out_dir_that_cannot_be_created_is_an_error_naming_it() {
     fs::write(dir.path().join("file"), "").unwrap();
     spec.out_dir = dir.path().join("file/out");
 
-    let error = LocalExecutor::new().start(&spec).unwrap_err();
+    let error = executor().start(&spec, false).unwrap_err();
 
     assert!(matches!(error, ExecError::OutDir { .. }), "{error:?}");
     assert!(error.to_string().contains("file/out"), "{error}");
@@ -409,7 +415,7 @@ fn a_log_file_that_cannot_be_created_is_an_error_naming_it() {
     let mut spec = spec(&dir, "true");
     spec.stderr_path = dir.path().join("work");
 
-    let error = LocalExecutor::new().start(&spec).unwrap_err();
+    let error = executor().start(&spec, false).unwrap_err();
 
     assert!(matches!(error, ExecError::LogFile { .. }), "{error:?}");
 }
@@ -475,9 +481,7 @@ fn kill_group_refuses_the_pgids_that_hit_more_than_an_attempt() {
 #[tokio::test]
 async fn start_time_matches_what_proc_says_while_running() {
     let dir = TempDir::new().unwrap();
-    let attempt = LocalExecutor::new()
-        .start(&spec(&dir, "sleep 100"))
-        .unwrap();
+    let attempt = executor().start(&spec(&dir, "sleep 100"), false).unwrap();
 
     assert!(attempt.start_time().is_some());
     assert_eq!(attempt.start_time(), process_start_time(attempt.pid()));
@@ -491,7 +495,7 @@ async fn the_command_waits_at_the_gate_until_released() {
     let dir = TempDir::new().unwrap();
     let ran = dir.path().join("ran");
     let spec = spec(&dir, &format!("touch '{}'", ran.display()));
-    let mut attempt = LocalExecutor::new().start(&spec).unwrap();
+    let mut attempt = executor().start(&spec, true).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(!ran.exists(), "the command ran before it was released");
 
@@ -507,7 +511,7 @@ fn an_attempt_dropped_at_the_gate_never_runs_its_command() {
     let dir = TempDir::new().unwrap();
     let ran = dir.path().join("ran");
     let spec = spec(&dir, &format!("touch '{}'", ran.display()));
-    let attempt = LocalExecutor::new().start(&spec).unwrap();
+    let attempt = executor().start(&spec, true).unwrap();
     let pid = attempt.pid();
     drop(attempt);
     let deadline = std::time::Instant::now() + PROMPTLY;
@@ -516,4 +520,63 @@ fn an_attempt_dropped_at_the_gate_never_runs_its_command() {
     }
     std::thread::sleep(Duration::from_millis(100));
     assert!(!ran.exists(), "the command ran");
+}
+
+#[tokio::test]
+async fn a_command_that_needs_no_shell_is_the_attempts_only_process() {
+    let dir = TempDir::new().unwrap();
+    let attempt = executor().start(&spec(&dir, "sleep 30"), false).unwrap();
+
+    let comm = read(Path::new(&format!("/proc/{}/comm", attempt.pid())));
+    assert_eq!(comm.trim(), "sleep");
+    assert_eq!(live_members(attempt.pgid()), vec![attempt.pid()]);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    assert_eq!(attempt.wait(cancel).await.ending, Ending::Cancelled);
+}
+
+#[tokio::test]
+async fn a_program_that_cannot_be_executed_fails_as_the_shell_says() {
+    let dir = TempDir::new().unwrap();
+    let missing = spec(&dir, "no-such-program-anywhere --flag");
+    let outcome = run(&missing).await;
+    assert_eq!(outcome.ending, Ending::Exited(127));
+    assert!(read(&missing.stderr_path).contains("not found"));
+
+    let script = dir.path().join("work/script");
+    fs::write(&script, "echo from a script without a shebang\n").unwrap();
+    let no_shebang = spec(&dir, "./script");
+    let outcome = run(&no_shebang).await;
+    assert_eq!(outcome.ending, Ending::Exited(126), "not executable");
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let outcome = run(&no_shebang).await;
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(
+        read(&no_shebang.stdout_path),
+        "from a script without a shebang\n"
+    );
+}
+
+#[tokio::test]
+async fn the_end_of_a_command_is_recorded_in_the_ended_log_unless_it_never_ran() {
+    let dir = TempDir::new().unwrap();
+    let mut failing = spec(&dir, "exit 4");
+    failing.tag = "1-1".to_string();
+    run(&failing).await;
+    let mut direct = spec(&dir, "true");
+    direct.tag = "2-1".to_string();
+    run(&direct).await;
+    let mut held = spec(&dir, "exit 5");
+    held.tag = "3-1".to_string();
+    let attempt = executor().start(&held, true).unwrap();
+    let pid = attempt.pid();
+    drop(attempt);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let statuses = supervisor::exit_statuses(&failing.ended_log);
+    assert_eq!(statuses.get("1-1"), Some(&Some(4)));
+    assert_eq!(statuses.get("2-1"), Some(&Some(0)));
+    assert_eq!(statuses.get("3-1"), None, "the held command never ran");
 }

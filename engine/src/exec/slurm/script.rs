@@ -189,6 +189,8 @@ mod tests {
     fn spec() -> AttemptSpec {
         AttemptSpec {
             command: "echo 'hi' > $ENGINE_OUT/x".to_string(),
+            tag: "3-1".to_string(),
+            ended_log: PathBuf::from("/s/logs/1/ended.jsonl"),
             script: PathBuf::from("/s/logs/1/a/x.1.sh"),
             env: vec![("GREETING".to_string(), "it's me".to_string())],
             workdir: PathBuf::from("/w d"),

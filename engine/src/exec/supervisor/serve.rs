@@ -1,0 +1,296 @@
+//! The supervisor's side: reads requests until the engine hangs up, starts each command in a
+//! process group of its own, and gives each a waiter thread that sees it end, kills what is left
+//! of its group, reaps it, records its end in the run's ended log and tells the engine. Once
+//! the engine is gone, held commands are let go at their gate (they exit without running) and
+//! the supervisor ends when the last command has.
+//!
+//! A group is signalled only while its leader is unreaped (so its pgid cannot name a stranger),
+//! under the lock that the waiter also takes to reap it: see the local executor's docs.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+
+use nix::sys::signal::Signal;
+
+use super::protocol::{Ended, EndedLine, Program, Reply, Request, Start, Status};
+use crate::exec::process::{self, signal_group, KILLED_SETTLE};
+use crate::exec::{process_start_time, Ending};
+
+/// A waiter thread only blocks in a few syscalls and writes two lines.
+const WAITER_STACK_SIZE: usize = 128 * 1024;
+
+/// A command the supervisor started and has not yet reaped.
+struct Child {
+    pid: u32,
+    /// The supervisor's end of a held command's stdin, until it is released.
+    gate: Option<UnixStream>,
+    /// Whether the command may have run: not held, or released.
+    released: bool,
+}
+
+struct Shared {
+    children: Mutex<HashMap<u64, Child>>,
+    /// Notified whenever a child is removed.
+    removed: Condvar,
+    replies: Mutex<UnixStream>,
+}
+
+impl Shared {
+    fn children(&self) -> MutexGuard<'_, HashMap<u64, Child>> {
+        // A poisoned lock only means a waiter panicked; the table itself is consistent.
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a reply; an engine that is gone no longer needs it.
+    fn reply(&self, reply: &Reply) {
+        let Ok(mut line) = serde_json::to_vec(reply) else {
+            return;
+        };
+        line.push(b'\n');
+        let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = replies.write_all(&line);
+    }
+}
+
+/// Serves the engine at the other end of `socket` until it hangs up and every command it
+/// started has ended.
+pub fn serve(socket: UnixStream) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        children: Mutex::new(HashMap::new()),
+        removed: Condvar::new(),
+        replies: Mutex::new(socket.try_clone()?),
+    });
+    for line in BufReader::new(socket).lines() {
+        let Ok(line) = line else {
+            break;
+        };
+        match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Start(start)) => self::start(&shared, start),
+            Ok(Request::Release { id }) => release(&shared, id),
+            Ok(Request::Signal { id, signal }) => {
+                let children = shared.children();
+                if let (Some(child), Ok(signal)) = (children.get(&id), Signal::try_from(signal)) {
+                    // Unreaped, since it is in the table: the group is still its own.
+                    let _ = signal_group(child.pid, Some(signal));
+                }
+            }
+            Err(error) => eprintln!("engine supervisor: a request it cannot read: {error}"),
+        }
+    }
+    // The engine is gone: a held command never runs; the others are waited for.
+    let mut children = shared.children();
+    for child in children.values_mut() {
+        child.gate = None;
+    }
+    while !children.is_empty() {
+        children = shared
+            .removed
+            .wait(children)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    Ok(())
+}
+
+fn start(shared: &Arc<Shared>, start: Start) {
+    let id = start.id;
+    let (pid, gate) = match spawn(&start) {
+        Ok(spawned) => spawned,
+        Err(error) => {
+            let error = error.to_string();
+            shared.reply(&Reply::Refused { id, error });
+            return;
+        }
+    };
+    shared.children().insert(
+        id,
+        Child {
+            pid,
+            gate,
+            released: !start.held,
+        },
+    );
+    shared.reply(&Reply::Started {
+        id,
+        pid,
+        start_time: process_start_time(pid),
+    });
+    let waiter = {
+        let shared = shared.clone();
+        let (tag, ended_log) = (start.tag.clone(), start.ended_log.clone());
+        thread::Builder::new()
+            .name(format!("attempt-{pid}"))
+            .stack_size(WAITER_STACK_SIZE)
+            .spawn(move || wait_for(&shared, id, pid, &tag, &ended_log))
+    };
+    if waiter.is_err() {
+        // No thread to wait for it: kill it (unreaped, so the group is its own) and reap it.
+        let _ = signal_group(pid, Some(Signal::SIGKILL));
+        let _ = process::reap(pid);
+        shared.children().remove(&id);
+        shared.removed.notify_all();
+        shared.reply(&Reply::Ended {
+            id,
+            ended: unknown_end(),
+        });
+    }
+}
+
+/// Starts the command; returns its pid and, when held, the gate.
+fn spawn(start: &Start) -> io::Result<(u32, Option<UnixStream>)> {
+    let (gate, stdin) = if start.held {
+        let (gate, held) = UnixStream::pair()?;
+        (Some(gate), Some(held))
+    } else {
+        (None, None)
+    };
+    let spawned = match &start.program {
+        Program::Direct { argv, text } => {
+            let (program, args) = argv.split_first().ok_or(io::ErrorKind::InvalidInput)?;
+            let mut command = Command::new(program);
+            command.args(args);
+            match run(command, start, stdin.as_ref()) {
+                Ok(pid) => Ok(pid),
+                // Not found, not executable, not a binary: the shell says so, in its words.
+                Err(_) => run(shell(["-c", text]), start, stdin.as_ref()),
+            }
+        }
+        Program::Shell { script } => run(shell(["-c", script]), start, stdin.as_ref()),
+        Program::ShellFile { path } => run(shell([path]), start, stdin.as_ref()),
+    }?;
+    Ok((spawned, gate))
+}
+
+fn shell<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command.args(args);
+    command
+}
+
+/// Spawns `command` as `start` says, in a new process group; returns its pid. The `Child`
+/// handle of `std` is dropped: the waiter thread reaps the process.
+fn run(mut command: Command, start: &Start, held: Option<&UnixStream>) -> io::Result<u32> {
+    let stdout = append(&start.stdout)?;
+    let stderr = if start.stderr == start.stdout {
+        stdout.try_clone()?
+    } else {
+        append(&start.stderr)?
+    };
+    let stdin = match held {
+        Some(held) => Stdio::from(OwnedFd::from(held.try_clone()?)),
+        None => Stdio::null(),
+    };
+    command
+        .current_dir(&start.workdir)
+        .envs(start.env.iter().map(|(name, value)| (name, value)))
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    Ok(command.spawn()?.id())
+}
+
+fn append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().append(true).create(true).open(path)
+}
+
+fn release(shared: &Shared, id: u64) {
+    let mut children = shared.children();
+    if let Some(child) = children.get_mut(&id) {
+        child.released = true;
+        if let Some(gate) = child.gate.take() {
+            // MSG_NOSIGNAL: a command gone already is no reason to die.
+            let _ = nix::sys::socket::send(
+                gate.as_raw_fd(),
+                b"\n",
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            );
+        }
+    }
+}
+
+/// The waiter of one command: sees it exit, kills what is left of its group, reaps it, waits
+/// for the killed processes to vanish, records the end and tells the engine.
+fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) {
+    let exited = process::wait_exited_unreaped(pid);
+    let (reaped, released) = {
+        let mut children = shared.children();
+        let reaped = exited.and_then(|()| {
+            // A zombie: the pgid is still its own, and this is the group's last signal.
+            let _ = signal_group(pid, Some(Signal::SIGKILL));
+            process::reap(pid)
+        });
+        let released = children.get_mut(&id).is_some_and(|child| {
+            // Reaped: the pid may be reused now, so the group must never be signalled again.
+            child.pid = 0;
+            child.released
+        });
+        (reaped, released)
+    };
+    let leftovers = !process::group_empty(pid) && !process::wait_group_gone(pid, KILLED_SETTLE);
+    let ended = match reaped {
+        Ok(reaped) => Ended {
+            status: match reaped.ending {
+                Ending::Exited(code) => Status::Exited(code),
+                Ending::Signaled(signal) => Status::Signaled(signal),
+                _ => Status::Unknown,
+            },
+            user_cpu_us: reaped.user_cpu.as_micros() as u64,
+            sys_cpu_us: reaped.sys_cpu.as_micros() as u64,
+            max_rss_bytes: reaped.max_rss_bytes,
+            leftovers,
+        },
+        Err(_) => unknown_end(),
+    };
+    if released {
+        record_end(ended_log, tag, ended.status);
+    }
+    shared.children().remove(&id);
+    shared.removed.notify_all();
+    shared.reply(&Reply::Ended { id, ended });
+}
+
+fn unknown_end() -> Ended {
+    Ended {
+        status: Status::Unknown,
+        user_cpu_us: 0,
+        sys_cpu_us: 0,
+        max_rss_bytes: 0,
+        leftovers: false,
+    }
+}
+
+/// Appends the attempt's end to the run's ended log, in one write.
+fn record_end(ended_log: &Path, tag: &str, status: Status) {
+    let (exit, signal) = match status {
+        Status::Exited(code) => (Some(code), None),
+        Status::Signaled(signal) => (None, Some(signal)),
+        Status::Unknown => (None, None),
+    };
+    let line = EndedLine {
+        attempt: tag.to_string(),
+        exit,
+        signal,
+    };
+    let Ok(mut bytes) = serde_json::to_vec(&line) else {
+        return;
+    };
+    bytes.push(b'\n');
+    if let Some(dir) = ended_log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let written = append(ended_log).and_then(|mut file| file.write_all(&bytes));
+    if let Err(error) = written {
+        eprintln!(
+            "engine supervisor: cannot record how attempt {tag} ended in {}: {error}",
+            ended_log.display()
+        );
+    }
+}
