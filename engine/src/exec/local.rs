@@ -134,7 +134,6 @@ impl LocalExecutor {
             id: command.id,
             pid: command.pid,
             held,
-            start_time: command.start_time,
             started,
             timeout: spec.timeout,
             kill_grace: spec.kill_grace,
@@ -220,8 +219,6 @@ pub struct RunningAttempt {
     pid: u32,
     /// Whether it waits at the gate until released.
     held: bool,
-    /// The leader's start time in clock ticks after boot, where the system tells it (Linux).
-    start_time: Option<u64>,
     /// Just before the start: the origin of the wall time and of the timeout.
     started: Instant,
     timeout: Option<Duration>,
@@ -241,13 +238,6 @@ impl RunningAttempt {
     /// The attempt's process group; equal to [`pid`](Self::pid), since the leader leads it.
     pub fn pgid(&self) -> u32 {
         self.pid
-    }
-
-    /// The leader's start time in clock ticks after boot (Linux; `None` elsewhere). Record it
-    /// with the pid: after a crash, [`process_start_time`] equal to it proves the pid still
-    /// names this attempt and not a process that was given the same pid later.
-    pub fn start_time(&self) -> Option<u64> {
-        self.start_time
     }
 
     /// Lets a held command run. Does nothing the second time, or for a command not held.

@@ -12,9 +12,12 @@ use super::tree::{EntryKind, Tree};
 /// 1 GB file low; each hashing thread allocates one and reuses it for every file.
 pub(crate) const BUFFER_SIZE: usize = 1 << 20;
 
-/// blake3 of a file's content as 64 lowercase hex digits, read in 1 MiB blocks.
+/// blake3 of a file's content as 64 lowercase hex digits, read in blocks of up to 1 MiB (a
+/// small file gets a buffer of its size: a 1 MiB one costs a fresh mapping each time).
 pub fn hash_file(path: &Path) -> io::Result<String> {
-    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let size = std::fs::metadata(path)?.len();
+    let mut buffer =
+        vec![0u8; usize::try_from(size).map_or(BUFFER_SIZE, |s| s.clamp(4096, BUFFER_SIZE))];
     hash_file_with(path, &mut buffer).map(|(hash, _)| hash.to_hex().to_string())
 }
 

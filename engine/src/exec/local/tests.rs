@@ -479,18 +479,6 @@ fn kill_group_refuses_the_pgids_that_hit_more_than_an_attempt() {
 }
 
 #[tokio::test]
-async fn start_time_matches_what_proc_says_while_running() {
-    let dir = TempDir::new().unwrap();
-    let attempt = executor().start(&spec(&dir, "sleep 100"), false).unwrap();
-
-    assert!(attempt.start_time().is_some());
-    assert_eq!(attempt.start_time(), process_start_time(attempt.pid()));
-    let cancel = CancellationToken::new();
-    cancel.cancel();
-    assert_eq!(attempt.wait(cancel).await.ending, Ending::Cancelled);
-}
-
-#[tokio::test]
 async fn the_command_waits_at_the_gate_until_released() {
     let dir = TempDir::new().unwrap();
     let ran = dir.path().join("ran");

@@ -15,6 +15,7 @@
 //! object a line ([`protocol`]). In the library's unit tests it is a thread of the test
 //! process instead, serving the same protocol, since the test binary is not the engine.
 
+mod programs;
 pub mod protocol;
 mod serve;
 
@@ -98,14 +99,13 @@ struct Waiting {
     ended: HashMap<u64, oneshot::Sender<Ended>>,
 }
 
-/// The pid and start time of a command, or why it could not start.
-type StartReply = Result<(u32, Option<u64>), String>;
+/// The pid of a command, or why it could not start.
+type StartReply = Result<u32, String>;
 
 /// A command the supervisor started.
 pub(crate) struct Started {
     pub(crate) id: u64,
     pub(crate) pid: u32,
-    pub(crate) start_time: Option<u64>,
     /// Resolves when the command has ended; closed if the supervisor is gone.
     pub(crate) ended: oneshot::Receiver<Ended>,
 }
@@ -180,10 +180,9 @@ impl Supervisor {
             return Err(error);
         }
         match started_rx.recv() {
-            Ok(Ok((pid, start_time))) => Ok(Started {
+            Ok(Ok(pid)) => Ok(Started {
                 id,
                 pid,
-                start_time,
                 ended: ended_rx,
             }),
             Ok(Err(error)) => Err(io::Error::other(error)),
@@ -213,14 +212,14 @@ fn lock(waiting: &Mutex<Waiting>) -> MutexGuard<'_, Waiting> {
     waiting.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// This binary, to start as the supervisor: on Linux through `/proc/self/exe`, which names it
-/// even if its file was replaced since (an upgrade while the daemon runs).
+/// This binary, to start as the supervisor: its path, or on Linux, if its file was replaced since
+/// it started (an upgrade while the daemon runs), `/proc/self/exe`, which still names it.
 fn own_binary() -> io::Result<PathBuf> {
-    if cfg!(target_os = "linux") {
-        Ok(PathBuf::from("/proc/self/exe"))
-    } else {
-        std::env::current_exe()
+    let path = std::env::current_exe()?;
+    if cfg!(target_os = "linux") && !path.is_file() {
+        return Ok(PathBuf::from("/proc/self/exe"));
     }
+    Ok(path)
 }
 
 /// Hands each reply to whoever waits for it, until the supervisor hangs up; then fails
@@ -243,13 +242,9 @@ fn read_replies(
         };
         let mut waiting = lock(waiting);
         match reply {
-            Reply::Started {
-                id,
-                pid,
-                start_time,
-            } => {
+            Reply::Started { id, pid } => {
                 if let Some(sender) = waiting.started.remove(&id) {
-                    let _ = sender.send(Ok((pid, start_time)));
+                    let _ = sender.send(Ok(pid));
                 }
             }
             Reply::Refused { id, error } => {

@@ -58,12 +58,7 @@ pub enum Program {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     /// The command's process exists: it leads a process group of its own.
-    Started {
-        id: u64,
-        pid: u32,
-        /// In clock ticks after boot, from `/proc/PID/stat` (Linux).
-        start_time: Option<u64>,
-    },
+    Started { id: u64, pid: u32 },
     /// The command could not be started.
     Refused { id: u64, error: String },
     /// The command's process ended and was reaped, and its group was killed.

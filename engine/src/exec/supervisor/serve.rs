@@ -20,9 +20,10 @@ use std::thread;
 
 use nix::sys::signal::Signal;
 
+use super::programs::Programs;
 use super::protocol::{Ended, EndedLine, Program, Reply, Request, Start, Status};
 use crate::exec::process::{self, signal_group, KILLED_SETTLE};
-use crate::exec::{process_start_time, Ending};
+use crate::exec::Ending;
 
 /// A waiter thread only blocks in a few syscalls and writes two lines.
 const WAITER_STACK_SIZE: usize = 128 * 1024;
@@ -68,12 +69,13 @@ pub fn serve(socket: UnixStream) -> io::Result<()> {
         removed: Condvar::new(),
         replies: Mutex::new(socket.try_clone()?),
     });
+    let mut programs = Programs::default();
     for line in BufReader::new(socket).lines() {
         let Ok(line) = line else {
             break;
         };
         match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Start(start)) => self::start(&shared, start),
+            Ok(Request::Start(start)) => self::start(&shared, &mut programs, start),
             Ok(Request::Release { id }) => release(&shared, id),
             Ok(Request::Signal { id, signal }) => {
                 let children = shared.children();
@@ -99,9 +101,9 @@ pub fn serve(socket: UnixStream) -> io::Result<()> {
     Ok(())
 }
 
-fn start(shared: &Arc<Shared>, start: Start) {
+fn start(shared: &Arc<Shared>, programs: &mut Programs, start: Start) {
     let id = start.id;
-    let (pid, gate) = match spawn(&start) {
+    let (pid, gate) = match spawn(programs, &start) {
         Ok(spawned) => spawned,
         Err(error) => {
             let error = error.to_string();
@@ -117,11 +119,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
             released: !start.held,
         },
     );
-    shared.reply(&Reply::Started {
-        id,
-        pid,
-        start_time: process_start_time(pid),
-    });
+    shared.reply(&Reply::Started { id, pid });
     let waiter = {
         let shared = shared.clone();
         let (tag, ended_log) = (start.tag.clone(), start.ended_log.clone());
@@ -144,7 +142,7 @@ fn start(shared: &Arc<Shared>, start: Start) {
 }
 
 /// Starts the command; returns its pid and, when held, the gate.
-fn spawn(start: &Start) -> io::Result<(u32, Option<UnixStream>)> {
+fn spawn(programs: &mut Programs, start: &Start) -> io::Result<(u32, Option<UnixStream>)> {
     let (gate, stdin) = if start.held {
         let (gate, held) = UnixStream::pair()?;
         (Some(gate), Some(held))
@@ -154,7 +152,22 @@ fn spawn(start: &Start) -> io::Result<(u32, Option<UnixStream>)> {
     let spawned = match &start.program {
         Program::Direct { argv, text } => {
             let (program, args) = argv.split_first().ok_or(io::ErrorKind::InvalidInput)?;
-            let mut command = Command::new(program);
+            // The command's own PATH, as `execvp` in it would use.
+            let path = start
+                .env
+                .iter()
+                .rev()
+                .find(|(name, _)| name == "PATH")
+                .map(|(_, value)| std::ffi::OsString::from(value))
+                .or_else(|| std::env::var_os("PATH"));
+            let mut command = match path.and_then(|path| programs.find(program, &path)) {
+                Some(found) => {
+                    let mut command = Command::new(found);
+                    command.arg0(program);
+                    command
+                }
+                None => Command::new(program),
+            };
             command.args(args);
             match run(command, start, stdin.as_ref()) {
                 Ok(pid) => Ok(pid),
