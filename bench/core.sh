@@ -151,10 +151,18 @@ newer_outputs() {
     ! -name '*.pipe' ! -name '*.list' -print | wc -l)
 }
 
-# reset DIR: removes everything a run made (outputs and state), keeping inputs and definitions.
+# reset DIR: moves everything a run made (outputs and state) out of DIR, into the trash, keeping
+# inputs and definitions. Nothing is deleted while measuring (the trash goes at the end): on ext4
+# without a journal (this machine's root file system), creating a file skips, one by one, every
+# inode deleted in the last minute (five while its inode table block is unwritten), so a run
+# right after a deletion of thousands of files pays for the harness's cleanup, each tool in
+# proportion to the files it creates.
 reset() {
+  local bin
+  bin="$trash/$((++trashed))"
+  mkdir -p "$bin"
   find "$1" -mindepth 1 -maxdepth 1 ! -name in ! -name src ! -name s0 ! -name '*.pipe' \
-    ! -name Makefile ! -name Snakefile -exec rm -rf {} +
+    ! -name Makefile ! -name Snakefile -exec mv -t "$bin" {} +
 }
 
 tool_cmd() { # tool_cmd TOOL PIPEFILE: sets the array `cmd`
@@ -198,7 +206,11 @@ prep_touch() { find "$1/in" -type f -exec touch {} +; }
 
 # --- workloads ---------------------------------------------------------------------------------
 logs="$work/logs"
-rm -rf "$work"
+# The last invocation's files are deleted at the end of this one, for the reason `reset` gives.
+trash="$out/core-trash.$$"
+trashed=0
+[ -d "$work" ] && mkdir -p "$trash" && mv "$work" "$trash/previous"
+trap 'rm -rf "$trash"' EXIT
 mkdir -p "$logs"
 
 # What a durable commit costs here: 200 back-to-back fdatasync calls on bench/out's disk, as
@@ -397,7 +409,7 @@ done
 shm_base=""
 if [ "${SHM:-1}" != 0 ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   shm_base=$(mktemp -d /dev/shm/engine-core.XXXXXX)
-  trap 'rm -rf "$shm_base"' EXIT
+  trap 'rm -rf "$shm_base" "$trash"' EXIT
   say "engine with its state on tmpfs"
   shm_pipe=chain.pipe
   scenario shm "$work/chain/engine" chain.pipe chain-cold "$runs" prep_shm_cold

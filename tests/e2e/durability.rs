@@ -206,12 +206,10 @@ fn kill_right_after_a_task_ends() -> bool {
     let settled = show(&env, 1).expect("engine show 1");
     assert_eq!(settled["run"]["status"], "interrupted");
     for run in ["1", "2"] {
-        let log = env
-            .path()
-            .join(".engine/logs")
-            .join(run)
-            .join("decided.jsonl");
-        assert!(!log.exists(), "run {run}'s decided log outlives it");
+        for name in ["decided.jsonl", "ended.jsonl"] {
+            let log = env.path().join(".engine/logs").join(run).join(name);
+            assert!(!log.exists(), "run {run}'s {name} outlives it");
+        }
     }
     for task in settled["tasks"].as_array().unwrap() {
         assert_eq!(task["status"], "succeeded", "{task}");

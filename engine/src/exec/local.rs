@@ -159,13 +159,15 @@ fn shell_program(spec: &AttemptSpec, script: String) -> Result<Program, ExecErro
     }
 }
 
-/// Empties (removes and recreates) the output directory; returns its absolute path.
+/// Empties (removes and recreates) the output directory, unless it is an empty directory already;
+/// returns its absolute path.
 pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
     let error = |source| ExecError::OutDir {
         path: path.to_owned(),
         source,
     };
     match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() && is_empty_dir(path) => {}
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(error)?,
         Ok(_) => fs::remove_file(path).map_err(error)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -173,6 +175,10 @@ pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecErr
     }
     fs::create_dir_all(path).map_err(error)?;
     std::path::absolute(path).map_err(error)
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// What a held command's script does first: wait at the gate, then give the command an empty

@@ -43,6 +43,41 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
     }
 }
 
+/// Creates, ahead of its start, what attempt `number` of `task` will need: its temporary output
+/// directory, the directory of its logs and its empty log files, and the parent of its output
+/// directory. The scheduler does it for a task whose last upstream task has just started, while
+/// that task's command runs: on a chain of steps, each creation (costly on a file system that
+/// has just deleted many files) is then off the path from one command to the next. Creates only
+/// what is missing, so it never touches the files of an attempt that has started.
+pub fn prepare(state: &Path, task: &TaskRecord, number: u32) {
+    let files = attempt_files(state, task, number);
+    let _ = std::fs::create_dir_all(&files.tmp_dir);
+    if let Some(dir) = files.stdout.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    for log in [&files.stdout, &files.stderr] {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(log);
+    }
+    if let Some(parent) = task.out_dir.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+}
+
+/// Removes what [`prepare`] created for an attempt that did not start (the task was reused from
+/// the cache, blocked, or cancelled): the temporary directory and the log files, if still empty.
+pub fn unprepare(state: &Path, task: &TaskRecord, number: u32) {
+    let files = attempt_files(state, task, number);
+    let _ = std::fs::remove_dir(&files.tmp_dir);
+    for log in [&files.stdout, &files.stderr] {
+        if std::fs::metadata(log).is_ok_and(|meta| meta.len() == 0) {
+            let _ = std::fs::remove_file(log);
+        }
+    }
+}
+
 /// Where the local executor's supervisor records how each command of run `run` ended, one JSON
 /// line per attempt (`{"attempt": "TASK-N", "exit": 0}`), before it tells the engine: an
 /// attempt whose command ended while the engine was down is settled from it. Attempts record

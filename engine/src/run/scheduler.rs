@@ -114,6 +114,8 @@ impl Scheduler<'_> {
         let mut claims_released = claims.as_ref().map(|claims| claims.subscribe());
         let mut deferred: Vec<(i64, Reverse<usize>)> = Vec::new();
         let mut done_with: Vec<Output> = Vec::new();
+        // Tasks whose next attempt's files are created ahead of its start, with its number.
+        let mut prepared: Vec<Prepared> = Vec::new();
 
         loop {
             // Start what can start, unless new starts are paused.
@@ -156,6 +158,9 @@ impl Scheduler<'_> {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
+                        // While this one starts and runs, what the tasks waiting only on it
+                        // will need.
+                        self.prepare_downstream(&slots, index, &mut prepared);
                         if let Some(attempt) = self.start(&run, &mut slots, index, &mut launcher)? {
                             starting.push(attempt);
                             running += 1;
@@ -287,8 +292,19 @@ impl Scheduler<'_> {
             tx.put_run(&run)?;
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
-        // Everything they could tell recovery is committed now.
         let state = &self.options.state_dir;
+        for Prepared {
+            index,
+            number,
+            done,
+        } in prepared
+        {
+            let _ = done.await;
+            if slots[index].record.attempts < number {
+                attempt_files::unprepare(state, &slots[index].record, number);
+            }
+        }
+        // Everything they could tell recovery is committed now.
         let _ = std::fs::remove_file(attempt_files::decided_log(state, run.id));
         let _ = std::fs::remove_file(attempt_files::ended_log(state, run.id));
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
@@ -312,6 +328,30 @@ impl Scheduler<'_> {
             slot.record.step.clone(),
             slot.record.group.clone(),
         )
+    }
+
+    /// Prepares, on a blocking thread, the next attempt of each local task that waits only on
+    /// task `index`, which is about to start (see [`attempt_files::prepare`]).
+    fn prepare_downstream(&self, slots: &[Slot], index: usize, prepared: &mut Vec<Prepared>) {
+        for &down in &slots[index].downstream {
+            let slot = &slots[down];
+            let step = &self.pipeline.steps[slot.planned.step];
+            if slot.waiting_on == 1
+                && slot.record.status == TaskStatus::Pending
+                && step.executor.kind == ExecutorKind::Local
+            {
+                let number = slot.record.attempts + 1;
+                let (state, record) = (self.options.state_dir.clone(), slot.record.clone());
+                let done = tokio::task::spawn_blocking(move || {
+                    attempt_files::prepare(&state, &record, number);
+                });
+                prepared.push(Prepared {
+                    index: down,
+                    number,
+                    done,
+                });
+            }
+        }
     }
 
     fn priority(&self, slot: &Slot) -> i64 {
@@ -764,6 +804,13 @@ impl Scheduler<'_> {
 enum Decision {
     Cached,
     Run,
+}
+
+/// An attempt whose files are being created ahead of its start.
+struct Prepared {
+    index: usize,
+    number: u32,
+    done: tokio::task::JoinHandle<()>,
 }
 
 /// An attempt started, held at the executor's gate until it is released.
