@@ -57,6 +57,26 @@ fn group_alive(pgid: i32) -> bool {
     })
 }
 
+/// The live attempt supervisors (`engine --attempt-supervisor`) of the state directory under
+/// `dir`.
+fn supervisors(dir: &Path) -> Vec<u32> {
+    let wanted = format!("ENGINE_STATE_DIR={}", dir.join(".engine").display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let supervises = cmdline.split(|b| *b == 0).any(|a| a == b"--attempt-supervisor");
+            let ours = environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+            (supervises && ours).then_some(pid)
+        })
+        .collect()
+}
+
 #[test]
 fn cancel_from_another_process_stops_the_run_and_its_processes() {
     let env = Env::new();
@@ -192,6 +212,8 @@ fn kill_right_after_a_task_ends() -> bool {
     engine.kill().unwrap();
     engine.wait().unwrap();
     assert!(started.exists(), "the second task never started");
+    // The killed engine's supervisor outlives it, to record how the second task ends.
+    assert_eq!(supervisors(env.path()).len(), 1, "one supervisor, alive");
     let before = show(&env, 1).expect("engine show 1");
     let uncommitted = before["tasks"][0]["status"] != "succeeded";
 
@@ -201,6 +223,10 @@ fn kill_right_after_a_task_ends() -> bool {
         env.read("ledger"),
         "first\nsecond\n",
         "each command ran once"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || supervisors(env.path()).is_empty()),
+        "a supervisor outlives its engine and its commands"
     );
     assert_eq!(env.read("out/q/second/_all/b"), "a\n");
     let settled = show(&env, 1).expect("engine show 1");
