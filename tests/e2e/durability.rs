@@ -70,7 +70,9 @@ fn supervisors(dir: &Path) -> Vec<u32> {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            let supervises = cmdline.split(|b| *b == 0).any(|a| a == b"--attempt-supervisor");
+            let supervises = cmdline
+                .split(|b| *b == 0)
+                .any(|a| a == b"--attempt-supervisor");
             let ours = environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
             (supervises && ours).then_some(pid)
         })
@@ -225,7 +227,8 @@ fn kill_right_after_a_task_ends() -> bool {
         "each command ran once"
     );
     assert!(
-        wait_for(Duration::from_secs(5), || supervisors(env.path()).is_empty()),
+        wait_for(Duration::from_secs(5), || supervisors(env.path())
+            .is_empty()),
         "a supervisor outlives its engine and its commands"
     );
     assert_eq!(env.read("out/q/second/_all/b"), "a\n");
