@@ -641,6 +641,46 @@ fn a_concurrency_1_step_never_overlaps_its_tasks() {
 }
 
 #[test]
+fn a_concurrency_limited_step_with_cached_tasks_runs_the_rest() {
+    let env = Env::new();
+    env.write(
+        "p.pipe",
+        r#"pipeline p {
+  source items {
+    root "data"
+    glob "*"
+    group item by regex "^(?P<item>.+)$"
+  }
+  step one_at_a_time each item {
+    input items
+    concurrency 1
+    run "echo {group} >> ledger; cp {inputs} {out}/x"
+  }
+}
+"#,
+    );
+    for name in ["a", "b", "c", "d", "e"] {
+        env.write(&format!("data/{name}"), name);
+    }
+    let first = env.engine(&["run", "p.pipe", "--jobs", "4"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    env.write("data/b", "changed");
+    env.write("data/d", "changed");
+
+    // The tasks set aside while one runs are cached as they come back, or run.
+    let second = env.engine(&["run", "p.pipe", "--jobs", "4"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("5 tasks (2 ran, 3 cached)"),
+        "{}",
+        second.stderr
+    );
+    let mut ledger: Vec<String> = env.read("ledger").lines().map(str::to_string).collect();
+    ledger.sort();
+    assert_eq!(ledger, ["a", "b", "b", "c", "d", "d", "e"]);
+}
+
+#[test]
 fn higher_priority_tasks_start_first() {
     let env = Env::new();
     env.write(

@@ -57,11 +57,6 @@ impl Launcher {
         }
     }
 
-    /// Whether an attempt on some executor may start now.
-    pub fn any_room(&self) -> bool {
-        self.has_room(ExecutorKind::Local) || self.has_room(ExecutorKind::Slurm)
-    }
-
     /// An attempt on `kind` ended (or never started).
     pub fn finished(&mut self, kind: ExecutorKind) {
         match kind {

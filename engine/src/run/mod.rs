@@ -10,6 +10,7 @@ pub mod launch;
 pub mod pause;
 pub mod progress;
 pub mod publish;
+mod ready;
 pub mod recovery;
 pub mod scheduler;
 

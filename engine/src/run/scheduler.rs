@@ -8,7 +8,7 @@
 //! before waiting on it, a task's products before its downstream tasks are released.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use super::journal::Journal;
 use super::launch::{self, Launcher};
 use super::progress::Progress;
 use super::publish::publish;
+use super::ready::Ready;
 use super::{RunError, RunOptions};
 use crate::exec::local::sleep_until;
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
@@ -93,10 +94,10 @@ impl Scheduler<'_> {
         let cancel = self.options.stop.cancel.child_token();
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         let mut launcher = Launcher::new(self.options, self.store.clone());
-        let mut ready: BinaryHeap<(i64, Reverse<usize>)> = BinaryHeap::new();
+        let mut ready = Ready::default();
         for (index, slot) in slots.iter().enumerate() {
             if slot.waiting_on == 0 {
-                ready.push((self.priority(slot), Reverse(index)));
+                self.enqueue(&mut ready, slots.as_slice(), index);
             }
         }
         let mut running_per_step: BTreeMap<usize, u32> = BTreeMap::new();
@@ -123,23 +124,22 @@ impl Scheduler<'_> {
             if let Some(released) = &mut claims_released {
                 released.borrow_and_update();
             }
-            let mut held_back = Vec::new();
-            while !cancelled && !draining && !paused && launcher.any_room() {
-                let Some((priority, Reverse(index))) = ready.pop() else {
-                    break;
-                };
+            let may_start = !cancelled && !draining && !paused;
+            while let Some((priority, index)) = may_start
+                .then(|| {
+                    let full = |step: usize| {
+                        self.pipeline.steps[step]
+                            .policy
+                            .concurrency
+                            .is_some_and(|limit| {
+                                running_per_step.get(&step).copied().unwrap_or(0) >= limit
+                            })
+                    };
+                    ready.pop(|kind| launcher.has_room(kind), full)
+                })
+                .flatten()
+            {
                 let step = slots[index].planned.step;
-                let limit = self.pipeline.steps[step].policy.concurrency;
-                if limit
-                    .is_some_and(|limit| running_per_step.get(&step).copied().unwrap_or(0) >= limit)
-                {
-                    held_back.push((priority, Reverse(index)));
-                    continue;
-                }
-                if !launcher.has_room(self.pipeline.steps[step].executor.kind) {
-                    held_back.push((priority, Reverse(index)));
-                    continue;
-                }
                 // The output this task claims, when runs may overlap.
                 let claimed = match &claims {
                     Some(claims) => {
@@ -155,6 +155,8 @@ impl Scheduler<'_> {
                 match self.decide(&run, &mut slots, index)? {
                     Decision::Cached => {
                         done_with.extend(claimed);
+                        // It took no room of its step's.
+                        ready.unhold(step, 1);
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
@@ -167,6 +169,7 @@ impl Scheduler<'_> {
                             *running_per_step.entry(step).or_default() += 1;
                         } else {
                             done_with.extend(claimed);
+                            ready.unhold(step, 1);
                             self.fail_or_retry(
                                 &run,
                                 &mut slots,
@@ -178,7 +181,6 @@ impl Scheduler<'_> {
                     }
                 }
             }
-            ready.extend(held_back);
             if self.journal.is_due() || starting.iter().any(|s| s.commit_first) {
                 self.commit(&mut done_with, run.id)?;
             }
@@ -213,6 +215,7 @@ impl Scheduler<'_> {
                         running -= 1;
                         let step = slots[index].planned.step;
                         *running_per_step.entry(step).or_default() -= 1;
+                        ready.unhold(step, 1);
                         launcher.finished(self.pipeline.steps[step].executor.kind);
                         if claims.is_some() {
                             done_with.push(self.output(&slots[index]));
@@ -222,7 +225,7 @@ impl Scheduler<'_> {
                     Message::RetryDue(index) => {
                         retries_pending -= 1;
                         if !cancelled && !draining {
-                            ready.push((self.priority(&slots[index]), Reverse(index)));
+                            self.enqueue(&mut ready, &slots, index);
                         }
                     }
                 },
@@ -230,7 +233,9 @@ impl Scheduler<'_> {
                     self.commit(&mut done_with, run.id)?;
                 }
                 _ = claim_released(&mut claims_released), if !deferred.is_empty() => {
-                    ready.extend(deferred.drain(..));
+                    for (_, Reverse(index)) in deferred.drain(..) {
+                        self.enqueue(&mut ready, &slots, index);
+                    }
                 }
                 _ = poll.tick() => {
                     if !cancelled && self.store.run(run.id)?.cancel_requested {
@@ -352,6 +357,13 @@ impl Scheduler<'_> {
                 });
             }
         }
+    }
+
+    /// Adds task `index` to the ready queue.
+    fn enqueue(&self, ready: &mut Ready, slots: &[Slot], index: usize) {
+        let step = slots[index].planned.step;
+        let kind = self.pipeline.steps[step].executor.kind;
+        ready.push(self.priority(&slots[index]), index, step, kind);
     }
 
     fn priority(&self, slot: &Slot) -> i64 {
@@ -622,7 +634,7 @@ impl Scheduler<'_> {
         mut attempt: AttemptRecord,
         outcome: AttemptOutcome,
         sender: &mpsc::UnboundedSender<Message>,
-        ready: &mut BinaryHeap<(i64, Reverse<usize>)>,
+        ready: &mut Ready,
         retries_pending: &mut usize,
     ) -> Result<(), RunError> {
         attempt.finished_ms = Some(now_ms());
@@ -785,17 +797,12 @@ impl Scheduler<'_> {
     }
 
     /// Marks `index` done for its downstream tasks; those with nothing left to wait for are ready.
-    fn release(
-        &self,
-        slots: &mut [Slot],
-        index: usize,
-        ready: &mut BinaryHeap<(i64, Reverse<usize>)>,
-    ) {
+    fn release(&self, slots: &mut [Slot], index: usize, ready: &mut Ready) {
         let downstream = slots[index].downstream.clone();
         for next in downstream {
             slots[next].waiting_on -= 1;
             if slots[next].waiting_on == 0 && slots[next].record.status == TaskStatus::Pending {
-                ready.push((self.priority(&slots[next]), Reverse(next)));
+                self.enqueue(ready, slots, next);
             }
         }
     }

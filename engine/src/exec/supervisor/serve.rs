@@ -1,8 +1,9 @@
 //! The supervisor's side: reads requests until the engine hangs up, starts each command in a
 //! process group of its own, and gives each a waiter thread that sees it end, kills what is left
-//! of its group, reaps it, records its end in the run's ended log and tells the engine. Once
-//! the engine is gone, held commands are let go at their gate (they exit without running) and
-//! the supervisor ends when the last command has.
+//! of its group, reaps it, records its end in the run's ended log and tells the engine. Waiter
+//! threads are kept for the next command once theirs has ended, since starting a thread costs
+//! a good part of what a small command does. Once the engine is gone, held commands are let go
+//! at their gate (they exit without running) and the supervisor ends when the last command has.
 //!
 //! A group is signalled only while its leader is unreaped (so its pgid cannot name a stranger),
 //! under the lock that the waiter also takes to reap it: see the local executor's docs.
@@ -15,7 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 use nix::sys::signal::Signal;
@@ -37,8 +38,18 @@ struct Child {
     released: bool,
 }
 
+/// What a waiter thread is given: the command to wait for.
+struct Job {
+    id: u64,
+    pid: u32,
+    tag: String,
+    ended_log: std::path::PathBuf,
+}
+
 struct Shared {
     children: Mutex<HashMap<u64, Child>>,
+    /// The waiter threads waiting for a job, each by its own channel.
+    idle: Mutex<Vec<mpsc::Sender<Job>>>,
     /// Notified whenever a child is removed.
     removed: Condvar,
     replies: Mutex<UnixStream>,
@@ -66,6 +77,7 @@ impl Shared {
 pub fn serve(socket: UnixStream) -> io::Result<()> {
     let shared = Arc::new(Shared {
         children: Mutex::new(HashMap::new()),
+        idle: Mutex::new(Vec::new()),
         removed: Condvar::new(),
         replies: Mutex::new(socket.try_clone()?),
     });
@@ -120,15 +132,13 @@ fn start(shared: &Arc<Shared>, programs: &mut Programs, start: Start) {
         },
     );
     shared.reply(&Reply::Started { id, pid });
-    let waiter = {
-        let shared = shared.clone();
-        let (tag, ended_log) = (start.tag.clone(), start.ended_log.clone());
-        thread::Builder::new()
-            .name(format!("attempt-{pid}"))
-            .stack_size(WAITER_STACK_SIZE)
-            .spawn(move || wait_for(&shared, id, pid, &tag, &ended_log))
+    let job = Job {
+        id,
+        pid,
+        tag: start.tag,
+        ended_log: start.ended_log,
     };
-    if waiter.is_err() {
+    if hand_to_waiter(shared, job).is_err() {
         // No thread to wait for it: kill it (unreaped, so the group is its own) and reap it.
         let _ = signal_group(pid, Some(Signal::SIGKILL));
         let _ = process::reap(pid);
@@ -139,6 +149,38 @@ fn start(shared: &Arc<Shared>, programs: &mut Programs, start: Start) {
             ended: unknown_end(),
         });
     }
+}
+
+/// Gives `job` to an idle waiter thread, or to a new one.
+fn hand_to_waiter(shared: &Arc<Shared>, job: Job) -> io::Result<()> {
+    let idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let job = match idle {
+        Some(waiter) => match waiter.send(job) {
+            Ok(()) => return Ok(()),
+            // Its thread is gone (it cannot be, short of a panic): a new one takes the job.
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (sender, jobs) = mpsc::channel::<Job>();
+    let waiter = {
+        let shared = shared.clone();
+        let sender = sender.clone();
+        thread::Builder::new()
+            .name("attempt-waiter".to_string())
+            .stack_size(WAITER_STACK_SIZE)
+            .spawn(move || {
+                while let Ok(job) = jobs.recv() {
+                    wait_for(&shared, job.id, job.pid, &job.tag, &job.ended_log);
+                    let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    idle.push(sender.clone());
+                }
+            })?
+    };
+    drop(waiter);
+    sender
+        .send(job)
+        .map_err(|_| io::Error::other("a new waiter thread is gone"))
 }
 
 /// Starts the command; returns its pid and, when held, the gate.
