@@ -605,24 +605,33 @@ fn intervals(ledger: &str) -> Vec<(String, u128, u128)> {
     out
 }
 
+/// A pipeline with one `concurrency 1` step, a task per file of `data/`, running `command`.
+fn one_at_a_time(command: &str) -> String {
+    format!(
+        r#"pipeline p {{
+  source items {{
+    root "data"
+    glob "*"
+    group item by regex "^(?P<item>.+)$"
+  }}
+  step one_at_a_time each item {{
+    input items
+    concurrency 1
+    run "{command}"
+  }}
+}}
+"#
+    )
+}
+
 #[test]
 fn a_concurrency_1_step_never_overlaps_its_tasks() {
     let env = Env::new();
     env.write(
         "p.pipe",
-        r#"pipeline p {
-  source items {
-    root "data"
-    glob "*"
-    group item by regex "^(?P<item>.+)$"
-  }
-  step one_at_a_time each item {
-    input items
-    concurrency 1
-    run "echo start {group} $(date +%s%N) >> ledger; sleep 0.2; echo end {group} $(date +%s%N) >> ledger; touch {out}/x"
-  }
-}
-"#,
+        &one_at_a_time(
+            "echo start {group} $(date +%s%N) >> ledger; sleep 0.2; echo end {group} $(date +%s%N) >> ledger; touch {out}/x",
+        ),
     );
     for name in ["a", "b", "c"] {
         env.write(&format!("data/{name}"), name);
@@ -645,19 +654,7 @@ fn a_concurrency_limited_step_with_cached_tasks_runs_the_rest() {
     let env = Env::new();
     env.write(
         "p.pipe",
-        r#"pipeline p {
-  source items {
-    root "data"
-    glob "*"
-    group item by regex "^(?P<item>.+)$"
-  }
-  step one_at_a_time each item {
-    input items
-    concurrency 1
-    run "echo {group} >> ledger; cp {inputs} {out}/x"
-  }
-}
-"#,
+        &one_at_a_time("echo {group} >> ledger; cp {inputs} {out}/x"),
     );
     for name in ["a", "b", "c", "d", "e"] {
         env.write(&format!("data/{name}"), name);
