@@ -346,13 +346,11 @@ fn foreign_supervisors(state_dir: &Path) -> Vec<u32> {
     let own = crate::exec::supervisor::own_pids();
     with_state_dir(state_dir)
         .into_iter()
-        .filter(|(pid, vars)| {
+        .filter(|(pid, _)| {
             !own.contains(pid)
                 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
                     cmdline.split(|b| *b == 0).nth(1) == Some(SUPERVISOR_FLAG.as_bytes())
                 })
-                && !vars.is_empty()
-                && process_alive(*pid)
         })
         .map(|(pid, _)| pid)
         .collect()

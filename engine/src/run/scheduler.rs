@@ -553,7 +553,7 @@ impl Scheduler<'_> {
             command,
             tag: tag.clone(),
             ended_log: files.status_file.clone(),
-            script: files.stdout.with_extension("sh"),
+            script: attempt_files::script_path(&files.stdout),
             env,
             workdir: self.base.clone(),
             out_dir: tmp_dir.clone(),

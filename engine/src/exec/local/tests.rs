@@ -515,7 +515,15 @@ async fn a_command_that_needs_no_shell_is_the_attempts_only_process() {
     let dir = TempDir::new().unwrap();
     let attempt = executor().start(&spec(&dir, "sleep 30"), false).unwrap();
 
-    let comm = read(Path::new(&format!("/proc/{}/comm", attempt.pid())));
+    // The kernel lets the spawning thread go on a moment before it renames the new process, so
+    // the name may still be the spawner's for an instant.
+    let comm_file = format!("/proc/{}/comm", attempt.pid());
+    let begin = Instant::now();
+    let mut comm = read(Path::new(&comm_file));
+    while comm.trim() != "sleep" && begin.elapsed() < PROMPTLY {
+        std::thread::sleep(Duration::from_millis(1));
+        comm = read(Path::new(&comm_file));
+    }
     assert_eq!(comm.trim(), "sleep");
     assert_eq!(live_members(attempt.pgid()), vec![attempt.pid()]);
     let cancel = CancellationToken::new();
