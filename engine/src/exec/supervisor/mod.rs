@@ -240,21 +240,28 @@ fn read_replies(
                 continue;
             }
         };
-        let mut waiting = lock(waiting);
+        // Each sender is taken out under the lock and used after it: sending wakes the waiting
+        // thread, which would otherwise find the lock still held the moment it runs.
         match reply {
             Reply::Started { id, pid } => {
-                if let Some(sender) = waiting.started.remove(&id) {
+                let sender = lock(waiting).started.remove(&id);
+                if let Some(sender) = sender {
                     let _ = sender.send(Ok(pid));
                 }
             }
             Reply::Refused { id, error } => {
-                waiting.ended.remove(&id);
-                if let Some(sender) = waiting.started.remove(&id) {
+                let sender = {
+                    let mut waiting = lock(waiting);
+                    waiting.ended.remove(&id);
+                    waiting.started.remove(&id)
+                };
+                if let Some(sender) = sender {
                     let _ = sender.send(Err(error));
                 }
             }
             Reply::Ended { id, ended } => {
-                if let Some(sender) = waiting.ended.remove(&id) {
+                let sender = lock(waiting).ended.remove(&id);
+                if let Some(sender) = sender {
                     let _ = sender.send(ended);
                 }
             }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -53,6 +54,8 @@ struct Shared {
     /// Notified whenever a child is removed.
     removed: Condvar,
     replies: Mutex<UnixStream>,
+    /// The ended log written last, kept open for the next end: usually of the same run.
+    ended_log: Mutex<Option<(std::path::PathBuf, File)>>,
 }
 
 impl Shared {
@@ -80,6 +83,7 @@ pub fn serve(socket: UnixStream) -> io::Result<()> {
         idle: Mutex::new(Vec::new()),
         removed: Condvar::new(),
         replies: Mutex::new(socket.try_clone()?),
+        ended_log: Mutex::new(None),
     });
     let mut programs = Programs::default();
     for line in BufReader::new(socket).lines() {
@@ -171,9 +175,13 @@ fn hand_to_waiter(shared: &Arc<Shared>, job: Job) -> io::Result<()> {
             .stack_size(WAITER_STACK_SIZE)
             .spawn(move || {
                 while let Ok(job) = jobs.recv() {
-                    wait_for(&shared, job.id, job.pid, &job.tag, &job.ended_log);
+                    let ended = wait_for(&shared, job.id, job.pid, &job.tag, &job.ended_log);
+                    // Idle before the engine hears of the end: the next command it starts,
+                    // likely at once, then finds this thread free instead of starting another.
                     let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
                     idle.push(sender.clone());
+                    drop(idle);
+                    shared.reply(&ended);
                 }
             })?
     };
@@ -272,8 +280,9 @@ fn release(shared: &Shared, id: u64) {
 }
 
 /// The waiter of one command: sees it exit, kills what is left of its group, reaps it, waits
-/// for the killed processes to vanish, records the end and tells the engine.
-fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) {
+/// for the killed processes to vanish and records the end; returns the reply that tells the
+/// engine.
+fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) -> Reply {
     let exited = process::wait_exited_unreaped(pid);
     let (reaped, released) = {
         let mut children = shared.children();
@@ -305,11 +314,11 @@ fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) {
         Err(_) => unknown_end(),
     };
     if released {
-        record_end(ended_log, tag, ended.status);
+        record_end(shared, ended_log, tag, ended.status);
     }
     shared.children().remove(&id);
     shared.removed.notify_all();
-    shared.reply(&Reply::Ended { id, ended });
+    Reply::Ended { id, ended }
 }
 
 fn unknown_end() -> Ended {
@@ -323,7 +332,7 @@ fn unknown_end() -> Ended {
 }
 
 /// Appends the attempt's end to the run's ended log, in one write.
-fn record_end(ended_log: &Path, tag: &str, status: Status) {
+fn record_end(shared: &Shared, ended_log: &Path, tag: &str, status: Status) {
     let (exit, signal) = match status {
         Status::Exited(code) => (Some(code), None),
         Status::Signaled(signal) => (None, Some(signal)),
@@ -338,14 +347,30 @@ fn record_end(ended_log: &Path, tag: &str, status: Status) {
         return;
     };
     bytes.push(b'\n');
-    if let Some(dir) = ended_log.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let written = append(ended_log).and_then(|mut file| file.write_all(&bytes));
-    if let Err(error) = written {
-        eprintln!(
+    let mut open = shared.ended_log.lock().unwrap_or_else(|e| e.into_inner());
+    // The file kept open serves only while it is still the log at that path: the engine removes
+    // a run's log once the run has ended, and a run resumed later starts it anew.
+    let kept = open.take().filter(|(path, file)| {
+        path == ended_log && file.metadata().is_ok_and(|meta| meta.nlink() > 0)
+    });
+    let file = match kept {
+        Some((_, file)) => Ok(file),
+        None => {
+            if let Some(dir) = ended_log.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            append(ended_log)
+        }
+    };
+    let written = file.and_then(|mut file| {
+        file.write_all(&bytes)?;
+        Ok(file)
+    });
+    match written {
+        Ok(file) => *open = Some((ended_log.to_path_buf(), file)),
+        Err(error) => eprintln!(
             "engine supervisor: cannot record how attempt {tag} ended in {}: {error}",
             ended_log.display()
-        );
+        ),
     }
 }
