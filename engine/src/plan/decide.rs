@@ -8,7 +8,7 @@ use dsl::model::{ParamValue, StepDef};
 
 use super::key::{params_used, reason, task_key};
 use crate::run::publish::products_intact;
-use crate::store::{InputRef, ProductRecord, Reason, Store, StoreError, TaskRecord};
+use crate::store::{Found, InputRef, ProductRecord, Reason, Store, StoreError, TaskRecord};
 
 pub struct Decided {
     pub key: String,
@@ -42,40 +42,36 @@ pub fn decide(
     let identity = step.identity_hash();
     let params = params_used(step, run_params);
     let key = task_key(&identity, group, &params, inputs);
-    let mut missing = None;
-    if !forced {
-        if let Some((task, products)) = store.cached(&key)? {
-            match products {
+    let found = if forced {
+        None
+    } else {
+        Some(store.cached(&key, pipeline, &step.name, group)?)
+    };
+    let why = match found {
+        None => Reason::Forced,
+        Some(Found::Cached(task, products)) => {
+            let missing = match products {
                 Some(products) => match products_intact(&products) {
                     Ok(()) => {
                         return Ok(Decided {
                             key,
                             identity,
                             params,
-                            outcome: Outcome::Cached {
-                                task: Box::new(task),
-                                products,
-                            },
+                            outcome: Outcome::Cached { task, products },
                         })
                     }
-                    Err(path) => missing = Some(path.display().to_string()),
+                    Err(path) => path.display().to_string(),
                 },
-                None => missing = Some(task.out_dir.display().to_string()),
+                None => task.out_dir.display().to_string(),
+            };
+            if retry {
+                Reason::Retry
+            } else {
+                Reason::ProductsMissing(missing)
             }
         }
-    }
-    let why = if forced {
-        Reason::Forced
-    } else if retry {
-        Reason::Retry
-    } else if let Some(path) = missing {
-        Reason::ProductsMissing(path)
-    } else {
-        let latest = store
-            .latest(pipeline, &step.name, group)?
-            .map(|id| store.task(id))
-            .transpose()?;
-        reason(&identity, &params, inputs, latest.as_ref())
+        Some(Found::Latest(_)) if retry => Reason::Retry,
+        Some(Found::Latest(latest)) => reason(&identity, &params, inputs, latest.as_deref()),
     };
     Ok(Decided {
         key,

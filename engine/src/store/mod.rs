@@ -115,6 +115,15 @@ fn live_runs_in(
     Ok(out)
 }
 
+/// What [`Store::cached`] found for a task key.
+#[derive(Debug)]
+pub enum Found {
+    /// The completed task with the key, and its products if they are all still its own.
+    Cached(Box<TaskRecord>, Option<Vec<ProductRecord>>),
+    /// No completed task has the key; the latest completed task of its step and group, if any.
+    Latest(Option<Box<TaskRecord>>),
+}
+
 /// An open store.
 pub struct Store {
     db: Database,
@@ -376,19 +385,35 @@ impl Store {
         self.by_path(PRODUCTS, "products", path)
     }
 
-    /// The completed task with this key, if any, with its products as [`Store::products_of`]
-    /// finds them. One read transaction: the scheduler asks this for every ready task.
-    pub fn cached(&self, key: &str) -> Result<Option<(TaskRecord, Option<Vec<ProductRecord>>)>> {
+    /// The completed task with this key, with its products as [`Store::products_of`] finds
+    /// them; or, when there is none, the latest completed task of `step` for `group` in
+    /// `pipeline` (what a run is compared with to say why it runs). One read transaction: the
+    /// scheduler asks this for every ready task.
+    pub fn cached(
+        &self,
+        key: &str,
+        pipeline: &str,
+        step: &str,
+        group: Option<&str>,
+    ) -> Result<Found> {
         let txn = self.db.begin_read()?;
-        let Some(id) = txn.open_table(CACHE)?.get(key)?.map(|v| v.value()) else {
-            return Ok(None);
+        let tasks = txn.open_table(TASKS)?;
+        let task = |id: u64| -> Result<TaskRecord> {
+            match tasks.get(id)? {
+                Some(value) => decode("tasks", value.value()),
+                None => Err(StoreError::NoTask(id)),
+            }
         };
-        let task: TaskRecord = match txn.open_table(TASKS)?.get(id)? {
-            Some(value) => decode("tasks", value.value())?,
-            None => return Err(StoreError::NoTask(id)),
-        };
-        let products = products_in(&txn, &task)?;
-        Ok(Some((task, products)))
+        if let Some(id) = txn.open_table(CACHE)?.get(key)?.map(|v| v.value()) {
+            let cached = task(id)?;
+            let products = products_in(&txn, &cached)?;
+            return Ok(Found::Cached(Box::new(cached), products));
+        }
+        let latest = txn
+            .open_table(LATEST)?
+            .get(latest_key(pipeline, step, group).as_str())?
+            .map(|v| v.value());
+        Ok(Found::Latest(latest.map(task).transpose()?.map(Box::new)))
     }
 
     /// The product records of a completed task, if they are all still its own: a later task of
