@@ -88,11 +88,19 @@ impl LocalExecutor {
     ///
     /// Needs no async runtime; [`RunningAttempt::wait`] does.
     pub fn start(&self, spec: &AttemptSpec, held: bool) -> Result<RunningAttempt, ExecError> {
-        let out_dir = prepare_out_dir(&spec.out_dir)?;
-        create_log(&spec.stdout_path)?;
-        if spec.stderr_path != spec.stdout_path {
-            create_log(&spec.stderr_path)?;
-        }
+        let out_dir = if spec.prepared {
+            std::path::absolute(&spec.out_dir).map_err(|source| ExecError::OutDir {
+                path: spec.out_dir.clone(),
+                source,
+            })?
+        } else {
+            let out_dir = prepare_out_dir(&spec.out_dir)?;
+            create_log(&spec.stdout_path)?;
+            if spec.stderr_path != spec.stdout_path {
+                create_log(&spec.stderr_path)?;
+            }
+            out_dir
+        };
         let spawn_error = |source| ExecError::Spawn {
             workdir: spec.workdir.clone(),
             source,

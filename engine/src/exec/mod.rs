@@ -47,6 +47,9 @@ pub struct AttemptSpec {
     /// Where the command's stderr goes (created or truncated; parent directories created). It may
     /// be `stdout_path`: both streams then share one file, interleaved as written.
     pub stderr_path: PathBuf,
+    /// Whether `out_dir` and the log files were created just before, new and empty (see
+    /// `run::attempt_files::prepare`): the local executor then takes them as they are.
+    pub prepared: bool,
     /// How long the attempt may run, counted from `start`; `None` for no limit.
     pub timeout: Option<Duration>,
     /// After SIGTERM to the process group (timeout or cancel), wait this long before SIGKILL.

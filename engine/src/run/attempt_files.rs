@@ -49,21 +49,30 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
 /// that task's command runs: on a chain of steps, each creation (costly on a file system that
 /// has just deleted many files) is then off the path from one command to the next. Creates only
 /// what is missing, so it never touches the files of an attempt that has started.
-pub fn prepare(state: &Path, task: &TaskRecord, number: u32) {
+///
+/// Returns whether it created the temporary directory and both log files itself, empty: the
+/// executor then need not check or empty them again when the attempt starts.
+pub fn prepare(state: &Path, task: &TaskRecord, number: u32) -> bool {
     let files = attempt_files(state, task, number);
-    let _ = std::fs::create_dir_all(&files.tmp_dir);
+    let mut created = files
+        .tmp_dir
+        .parent()
+        .is_some_and(|tmp| std::fs::create_dir_all(tmp).is_ok())
+        && std::fs::create_dir(&files.tmp_dir).is_ok();
     if let Some(dir) = files.stdout.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     for log in [&files.stdout, &files.stderr] {
-        let _ = std::fs::OpenOptions::new()
+        created &= std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(log);
+            .open(log)
+            .is_ok();
     }
     if let Some(parent) = task.out_dir.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        created &= std::fs::create_dir_all(parent).is_ok();
     }
+    created
 }
 
 /// Removes what [`prepare`] created for an attempt that did not start (the task was reused from
@@ -123,26 +132,59 @@ struct Decided<T> {
     task: T,
 }
 
-/// Appends the task as decided for attempt `tag` (`TASK-N`) to the run's decided log, in one
-/// write. Returns whether it was written.
-pub fn keep_decided(state: &Path, tag: &str, task: &TaskRecord) -> bool {
-    let path = decided_log(state, task.run);
-    let Ok(mut line) = serde_json::to_vec(&Decided {
-        attempt: tag.to_string(),
-        task,
-    }) else {
-        return false;
-    };
-    line.push(b'\n');
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+/// A run's decided log, open for appending (opened at the first attempt).
+#[derive(Debug)]
+pub struct DecidedLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl DecidedLog {
+    /// The decided log of run `run`, under the state directory `state`.
+    pub fn new(state: &Path, run: u64) -> DecidedLog {
+        DecidedLog {
+            path: decided_log(state, run),
+            file: None,
+        }
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| std::io::Write::write_all(&mut file, &line))
-        .is_ok()
+
+    /// Appends the task as decided for attempt `tag` (`TASK-N`), in one write. Returns whether
+    /// it was written.
+    pub fn keep(&mut self, tag: &str, task: &TaskRecord) -> bool {
+        let Ok(mut line) = serde_json::to_vec(&Decided {
+            attempt: tag.to_string(),
+            task,
+        }) else {
+            return false;
+        };
+        line.push(b'\n');
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok();
+        }
+        let Some(file) = &mut self.file else {
+            return false;
+        };
+        let written = std::io::Write::write_all(file, &line).is_ok();
+        if !written {
+            // Reopened for the next attempt: a line cut short is skipped when read back.
+            self.file = None;
+        }
+        written
+    }
+
+    /// Closes and removes the log: once the run has ended and everything it could tell
+    /// recovery is committed.
+    pub fn remove(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The tasks decided for the attempts of run `run`, by attempt tag. A line that does not parse
@@ -180,11 +222,12 @@ mod tests {
     #[test]
     fn decided_tasks_read_back_by_attempt_the_last_one_winning() {
         let dir = tempfile::tempdir().unwrap();
+        let mut log = DecidedLog::new(dir.path(), 1);
         let mut first = task();
-        assert!(keep_decided(dir.path(), "7-1", &first));
+        assert!(log.keep("7-1", &first));
         first.key = "other".to_string();
-        assert!(keep_decided(dir.path(), "7-1", &first));
-        assert!(keep_decided(dir.path(), "7-2", &task()));
+        assert!(log.keep("7-1", &first));
+        assert!(log.keep("7-2", &task()));
         // A line cut short by a crash.
         let log = decided_log(dir.path(), 1);
         let mut text = std::fs::read_to_string(&log).unwrap();
@@ -195,6 +238,21 @@ mod tests {
         assert_eq!(decided["7-1"].key, "other");
         assert_eq!(decided["7-2"].key, "k");
         assert!(decided_tasks(dir.path(), 2).is_empty());
+    }
+
+    #[test]
+    fn preparing_says_whether_it_created_everything_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut task = task();
+        task.out_dir = dir.path().join("out/p/count/one");
+        assert!(prepare(dir.path(), &task, 1));
+        let files = attempt_files(dir.path(), &task, 1);
+        assert!(files.tmp_dir.is_dir() && task.out_dir.parent().unwrap().is_dir());
+        assert_eq!(std::fs::metadata(&files.stdout).unwrap().len(), 0);
+        // Again: the files are there already, so they are not known to be empty.
+        assert!(!prepare(dir.path(), &task, 1));
+        unprepare(dir.path(), &task, 1);
+        assert!(!files.tmp_dir.exists() && !files.stdout.exists() && !files.stderr.exists());
     }
 
     #[test]

@@ -49,6 +49,8 @@ struct Slot {
     /// Tasks that consume this one or come after it.
     downstream: Vec<usize>,
     products: Vec<ProductRecord>,
+    /// The attempt whose files [`attempt_files::prepare`] created ahead of its start, new.
+    prepared: Option<u32>,
 }
 
 enum Message {
@@ -115,8 +117,11 @@ impl Scheduler<'_> {
         let mut claims_released = claims.as_ref().map(|claims| claims.subscribe());
         let mut deferred: Vec<(i64, Reverse<usize>)> = Vec::new();
         let mut done_with: Vec<Output> = Vec::new();
-        // Tasks whose next attempt's files are created ahead of its start, with its number.
-        let mut prepared: Vec<Prepared> = Vec::new();
+        // Tasks whose next attempt's files are to be created ahead of its start, once nothing
+        // else is to be done; and those whose files were, with the attempt's number.
+        let mut to_prepare: Vec<usize> = Vec::new();
+        let mut prepared: Vec<(usize, u32)> = Vec::new();
+        let mut decided_log = attempt_files::DecidedLog::new(&self.options.state_dir, run.id);
 
         loop {
             // Start what can start, unless new starts are paused.
@@ -160,10 +165,11 @@ impl Scheduler<'_> {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        // While this one starts and runs, what the tasks waiting only on it
-                        // will need.
-                        self.prepare_downstream(&slots, index, &mut prepared);
-                        if let Some(attempt) = self.start(&run, &mut slots, index, &mut launcher)? {
+                        if let Some(attempt) =
+                            self.start(&run, &mut slots, index, &mut launcher, &mut decided_log)?
+                        {
+                            // While it runs, what the tasks waiting only on it will need.
+                            to_prepare.extend(self.waiting_only_on(&slots, index));
                             starting.push(attempt);
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
@@ -202,6 +208,9 @@ impl Scheduler<'_> {
                         outcome,
                     });
                 });
+            }
+            for index in to_prepare.drain(..) {
+                self.prepare(&mut slots, index, &mut prepared);
             }
             let stopping = cancelled || draining;
             let nothing_ready = ready.is_empty() && deferred.is_empty();
@@ -298,19 +307,13 @@ impl Scheduler<'_> {
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
         let state = &self.options.state_dir;
-        for Prepared {
-            index,
-            number,
-            done,
-        } in prepared
-        {
-            let _ = done.await;
+        for (index, number) in prepared {
             if slots[index].record.attempts < number {
                 attempt_files::unprepare(state, &slots[index].record, number);
             }
         }
         // Everything they could tell recovery is committed now.
-        let _ = std::fs::remove_file(attempt_files::decided_log(state, run.id));
+        decided_log.remove();
         let _ = std::fs::remove_file(attempt_files::ended_log(state, run.id));
         let records: Vec<TaskRecord> = slots.into_iter().map(|s| s.record).collect();
         self.progress.summary(&run, &records);
@@ -335,28 +338,32 @@ impl Scheduler<'_> {
         )
     }
 
-    /// Prepares, on a blocking thread, the next attempt of each local task that waits only on
-    /// task `index`, which is about to start (see [`attempt_files::prepare`]).
-    fn prepare_downstream(&self, slots: &[Slot], index: usize, prepared: &mut Vec<Prepared>) {
-        for &down in &slots[index].downstream {
+    /// The local tasks that wait only on task `index`, which has just started: their next
+    /// attempt's files can be created while it runs (see [`attempt_files::prepare`]).
+    fn waiting_only_on<'s>(
+        &'s self,
+        slots: &'s [Slot],
+        index: usize,
+    ) -> impl Iterator<Item = usize> + 's {
+        slots[index].downstream.iter().copied().filter(|&down| {
             let slot = &slots[down];
-            let step = &self.pipeline.steps[slot.planned.step];
-            if slot.waiting_on == 1
+            slot.waiting_on == 1
                 && slot.record.status == TaskStatus::Pending
-                && step.executor.kind == ExecutorKind::Local
-            {
-                let number = slot.record.attempts + 1;
-                let (state, record) = (self.options.state_dir.clone(), slot.record.clone());
-                let done = tokio::task::spawn_blocking(move || {
-                    attempt_files::prepare(&state, &record, number);
-                });
-                prepared.push(Prepared {
-                    index: down,
-                    number,
-                    done,
-                });
-            }
+                && self.pipeline.steps[slot.planned.step].executor.kind == ExecutorKind::Local
+        })
+    }
+
+    /// Creates the files of the next attempt of a task that has not started, ahead of its start;
+    /// notes them in `prepared`, to be removed at the run's end if it never starts.
+    fn prepare(&self, slots: &mut [Slot], index: usize, prepared: &mut Vec<(usize, u32)>) {
+        let slot = &mut slots[index];
+        if slot.record.status != TaskStatus::Pending || slot.prepared.is_some() {
+            return;
         }
+        let number = slot.record.attempts + 1;
+        let created = attempt_files::prepare(&self.options.state_dir, &slot.record, number);
+        slot.prepared = created.then_some(number);
+        prepared.push((index, number));
     }
 
     /// Adds task `index` to the ready queue.
@@ -412,6 +419,7 @@ impl Scheduler<'_> {
                 record,
                 downstream: Vec::new(),
                 products: Vec::new(),
+                prepared: None,
             });
         }
         for index in 0..slots.len() {
@@ -516,9 +524,11 @@ impl Scheduler<'_> {
         slots: &mut [Slot],
         index: usize,
         launcher: &mut Launcher,
+        decided_log: &mut attempt_files::DecidedLog,
     ) -> Result<Option<Starting>, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
+        let prepared = slots[index].prepared;
         let record = &mut slots[index].record;
         record.attempts += 1;
         let number = record.attempts;
@@ -559,6 +569,7 @@ impl Scheduler<'_> {
             out_dir: tmp_dir.clone(),
             stdout_path: files.stdout.clone(),
             stderr_path: files.stderr.clone(),
+            prepared: prepared == Some(number),
             timeout: step.policy.timeout_ms.map(Duration::from_millis),
             kill_grace: self.options.kill_grace,
         };
@@ -566,7 +577,7 @@ impl Scheduler<'_> {
         // The command may run before its start is committed (a SLURM job as soon as it is
         // submitted, a local command unless held): if the engine dies before that commit,
         // recovery completes the attempt from the run's ended log and decided log.
-        let kept = attempt_files::keep_decided(state, &tag, record);
+        let kept = decided_log.keep(&tag, record);
         // The journal commits later, in its own time, unless something outside the engine
         // relies on the start: recovery knows of one uncommitted attempt per task only, and
         // SLURM's queue is waited on by the job id committed. A local command whose start
@@ -811,13 +822,6 @@ impl Scheduler<'_> {
 enum Decision {
     Cached,
     Run,
-}
-
-/// An attempt whose files are being created ahead of its start.
-struct Prepared {
-    index: usize,
-    number: u32,
-    done: tokio::task::JoinHandle<()>,
 }
 
 /// An attempt started, held at the executor's gate until it is released.

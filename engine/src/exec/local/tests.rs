@@ -26,6 +26,7 @@ fn spec(dir: &TempDir, command: &str) -> AttemptSpec {
         out_dir: dir.path().join("tmp/out"),
         stdout_path: dir.path().join("logs/a/stdout"),
         stderr_path: dir.path().join("logs/a/stderr"),
+        prepared: false,
         timeout: None,
         kill_grace: Duration::from_secs(5),
     }

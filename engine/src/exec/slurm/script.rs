@@ -197,6 +197,7 @@ mod tests {
             out_dir: PathBuf::from("/s/tmp/3-1"),
             stdout_path: PathBuf::from("/s/logs/1/a/x.1.out"),
             stderr_path: PathBuf::from("/s/logs/1/a/x.1.err"),
+            prepared: false,
             timeout: None,
             kill_grace: Duration::from_secs(5),
         }
