@@ -218,8 +218,9 @@ pub fn execute(
         slurm: exec.slurm(),
     };
     let mut progress = Progress::new(exec.quiet);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the scheduler is one loop, and its blocking work (publishing, hashing a product)
+    // is short. A task's end then wakes the thread that acts on it, not a worker that wakes it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // SIGINT (Ctrl-C) and SIGTERM cancel the run: its tasks are stopped, it ends `cancelled`.
