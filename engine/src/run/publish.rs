@@ -127,6 +127,11 @@ fn replace_dir(from: &Path, to: &Path, trash: &Path) -> Result<(), PublishError>
         path: to.to_path_buf(),
         source,
     };
+    // Usually `to` is new and its parent there: one rename. Otherwise it fails without a
+    // change, and the steps below make room.
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(moving)?;
     }
