@@ -13,7 +13,7 @@
 # it is not a test (it exits 0 when a goal is missed).
 #
 # usage: bench/core.sh                  (from any directory)
-# env:   RUNS=3          runs per figure for the engine and make; the best wall time is shown
+# env:   RUNS=5          runs per figure for the engine and make; the best wall time is shown
 #        SMK_RUNS=1      runs per figure for snakemake (its cold and touch-only runs are slow)
 #        SCALE="10000"   fan sizes for the scaling table ("" skips it); default "10000",
 #                        "10000 100000" when FULL=1
@@ -28,7 +28,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/bench/out"
 work="$out/core"
 venv="$out/venv"
-runs="${RUNS:-3}"
+runs="${RUNS:-5}"
 smk_runs="${SMK_RUNS:-1}"
 chain_steps="${CHAIN_STEPS:-200}"
 fan_files="${FAN_FILES:-1000}"
