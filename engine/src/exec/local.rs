@@ -63,7 +63,7 @@ use tokio_util::sync::CancellationToken;
 use super::supervisor::{self, Ended, Program, Start, Status, Supervisor};
 use super::{direct, AttemptOutcome, AttemptSpec, Ending, ExecError};
 
-pub use super::process::{kill_group, process_alive, process_start_time};
+pub use super::process::{kill_group, process_alive};
 
 /// Runs attempts as local process groups, through the supervisor of its state directory. It
 /// holds no state of its own: every attempt is independent, and the concurrency limits belong

@@ -18,7 +18,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use local::{kill_group, process_alive, process_start_time, LocalExecutor, RunningAttempt};
+pub use local::{kill_group, process_alive, LocalExecutor, RunningAttempt};
 
 /// Everything needed to run one attempt of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]

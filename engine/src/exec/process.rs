@@ -151,7 +151,6 @@ pub(crate) fn signal_group(pgid: u32, signal: Option<Signal>) -> nix::Result<()>
 struct Stat {
     state: char,
     pgrp: i64,
-    start_time: u64,
 }
 
 impl Stat {
@@ -165,14 +164,12 @@ impl Stat {
 fn stat(pid: &str) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may itself hold ')' and spaces: the
-    // fields that follow start after the last ')'. Field 3 is the state, 5 the pgrp, 22 the
-    // start time in clock ticks after boot.
+    // fields that follow start after the last ')'. Field 3 is the state, 5 the pgrp.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     Some(Stat {
         state: fields.first()?.chars().next()?,
         pgrp: fields.get(2)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
     })
 }
 
@@ -195,19 +192,6 @@ pub fn process_alive(pid: u32) -> bool {
             Ok(()) | Err(Errno::EPERM)
         )
     }
-}
-
-/// The start time of process `pid`, in clock ticks after boot (Linux, `/proc/PID/stat` field 22);
-/// `None` if there is no such process or this is not Linux.
-///
-/// A pid and this start time together name one process for the whole uptime of the machine: a
-/// recovering engine compares them with what it recorded before it signals a pid from its store,
-/// so it never kills a stranger that was given a reused pid.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    if pid == 0 || !cfg!(target_os = "linux") {
-        return None;
-    }
-    stat(&pid.to_string()).map(|stat| stat.start_time)
 }
 
 /// Whether any live (non-zombie) process is in the group `pgid`.
@@ -267,9 +251,9 @@ pub(crate) fn wait_group_gone(pgid: u32, within: Duration) -> bool {
 ///
 /// Does nothing for a group that does not exist, one the engine may not signal, or a pgid that
 /// would hit more than one group (0, 1, the engine's own). The caller must know that `pgid` is
-/// still the attempt's group, e.g. because [`process_start_time`] of the leader (pid = pgid)
-/// matches the one recorded at start; a pgid read back from the store after a crash may have
-/// been reused once the attempt's group emptied.
+/// still the attempt's group, e.g. because its leader (pid = pgid) has the attempt in its
+/// environment, as recovery reads it from `/proc`; a pgid read back from the store after a
+/// crash may have been reused once the attempt's group emptied.
 pub fn kill_group(pgid: u32, grace: Duration) {
     if signal_group(pgid, Some(Signal::SIGTERM)).is_err() {
         return;
