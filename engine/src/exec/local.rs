@@ -88,6 +88,17 @@ impl LocalExecutor {
     ///
     /// Needs no async runtime; [`RunningAttempt::wait`] does.
     pub fn start(&self, spec: &AttemptSpec, held: bool) -> Result<RunningAttempt, ExecError> {
+        self.start_while(spec, held, || {})
+    }
+
+    /// [`start`](Self::start), calling `meanwhile` (at most once) while the supervisor starts
+    /// the command: the caller's own work then overlaps with the start instead of following it.
+    pub fn start_while(
+        &self,
+        spec: &AttemptSpec,
+        held: bool,
+        meanwhile: impl FnOnce(),
+    ) -> Result<RunningAttempt, ExecError> {
         let out_dir = if spec.prepared {
             std::path::absolute(&spec.out_dir).map_err(|source| ExecError::OutDir {
                 path: spec.out_dir.clone(),
@@ -124,17 +135,20 @@ impl LocalExecutor {
         let supervisor = supervisor::for_state(&self.state_dir).map_err(spawn_error)?;
         let started = Instant::now();
         let command = supervisor
-            .start_command(Start {
-                id: 0,
-                program,
-                env,
-                workdir: spec.workdir.clone(),
-                stdout: spec.stdout_path.clone(),
-                stderr: spec.stderr_path.clone(),
-                held,
-                tag: spec.tag.clone(),
-                ended_log: spec.ended_log.clone(),
-            })
+            .start_command(
+                Start {
+                    id: 0,
+                    program,
+                    env,
+                    workdir: spec.workdir.clone(),
+                    stdout: spec.stdout_path.clone(),
+                    stderr: spec.stderr_path.clone(),
+                    held,
+                    tag: spec.tag.clone(),
+                    ended_log: spec.ended_log.clone(),
+                },
+                meanwhile,
+            )
             .map_err(spawn_error)?;
         tracing::debug!(pid = command.pid, tag = %spec.tag, "attempt started");
         Ok(RunningAttempt {

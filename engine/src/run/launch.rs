@@ -67,7 +67,9 @@ impl Launcher {
 
     /// Starts `spec` on `step`'s executor and records in `attempt` what identifies it. `tag`
     /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job. A `held` local command waits
-    /// at the executor's gate until [`Started::release`].
+    /// at the executor's gate until [`Started::release`]. `meanwhile` is called at most once,
+    /// while a local command starts, or once a SLURM job is submitted.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
         step: &StepDef,
@@ -76,10 +78,11 @@ impl Launcher {
         spec: &AttemptSpec,
         held: bool,
         attempt: &mut AttemptRecord,
+        meanwhile: impl FnOnce(),
     ) -> Result<Started, ExecError> {
         match step.executor.kind {
             ExecutorKind::Local => {
-                let handle = self.local.start(spec, held)?;
+                let handle = self.local.start_while(spec, held, meanwhile)?;
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
                 self.running_local += 1;
@@ -107,6 +110,7 @@ impl Launcher {
                     .slurm
                     .get_or_insert_with(|| SlurmExecutor::new(self.settings.clone()));
                 let job = executor.submit(spec, &request)?;
+                meanwhile();
                 attempt.slurm = Some(SlurmJobRecord {
                     job_id: job.id().to_string(),
                     script,

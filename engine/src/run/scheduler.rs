@@ -117,9 +117,7 @@ impl Scheduler<'_> {
         let mut claims_released = claims.as_ref().map(|claims| claims.subscribe());
         let mut deferred: Vec<(i64, Reverse<usize>)> = Vec::new();
         let mut done_with: Vec<Output> = Vec::new();
-        // Tasks whose next attempt's files are to be created ahead of its start, once nothing
-        // else is to be done; and those whose files were, with the attempt's number.
-        let mut to_prepare: Vec<usize> = Vec::new();
+        // Tasks whose next attempt's files were created ahead of its start, with its number.
         let mut prepared: Vec<(usize, u32)> = Vec::new();
         let mut decided_log = attempt_files::DecidedLog::new(&self.options.state_dir, run.id);
 
@@ -165,11 +163,14 @@ impl Scheduler<'_> {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        if let Some(attempt) =
-                            self.start(&run, &mut slots, index, &mut launcher, &mut decided_log)?
-                        {
-                            // While it runs, what the tasks waiting only on it will need.
-                            to_prepare.extend(self.waiting_only_on(&slots, index));
+                        if let Some(attempt) = self.start(
+                            &run,
+                            &mut slots,
+                            index,
+                            &mut launcher,
+                            &mut decided_log,
+                            &mut prepared,
+                        )? {
                             starting.push(attempt);
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
@@ -208,9 +209,6 @@ impl Scheduler<'_> {
                         outcome,
                     });
                 });
-            }
-            for index in to_prepare.drain(..) {
-                self.prepare(&mut slots, index, &mut prepared);
             }
             let stopping = cancelled || draining;
             let nothing_ready = ready.is_empty() && deferred.is_empty();
@@ -338,32 +336,22 @@ impl Scheduler<'_> {
         )
     }
 
-    /// The local tasks that wait only on task `index`, which has just started: their next
-    /// attempt's files can be created while it runs (see [`attempt_files::prepare`]).
-    fn waiting_only_on<'s>(
-        &'s self,
-        slots: &'s [Slot],
-        index: usize,
-    ) -> impl Iterator<Item = usize> + 's {
-        slots[index].downstream.iter().copied().filter(|&down| {
-            let slot = &slots[down];
-            slot.waiting_on == 1
-                && slot.record.status == TaskStatus::Pending
-                && self.pipeline.steps[slot.planned.step].executor.kind == ExecutorKind::Local
-        })
-    }
-
-    /// Creates the files of the next attempt of a task that has not started, ahead of its start;
-    /// notes them in `prepared`, to be removed at the run's end if it never starts.
-    fn prepare(&self, slots: &mut [Slot], index: usize, prepared: &mut Vec<(usize, u32)>) {
-        let slot = &mut slots[index];
-        if slot.record.status != TaskStatus::Pending || slot.prepared.is_some() {
-            return;
-        }
-        let number = slot.record.attempts + 1;
-        let created = attempt_files::prepare(&self.options.state_dir, &slot.record, number);
-        slot.prepared = created.then_some(number);
-        prepared.push((index, number));
+    /// The local tasks that wait only on task `index`, which is starting, and whose next
+    /// attempt's files were not created yet: they can be while it starts and runs (see
+    /// [`attempt_files::prepare`]).
+    fn to_prepare(&self, slots: &[Slot], index: usize) -> Vec<(usize, TaskRecord)> {
+        slots[index]
+            .downstream
+            .iter()
+            .map(|&down| (down, &slots[down]))
+            .filter(|(_, slot)| {
+                slot.waiting_on == 1
+                    && slot.record.status == TaskStatus::Pending
+                    && slot.prepared.is_none()
+                    && self.pipeline.steps[slot.planned.step].executor.kind == ExecutorKind::Local
+            })
+            .map(|(down, slot)| (down, slot.record.clone()))
+            .collect()
     }
 
     /// Adds task `index` to the ready queue.
@@ -517,7 +505,9 @@ impl Scheduler<'_> {
     }
 
     /// Starts an attempt, held at the executor's gate until its start is committed. Returns
-    /// `None` if it could not start (recorded as a failed attempt).
+    /// `None` if it could not start (recorded as a failed attempt). While the executor starts
+    /// it, creates the files of the tasks waiting only on it, and notes them in `prepared`, to
+    /// be removed at the run's end if they never start.
     fn start(
         &mut self,
         run: &RunRecord,
@@ -525,6 +515,36 @@ impl Scheduler<'_> {
         index: usize,
         launcher: &mut Launcher,
         decided_log: &mut attempt_files::DecidedLog,
+        prepared: &mut Vec<(usize, u32)>,
+    ) -> Result<Option<Starting>, RunError> {
+        let options = self.options;
+        let ahead = self.to_prepare(slots, index);
+        let mut created = Vec::with_capacity(ahead.len());
+        let prepare_ahead = || {
+            for (down, task) in &ahead {
+                let number = task.attempts + 1;
+                let new = attempt_files::prepare(&options.state_dir, task, number);
+                created.push((*down, number, new));
+            }
+        };
+        let started = self.launch(run, slots, index, launcher, decided_log, prepare_ahead)?;
+        for (down, number, new) in created {
+            slots[down].prepared = new.then_some(number);
+            prepared.push((down, number));
+        }
+        Ok(started)
+    }
+
+    /// [`start`](Self::start) without the files ahead, which `meanwhile` creates while the
+    /// command starts.
+    fn launch(
+        &mut self,
+        run: &RunRecord,
+        slots: &mut [Slot],
+        index: usize,
+        launcher: &mut Launcher,
+        decided_log: &mut attempt_files::DecidedLog,
+        meanwhile: impl FnOnce(),
     ) -> Result<Option<Starting>, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
@@ -590,6 +610,7 @@ impl Scheduler<'_> {
             &spec,
             commit_first,
             &mut attempt,
+            meanwhile,
         ) {
             Ok(handle) => {
                 record.status = TaskStatus::Running;

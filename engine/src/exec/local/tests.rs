@@ -366,6 +366,26 @@ async fn dropping_an_attempt_kills_and_reaps_it() {
     }
 }
 
+#[tokio::test]
+async fn work_given_to_start_while_is_done_once_while_the_command_starts() {
+    let dir = TempDir::new().unwrap();
+    let mut calls = 0;
+    let attempt = executor()
+        .start_while(&spec(&dir, "true"), false, || calls += 1)
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert!(attempt.wait(CancellationToken::new()).await.succeeded());
+
+    // A start refused before the supervisor is asked does not call it.
+    let mut spec = spec(&dir, "true");
+    spec.out_dir = dir.path().join("file");
+    fs::write(&spec.out_dir, "").unwrap();
+    spec.out_dir = spec.out_dir.join("below");
+    let mut calls = 0;
+    assert!(executor().start_while(&spec, false, || calls += 1).is_err());
+    assert_eq!(calls, 0);
+}
+
 #[test]
 fn a_missing_workdir_is_a_spawn_error_naming_it() {
     let dir = TempDir::new().unwrap();

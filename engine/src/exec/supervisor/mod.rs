@@ -159,8 +159,13 @@ impl Supervisor {
     }
 
     /// Starts a command and waits (briefly: the supervisor replies as soon as the process
-    /// exists) for its pid. `start.id` is set here.
-    pub(crate) fn start_command(&self, mut start: Start) -> io::Result<Started> {
+    /// exists) for its pid, calling `meanwhile` once the request is sent. `start.id` is set
+    /// here.
+    pub(crate) fn start_command(
+        &self,
+        mut start: Start,
+        meanwhile: impl FnOnce(),
+    ) -> io::Result<Started> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         start.id = id;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
@@ -179,6 +184,7 @@ impl Supervisor {
             waiting.ended.remove(&id);
             return Err(error);
         }
+        meanwhile();
         match started_rx.recv() {
             Ok(Ok(pid)) => Ok(Started {
                 id,
