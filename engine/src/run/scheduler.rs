@@ -524,31 +524,13 @@ impl Scheduler<'_> {
             for (down, task) in &ahead {
                 let number = task.attempts + 1;
                 let new = attempt_files::prepare(&options.state_dir, task, number);
-                created.push((*down, number, new));
+                created.push((down, number, new));
             }
         };
-        let started = self.launch(run, slots, index, launcher, decided_log, prepare_ahead)?;
-        for (down, number, new) in created {
-            slots[down].prepared = new.then_some(number);
-            prepared.push((down, number));
-        }
-        Ok(started)
-    }
-
-    /// [`start`](Self::start) without the files ahead, which `meanwhile` creates while the
-    /// command starts.
-    fn launch(
-        &mut self,
-        run: &RunRecord,
-        slots: &mut [Slot],
-        index: usize,
-        launcher: &mut Launcher,
-        decided_log: &mut attempt_files::DecidedLog,
-        meanwhile: impl FnOnce(),
-    ) -> Result<Option<Starting>, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
-        let prepared = slots[index].prepared;
+        // Whether this attempt's own files were created ahead, when its upstream started.
+        let made_ahead = slots[index].prepared;
         let record = &mut slots[index].record;
         record.attempts += 1;
         let number = record.attempts;
@@ -589,7 +571,7 @@ impl Scheduler<'_> {
             out_dir: tmp_dir.clone(),
             stdout_path: files.stdout.clone(),
             stderr_path: files.stderr.clone(),
-            prepared: prepared == Some(number),
+            prepared: made_ahead == Some(number),
             timeout: step.policy.timeout_ms.map(Duration::from_millis),
             kill_grace: self.options.kill_grace,
         };
@@ -603,14 +585,14 @@ impl Scheduler<'_> {
         // SLURM's queue is waited on by the job id committed. A local command whose start
         // must be committed first waits at the gate until then.
         let commit_first = !kept || number > 1 || step.executor.kind == ExecutorKind::Slurm;
-        match launcher.start(
+        let started = match launcher.start(
             step,
             &self.pipeline.name,
             &tag,
             &spec,
             commit_first,
             &mut attempt,
-            meanwhile,
+            prepare_ahead,
         ) {
             Ok(handle) => {
                 record.status = TaskStatus::Running;
@@ -629,12 +611,12 @@ impl Scheduler<'_> {
                         format!("attempt {number}, {what}"),
                     )
                 });
-                Ok(Some(Starting {
+                Some(Starting {
                     index,
                     handle,
                     attempt: Box::new(attempt),
                     commit_first,
-                }))
+                })
             }
             Err(error) => {
                 attempt.end = Some(AttemptEnd::LaunchFailed);
@@ -652,9 +634,14 @@ impl Scheduler<'_> {
                         detail,
                     )
                 });
-                Ok(None)
+                None
             }
+        };
+        for (&down, number, new) in created {
+            slots[down].prepared = new.then_some(number);
+            prepared.push((down, number));
         }
+        Ok(started)
     }
 
     #[allow(clippy::too_many_arguments)]
