@@ -49,8 +49,17 @@ struct Slot {
     /// Tasks that consume this one or come after it.
     downstream: Vec<usize>,
     products: Vec<ProductRecord>,
-    /// The attempt whose files [`attempt_files::prepare`] created ahead of its start, new.
-    prepared: Option<u32>,
+    /// The files [`attempt_files::prepare`] created ahead of the task's next attempt, if any.
+    ahead: Option<FilesAhead>,
+}
+
+/// Files created for an attempt before it started.
+#[derive(Clone, Copy)]
+struct FilesAhead {
+    /// The attempt's number.
+    number: u32,
+    /// Whether every one of them was created new (and so is empty).
+    fresh: bool,
 }
 
 enum Message {
@@ -117,8 +126,6 @@ impl Scheduler<'_> {
         let mut claims_released = claims.as_ref().map(|claims| claims.subscribe());
         let mut deferred: Vec<(i64, Reverse<usize>)> = Vec::new();
         let mut done_with: Vec<Output> = Vec::new();
-        // Tasks whose next attempt's files were created ahead of its start, with its number.
-        let mut prepared: Vec<(usize, u32)> = Vec::new();
         let mut decided_log = attempt_files::DecidedLog::new(&self.options.state_dir, run.id);
 
         loop {
@@ -163,14 +170,9 @@ impl Scheduler<'_> {
                         self.release(&mut slots, index, &mut ready);
                     }
                     Decision::Run => {
-                        if let Some(attempt) = self.start(
-                            &run,
-                            &mut slots,
-                            index,
-                            &mut launcher,
-                            &mut decided_log,
-                            &mut prepared,
-                        )? {
+                        if let Some(attempt) =
+                            self.start(&run, &mut slots, index, &mut launcher, &mut decided_log)?
+                        {
                             starting.push(attempt);
                             running += 1;
                             *running_per_step.entry(step).or_default() += 1;
@@ -305,9 +307,12 @@ impl Scheduler<'_> {
             tx.event(Some(run.id), None, "run.finished", run.status.as_str())
         })?;
         let state = &self.options.state_dir;
-        for (index, number) in prepared {
-            if slots[index].record.attempts < number {
-                attempt_files::unprepare(state, &slots[index].record, number);
+        for slot in &slots {
+            if let Some(ahead) = slot
+                .ahead
+                .filter(|ahead| slot.record.attempts < ahead.number)
+            {
+                attempt_files::unprepare(state, &slot.record, ahead.number);
             }
         }
         // Everything they could tell recovery is committed now.
@@ -347,7 +352,7 @@ impl Scheduler<'_> {
             .filter(|(_, slot)| {
                 slot.waiting_on == 1
                     && slot.record.status == TaskStatus::Pending
-                    && slot.prepared.is_none()
+                    && slot.ahead.is_none()
                     && self.pipeline.steps[slot.planned.step].executor.kind == ExecutorKind::Local
             })
             .map(|(down, slot)| (down, slot.record.clone()))
@@ -407,7 +412,7 @@ impl Scheduler<'_> {
                 record,
                 downstream: Vec::new(),
                 products: Vec::new(),
-                prepared: None,
+                ahead: None,
             });
         }
         for index in 0..slots.len() {
@@ -506,8 +511,8 @@ impl Scheduler<'_> {
 
     /// Starts an attempt, held at the executor's gate until its start is committed. Returns
     /// `None` if it could not start (recorded as a failed attempt). While the executor starts
-    /// it, creates the files of the tasks waiting only on it, and notes them in `prepared`, to
-    /// be removed at the run's end if they never start.
+    /// it, creates the files of the tasks waiting only on it, noted in their slots, to be
+    /// removed at the run's end if they never start.
     fn start(
         &mut self,
         run: &RunRecord,
@@ -515,22 +520,21 @@ impl Scheduler<'_> {
         index: usize,
         launcher: &mut Launcher,
         decided_log: &mut attempt_files::DecidedLog,
-        prepared: &mut Vec<(usize, u32)>,
     ) -> Result<Option<Starting>, RunError> {
         let options = self.options;
-        let ahead = self.to_prepare(slots, index);
-        let mut created = Vec::with_capacity(ahead.len());
+        let downstream = self.to_prepare(slots, index);
+        let mut created = Vec::with_capacity(downstream.len());
         let prepare_ahead = || {
-            for (down, task) in &ahead {
+            for (down, task) in &downstream {
                 let number = task.attempts + 1;
-                let new = attempt_files::prepare(&options.state_dir, task, number);
-                created.push((down, number, new));
+                let fresh = attempt_files::prepare(&options.state_dir, task, number);
+                created.push((down, FilesAhead { number, fresh }));
             }
         };
         let step = &self.pipeline.steps[slots[index].planned.step];
         let state = &self.options.state_dir;
-        // Whether this attempt's own files were created ahead, when its upstream started.
-        let made_ahead = slots[index].prepared;
+        // This attempt's own files, if created ahead when its upstream started.
+        let ahead = slots[index].ahead;
         let record = &mut slots[index].record;
         record.attempts += 1;
         let number = record.attempts;
@@ -571,7 +575,7 @@ impl Scheduler<'_> {
             out_dir: tmp_dir.clone(),
             stdout_path: files.stdout.clone(),
             stderr_path: files.stderr.clone(),
-            prepared: made_ahead == Some(number),
+            prepared: ahead.is_some_and(|ahead| ahead.fresh && ahead.number == number),
             timeout: step.policy.timeout_ms.map(Duration::from_millis),
             kill_grace: self.options.kill_grace,
         };
@@ -637,9 +641,8 @@ impl Scheduler<'_> {
                 None
             }
         };
-        for (&down, number, new) in created {
-            slots[down].prepared = new.then_some(number);
-            prepared.push((down, number));
+        for (&down, files) in created {
+            slots[down].ahead = Some(files);
         }
         Ok(started)
     }
