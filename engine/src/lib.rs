@@ -4,7 +4,7 @@
 //! schedules its tasks, keying each from its inputs and reusing cached results; [`exec`] runs
 //! attempts as processes; every transition is committed to the [`store`] first. [`scan`] finds
 //! and hashes input items. [`inspect`] shapes what the store knows for `show`, `lineage` and the
-//! HTTP [`api`]. The command line is [`cli`], one module per subcommand; the language itself is
+//! HTTP [`api`]. Every status change of a run or a task goes through the tables of [`lifecycle`]. The command line is [`cli`], one module per subcommand; the language itself is
 //! the `dsl` crate.
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod daemon;
 pub mod exec;
 pub mod inspect;
+pub mod lifecycle;
 pub mod plan;
 pub mod run;
 pub mod scan;

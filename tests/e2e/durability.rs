@@ -189,6 +189,41 @@ fn cancelling_a_run_whose_engine_was_killed_stops_its_tasks() {
     assert_eq!(show(&env, 1).unwrap()["run"]["status"], "cancelled");
 }
 
+#[test]
+fn recovery_tells_a_task_that_never_started_from_one_that_was_cancelled() {
+    let env = Env::new();
+    env.write(
+        "k.pipe",
+        "pipeline k {\n  step first { run \"sleep 2; echo 1 > {out}/x\" }\n  \
+         step second { input first\n run \"cat {inputs} > {out}/y\" }\n}\n",
+    );
+    let mut engine = spawn_engine(&env, &["run", "k.pipe"]);
+    assert!(wait_for(Duration::from_secs(20), || {
+        show(&env, 1).is_some_and(|s| s["tasks"][0]["status"] == "running")
+    }));
+    engine.kill().unwrap(); // SIGKILL, while `first` runs and `second` waits for it
+    engine.wait().unwrap();
+    // Recovery waits for `first` to end on its own; `second` never started.
+    let resumed = env.engine(&["resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let old = show(&env, 1).unwrap();
+    assert_eq!(old["run"]["status"], "interrupted");
+    let statuses: Vec<(&str, &str)> = old["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["step"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("first", "succeeded"), ("second", "not_started")]
+    );
+    let new = show(&env, 2).unwrap();
+    assert_eq!(new["tasks"][0]["status"], "cached");
+    assert_eq!(new["tasks"][1]["status"], "succeeded");
+    assert_eq!(env.read("out/k/second/_all/y"), "1\n");
+}
+
 /// A task that ended, and the task it let start, both in the moments before the engine died and
 /// before its journal committed them: recovery settles both from their files, and neither runs
 /// again. Returns whether the kill came before the commit (the store did not know the first

@@ -66,7 +66,7 @@ fn render(s: &Snapshot) -> String {
     let mut runs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     let mut last_success: BTreeMap<&str, u64> = BTreeMap::new();
     for run in &s.runs {
-        for status in RunStatus::ALL {
+        for status in RunStatus::all() {
             runs.entry((&run.pipeline, status.as_str())).or_default();
         }
         *runs
@@ -95,7 +95,7 @@ fn render(s: &Snapshot) -> String {
     let mut tasks: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for task in &s.tasks {
         let pipeline = pipeline_of_run.get(&task.run).copied().unwrap_or("");
-        for status in TaskStatus::ALL {
+        for status in TaskStatus::all() {
             tasks.entry((pipeline, status.as_str())).or_default();
         }
         *tasks.entry((pipeline, task.status.as_str())).or_default() += 1;

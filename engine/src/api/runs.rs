@@ -101,11 +101,10 @@ fn filter(query: &Query) -> Result<Filter, ApiError> {
         if name.is_empty() {
             continue;
         }
-        let status = RunStatus::ALL
-            .into_iter()
+        let status = RunStatus::all()
             .find(|s| s.as_str() == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                let known: Vec<&str> = RunStatus::all().map(|s| s.as_str()).collect();
                 ApiError::BadRequest(format!(
                     "query parameter `status`: no status `{name}` (one of {})",
                     known.join(", ")

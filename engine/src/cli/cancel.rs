@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::target::StateArgs;
 use super::Outcome;
+use crate::lifecycle::Event;
 use crate::store::RunStatus;
 
 /// Cancel a running run: its running tasks are stopped (SIGTERM, then SIGKILL) and nothing new starts.
@@ -53,36 +54,28 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
             crate::run::recovery::Scope::Run(run.id),
             true,
         )?;
-        store.write(|tx| {
-            let mut current = tx.run(args.run)?;
-            current.status = RunStatus::Cancelled;
-            current.cancel_requested = true;
-            tx.put_run(&current)?;
-            tx.event(
-                Some(current.id),
-                None,
-                "run.cancelled",
-                "its engine was gone; its tasks were stopped",
-            )
-        })?;
+        let cancelled = Event::RunCancelled {
+            why: "its engine was gone; its tasks were stopped".to_string(),
+        };
+        store.write(|tx| tx.run_event(args.run, &cancelled, |run| run.cancel_requested = true))?;
         println!(
             "run {} cancelled (its engine process was gone; its tasks were stopped)",
             run.id
         );
         return Ok(Outcome::Success);
     }
-    store.write(|tx| {
-        let mut current = tx.run(args.run)?;
-        current.cancel_requested = true;
-        tx.put_run(&current)?;
-        tx.event(
-            Some(current.id),
-            None,
-            "run.cancel_requested",
-            format!("by pid {}", std::process::id()),
-        )
+    let requested = Event::RunCancelRequested {
+        by: format!("by pid {}", std::process::id()),
+    };
+    // Unless it ended meanwhile: that is reported below.
+    let requested = store.write(|tx| {
+        if tx.run(args.run)?.status.is_finished() {
+            return Ok(false);
+        }
+        tx.run_event(args.run, &requested, |run| run.cancel_requested = true)?;
+        Ok(true)
     })?;
-    if args.no_wait {
+    if args.no_wait && requested {
         println!("cancel of run {} requested", run.id);
         return Ok(Outcome::Success);
     }

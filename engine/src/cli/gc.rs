@@ -12,6 +12,7 @@ use clap::Args;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
 use crate::exec::local::process_alive;
+use crate::lifecycle::Event;
 use crate::run::attempt_files;
 use crate::run::publish::products_intact;
 use crate::store::Store;
@@ -130,16 +131,11 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
         for path in &gone_items {
             tx.remove_item(path)?;
         }
-        tx.event(
-            None,
-            None,
-            "gc",
-            format!(
-                "{} tasks, {} cache entries",
-                superseded.len(),
-                stale_keys.len()
-            ),
-        )
+        let collected = Event::Gc {
+            tasks: superseded.len(),
+            cache_entries: stale_keys.len(),
+        };
+        tx.note(None, &collected)
     })?;
     for path in log_files {
         let _ = std::fs::remove_file(path);

@@ -16,6 +16,7 @@ use crate::api::control::{
     Control, ControlError, GraphEdge, GraphNode, LoadError, ParamInfo, ParamProblem, PipelineGraph,
     PipelineStatus, StepGap,
 };
+use crate::lifecycle::Event;
 use crate::run::again::{derive, Again};
 use crate::run::{Force, RunError, RunRequest};
 use crate::store::RunStatus;
@@ -98,24 +99,30 @@ impl Control for Daemon {
     }
 
     fn cancel(&self, run: u64) -> Result<(), ControlError> {
-        let record = self
-            .store
+        self.store
             .run(run)
             .map_err(|_| ControlError::UnknownRun(run))?;
-        if record.status.is_finished() {
-            return Err(ControlError::Conflict(format!(
-                "run {run} is not running (it is {})",
-                record.status.as_str()
-            )));
-        }
-        self.store
+        let requested = Event::RunCancelRequested {
+            by: "over the API".to_string(),
+        };
+        let ended = self
+            .store
             .write(|tx| {
-                let mut current = tx.run(run)?;
-                current.cancel_requested = true;
-                tx.put_run(&current)?;
-                tx.event(Some(run), None, "run.cancel_requested", "over the API")
+                let status = tx.run(run)?.status;
+                if status.is_finished() {
+                    return Ok(Some(status));
+                }
+                tx.run_event(run, &requested, |run| run.cancel_requested = true)?;
+                Ok(None)
             })
-            .map_err(|error| ControlError::Internal(error.to_string()))
+            .map_err(|error| ControlError::Internal(error.to_string()))?;
+        match ended {
+            Some(status) => Err(ControlError::Conflict(format!(
+                "run {run} is not running (it is {})",
+                status.as_str()
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn resume(&self, run: u64) -> Result<u64, ControlError> {

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio_util::task::TaskTracker;
 
+use crate::lifecycle::Event;
 use crate::store::{RunStatus, Store, TaskStatus};
 
 /// How deliveries are attempted.
@@ -134,8 +135,9 @@ impl Webhooks {
                     );
                     self.record(
                         run,
-                        "webhook.delivered",
-                        format!("{url}: HTTP {status}, attempt {attempt}"),
+                        Event::WebhookDelivered {
+                            detail: format!("{url}: HTTP {status}, attempt {attempt}"),
+                        },
                     );
                     return;
                 }
@@ -157,7 +159,12 @@ impl Webhooks {
             }
         }
         tracing::error!(run, url, problem = %last_problem, "webhook not delivered; giving up");
-        self.record(run, "webhook.failed", format!("{url}: {last_problem}"));
+        self.record(
+            run,
+            Event::WebhookFailed {
+                detail: format!("{url}: {last_problem}"),
+            },
+        );
     }
 
     /// One attempt: the response's status, or what went wrong.
@@ -190,10 +197,10 @@ impl Webhooks {
             .map_err(|_| format!("no response within {:?}", self.settings.timeout))?
     }
 
-    fn record(&self, run: u64, kind: &'static str, detail: String) {
+    fn record(&self, run: u64, event: Event) {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = store.write(|tx| tx.event(Some(run), None, kind, detail)) {
+            if let Err(error) = store.write(|tx| tx.note(Some(run), &event)) {
                 tracing::error!(run, %error, "cannot record the webhook's outcome");
             }
         });

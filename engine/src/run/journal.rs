@@ -79,6 +79,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::Event;
     use crate::store::{RunRecord, RunStatus};
 
     fn run_named(pipeline: &str) -> RunRecord {
@@ -91,12 +92,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let run = store.write(|tx| tx.create_run(run_named("p"))).unwrap();
         let mut journal = Journal::default();
-        let mut first = run.clone();
-        first.status = RunStatus::Running;
-        let mut second = run.clone();
-        second.status = RunStatus::Succeeded;
-        journal.record(move |tx| tx.put_run(&first));
-        journal.record(move |tx| tx.put_run(&second));
+        let id = run.id;
+        let started = Event::RunStarted { tasks: 0 };
+        journal.record(move |tx| tx.run_event(id, &started, |_| {}).map(drop));
+        journal.record(move |tx| tx.run_event(id, &Event::RunSucceeded, |_| {}).map(drop));
         assert_eq!(store.run(run.id).unwrap().status, run.status);
         journal.commit(&store).unwrap();
         assert_eq!(store.run(run.id).unwrap().status, RunStatus::Succeeded);
@@ -127,9 +126,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let run = store.write(|tx| tx.create_run(run_named("p"))).unwrap();
         let mut journal = Journal::default();
-        let mut changed = run.clone();
-        changed.status = RunStatus::Running;
-        journal.record(move |tx| tx.put_run(&changed));
+        let id = run.id;
+        let started = Event::RunStarted { tasks: 0 };
+        journal.record(move |tx| tx.run_event(id, &started, |_| {}).map(drop));
         journal.record(|tx| tx.task(999_999).map(drop));
         let kept = dir.path().join("status");
         std::fs::write(&kept, "0").unwrap();

@@ -23,8 +23,9 @@ use dsl::model::{ParamValue, Pipeline};
 use tokio_util::sync::CancellationToken;
 
 use crate::exec;
+use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::plan::{self, PlanError};
-use crate::store::{now_ms, RunRecord, RunStatus, Store, StoreError};
+use crate::store::{now_ms, RunRecord, Store, StoreError};
 use progress::Progress;
 use scheduler::Scheduler;
 
@@ -101,6 +102,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Lifecycle(#[from] IllegalTransition),
     #[error("pipeline `{pipeline}` is already being run by run {run} (engine pid {pid}); wait for it, or cancel it with `engine cancel {run}`")]
     AlreadyRunning {
         pipeline: String,
@@ -169,13 +172,14 @@ pub async fn execute_run(
     let plan = match plan::plan(pipeline, &params, &base, &store, threads) {
         Ok(plan) => plan,
         Err(error) => {
-            let mut failed = run.clone();
-            failed.status = RunStatus::Failed;
-            failed.finished_ms = Some(now_ms());
-            failed.owner_pid = None;
+            let event = Event::RunFailed {
+                why: error.to_string(),
+            };
             store.write(|tx| {
-                tx.put_run(&failed)?;
-                tx.event(Some(failed.id), None, "run.failed", error.to_string())
+                tx.run_event(run.id, &event, |run| {
+                    run.finished_ms = Some(now_ms());
+                    run.owner_pid = None;
+                })
             })?;
             return Err(error.into());
         }
@@ -251,7 +255,7 @@ fn claim_run(
             trigger: trigger.clone(),
             params: params.clone(),
             definition_hash: pipeline.definition_hash(),
-            status: RunStatus::Queued,
+            status: lifecycle::run::INITIAL,
             created_ms: now_ms(),
             finished_ms: None,
             owner_pid: Some(std::process::id()),

@@ -31,9 +31,9 @@ use std::time::Duration;
 
 use crate::exec::local::process_alive;
 use crate::exec::slurm::{self, JobView};
+use crate::lifecycle::Event;
 use crate::store::{
-    now_ms, AttemptEnd, AttemptRecord, RunRecord, RunStatus, SlurmJobRecord, Store, TaskRecord,
-    TaskStatus,
+    now_ms, AttemptEnd, AttemptRecord, RunRecord, SlurmJobRecord, Store, TaskRecord, TaskStatus,
 };
 
 use super::launch::{slurm_comment, state_id};
@@ -132,7 +132,7 @@ pub fn recover_with(
     }
     let slurm_jobs = reattach_slurm(store, options, &orphaned, kill)?;
     let mut interrupted = Vec::new();
-    for mut run in orphaned {
+    for run in orphaned {
         let pipeline = pipeline_of(&run);
         let decided = decided_tasks(&options.state_dir, run.id);
         for task in store.tasks_of(run.id)? {
@@ -146,17 +146,11 @@ pub fn recover_with(
                 &decided,
             )?;
         }
-        run.status = RunStatus::Interrupted;
-        run.finished_ms = Some(now_ms());
-        run.owner_pid = None;
         store.write(|tx| {
-            tx.put_run(&run)?;
-            tx.event(
-                Some(run.id),
-                None,
-                "run.interrupted",
-                "its engine process is gone",
-            )
+            tx.run_event(run.id, &Event::RunInterrupted, |run| {
+                run.finished_ms = Some(now_ms());
+                run.owner_pid = None;
+            })
         })?;
         let _ = std::fs::remove_file(decided_log(&options.state_dir, run.id));
         let _ = std::fs::remove_file(ended_log(&options.state_dir, run.id));
@@ -203,9 +197,9 @@ fn settle(
                 }
                 _ => {
                     // Never started: it stays to be run by `resume`.
-                    task.status = TaskStatus::Cancelled;
+                    task.apply(&Event::TaskNotStarted)?;
                     task.finished_ms = Some(now_ms());
-                    store.write(|tx| tx.put_task(&task))?;
+                    store.write(|tx| tx.task_event(&task, &Event::TaskNotStarted))?;
                     return Ok(());
                 }
             }
@@ -236,7 +230,7 @@ fn settle(
         };
         if let Ok(products) = products {
             attempt.end = Some(AttemptEnd::Succeeded);
-            task.status = TaskStatus::Succeeded;
+            task.apply(&Event::TaskRecovered)?;
             task.products = products.iter().map(|p| p.path.clone()).collect();
             task.finished_ms = Some(now_ms());
             store.write(|tx| {
@@ -244,14 +238,8 @@ fn settle(
                 for product in &products {
                     tx.put_product(product)?;
                 }
-                tx.put_task(&task)?;
-                tx.complete(&run.pipeline, &task)?;
-                tx.event(
-                    Some(run.id),
-                    Some(task.id),
-                    "task.recovered",
-                    "finished while the engine was down",
-                )
+                tx.task_event(&task, &Event::TaskRecovered)?;
+                tx.complete(&run.pipeline, &task)
             })?;
             return Ok(());
         }
@@ -266,17 +254,15 @@ fn settle(
         }
         (None, None) => "the engine stopped while this attempt ran".to_string(),
     });
-    task.status = TaskStatus::Failed;
+    let lost = Event::AttemptLost {
+        number: attempt.number,
+        error: attempt.error.clone().unwrap_or_default(),
+    };
+    task.apply(&lost)?;
     task.finished_ms = Some(now_ms());
     store.write(|tx| {
         tx.put_attempt(&attempt)?;
-        tx.put_task(&task)?;
-        tx.event(
-            Some(run.id),
-            Some(task.id),
-            "attempt.lost",
-            attempt.error.clone().unwrap_or_default(),
-        )
+        tx.task_event(&task, &lost)
     })?;
     let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
     Ok(())

@@ -28,11 +28,12 @@ use super::ready::Ready;
 use super::{RunError, RunOptions};
 use crate::exec::local::sleep_until;
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
+use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
 use crate::store::{
-    now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, RunRecord, RunStatus, Store,
-    TaskRecord, TaskStatus,
+    now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, RunRecord, Store, TaskRecord,
+    TaskStatus,
 };
 
 /// Set in every attempt's environment: the state directory of the engine that started it.
@@ -86,19 +87,14 @@ pub struct Scheduler<'a> {
 
 impl Scheduler<'_> {
     /// Records the plan's tasks and executes them. Returns the run as it ended.
-    pub async fn execute(&mut self, mut run: RunRecord, plan: Plan) -> Result<RunRecord, RunError> {
+    pub async fn execute(&mut self, run: RunRecord, plan: Plan) -> Result<RunRecord, RunError> {
         let mut slots = self.record_tasks(&run, plan)?;
         self.progress.planned(slots.len());
-        run.status = RunStatus::Running;
-        run.owner_pid = Some(std::process::id());
-        self.store.write(|tx| {
-            tx.put_run(&run)?;
-            tx.event(
-                Some(run.id),
-                None,
-                "run.started",
-                format!("{} tasks", slots.len()),
-            )
+        let started = Event::RunStarted { tasks: slots.len() };
+        let run = self.store.write(|tx| {
+            tx.run_event(run.id, &started, |run| {
+                run.owner_pid = Some(std::process::id());
+            })
         })?;
 
         // Cancelled by a `cancel_requested` in the store, or from outside with the run's stop.
@@ -162,7 +158,7 @@ impl Scheduler<'_> {
                     }
                     None => None,
                 };
-                match self.decide(&run, &mut slots, index)? {
+                match self.decide(&mut slots, index)? {
                     Decision::Cached => {
                         done_with.extend(claimed);
                         // It took no room of its step's.
@@ -171,7 +167,7 @@ impl Scheduler<'_> {
                     }
                     Decision::Run => {
                         if let Some(attempt) =
-                            self.start(&run, &mut slots, index, &mut launcher, &mut decided_log)?
+                            self.start(&mut slots, index, &mut launcher, &mut decided_log)?
                         {
                             starting.push(attempt);
                             running += 1;
@@ -179,13 +175,7 @@ impl Scheduler<'_> {
                         } else {
                             done_with.extend(claimed);
                             ready.unhold(step, 1);
-                            self.fail_or_retry(
-                                &run,
-                                &mut slots,
-                                index,
-                                &sender,
-                                &mut retries_pending,
-                            )?;
+                            self.fail_or_retry(&mut slots, index, &sender, &mut retries_pending)?;
                         }
                     }
                 }
@@ -229,7 +219,7 @@ impl Scheduler<'_> {
                         if claims.is_some() {
                             done_with.push(self.output(&slots[index]));
                         }
-                        self.finish(&run, &mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
+                        self.finish(&mut slots, index, *attempt, outcome, &sender, &mut ready, &mut retries_pending)?;
                     }
                     Message::RetryDue(index) => {
                         retries_pending -= 1;
@@ -258,7 +248,7 @@ impl Scheduler<'_> {
                     self.progress.note("stopped: cancelling the run");
                     let run = run.id;
                     self.journal.record(move |tx| {
-                        tx.event(Some(run), None, "run.stopped", "the engine was stopped: running tasks are killed")
+                        tx.run_event(run, &Event::RunStopped, |_| {}).map(drop)
                     });
                 }
                 // Resumed (or paused): the loop starts what can start.
@@ -268,7 +258,7 @@ impl Scheduler<'_> {
                     self.progress.note("stopping: no new task starts; the running ones finish");
                     let run = run.id;
                     self.journal.record(move |tx| {
-                        tx.event(Some(run), None, "run.stopping", "the engine is shutting down: no new task starts")
+                        tx.run_event(run, &Event::RunStopping, |_| {}).map(drop)
                     });
                 }
             }
@@ -278,33 +268,24 @@ impl Scheduler<'_> {
         let mut leftovers = Vec::new();
         for slot in slots.iter_mut() {
             if !slot.record.status.is_final() {
-                slot.record.status = TaskStatus::Cancelled;
+                slot.record.apply(&Event::TaskCancelled)?;
                 slot.record.finished_ms = Some(now_ms());
                 leftovers.push(slot.record.clone());
             }
         }
-        let all_done = slots.iter().all(|s| s.record.status.is_done());
-        run.status = if cancelled || draining {
-            RunStatus::Cancelled
-        } else if all_done {
-            RunStatus::Succeeded
-        } else {
-            RunStatus::Failed
-        };
-        run.finished_ms = Some(now_ms());
-        run.owner_pid = None;
+        let ended = run_end(&slots, cancelled || draining);
         self.journal.commit(&self.store)?;
         if let Some(claims) = &claims {
             claims.release(slots.iter().map(|slot| self.output(slot)), run.id);
         }
-        self.store.write(|tx| {
+        let run = self.store.write(|tx| {
             for task in &leftovers {
-                tx.put_task(task)?;
+                tx.task_event(task, &Event::TaskCancelled)?;
             }
-            // Keep what other processes wrote meanwhile (a cancel request).
-            run.cancel_requested = tx.run(run.id)?.cancel_requested;
-            tx.put_run(&run)?;
-            tx.event(Some(run.id), None, "run.finished", run.status.as_str())
+            tx.run_event(run.id, &ended, |run| {
+                run.finished_ms = Some(now_ms());
+                run.owner_pid = None;
+            })
         })?;
         let state = &self.options.state_dir;
         for slot in &slots {
@@ -385,7 +366,7 @@ impl Scheduler<'_> {
                     key: String::new(),
                     identity: String::new(),
                     params: BTreeMap::new(),
-                    status: TaskStatus::Pending,
+                    status: lifecycle::task::INITIAL,
                     reason: None,
                     inputs: Vec::new(),
                     out_dir: self.out_dir(&step.name, planned.group.as_deref()),
@@ -397,12 +378,10 @@ impl Scheduler<'_> {
                 })?;
                 records.push(record);
             }
-            tx.event(
-                Some(run.id),
-                None,
-                "run.planned",
-                format!("{} tasks", records.len()),
-            )?;
+            let planned = Event::RunPlanned {
+                tasks: records.len(),
+            };
+            tx.run_event(run.id, &planned, |_| {})?;
             Ok(records)
         })?;
         for (planned, record) in plan.tasks.into_iter().zip(records) {
@@ -443,12 +422,7 @@ impl Scheduler<'_> {
     }
 
     /// Keys a ready task from its inputs and decides: reuse a cached result, or run.
-    fn decide(
-        &mut self,
-        run: &RunRecord,
-        slots: &mut [Slot],
-        index: usize,
-    ) -> Result<Decision, RunError> {
+    fn decide(&mut self, slots: &mut [Slot], index: usize) -> Result<Decision, RunError> {
         let step = &self.pipeline.steps[slots[index].planned.step];
         let inputs = inputs_of(&slots[index].planned, |up| {
             let slot = &slots[up];
@@ -482,22 +456,16 @@ impl Scheduler<'_> {
                 task: cached,
                 products,
             } => {
-                record.status = TaskStatus::Cached;
+                let event = Event::TaskCached { same_as: cached.id };
+                record.apply(&event)?;
                 record.reason = Some(Reason::Cached { task: cached.id });
                 record.products = cached.products.clone();
                 record.out_dir = cached.out_dir.clone();
                 record.command = cached.command.clone();
                 record.finished_ms = Some(now_ms());
-                let (record, run, cached) = (record.clone(), run.id, cached.id);
-                self.journal.record(move |tx| {
-                    tx.put_task(&record)?;
-                    tx.event(
-                        Some(run),
-                        Some(record.id),
-                        "task.cached",
-                        format!("same as task {cached}"),
-                    )
-                });
+                let record = record.clone();
+                self.journal
+                    .record(move |tx| tx.task_event(&record, &event));
                 slots[index].products = products;
                 self.progress.cached(&slots[index].record);
                 Ok(Decision::Cached)
@@ -515,7 +483,6 @@ impl Scheduler<'_> {
     /// removed at the run's end if they never start.
     fn start(
         &mut self,
-        run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
         launcher: &mut Launcher,
@@ -599,21 +566,18 @@ impl Scheduler<'_> {
             prepare_ahead,
         ) {
             Ok(handle) => {
-                record.status = TaskStatus::Running;
+                let event = Event::AttemptStarted {
+                    number,
+                    executor: handle.describe(),
+                };
+                record.apply(&event)?;
                 self.progress.started(record);
                 // Committed before the command is released and before the scheduler waits for
                 // anything: after a crash, recovery finds this process.
-                let (record, started, run, what) =
-                    (record.clone(), attempt.clone(), run.id, handle.describe());
+                let (record, started) = (record.clone(), attempt.clone());
                 self.journal.record(move |tx| {
-                    tx.put_task(&record)?;
                     tx.put_attempt(&started)?;
-                    tx.event(
-                        Some(run),
-                        Some(record.id),
-                        "attempt.started",
-                        format!("attempt {number}, {what}"),
-                    )
+                    tx.task_event(&record, &event)
                 });
                 Some(Starting {
                     index,
@@ -628,15 +592,15 @@ impl Scheduler<'_> {
                 attempt.error = Some(error.to_string());
                 self.progress
                     .note(&format!("cannot start {}: {error}", label(record)));
-                let (run, detail) = (run.id, error.to_string());
+                let event = Event::AttemptLaunchFailed {
+                    number,
+                    error: error.to_string(),
+                };
+                record.apply(&event)?;
+                let record = record.clone();
                 self.journal.record(move |tx| {
                     tx.put_attempt(&attempt)?;
-                    tx.event(
-                        Some(run),
-                        Some(attempt.task),
-                        "attempt.launch_failed",
-                        detail,
-                    )
+                    tx.task_event(&record, &event)
                 });
                 None
             }
@@ -650,7 +614,6 @@ impl Scheduler<'_> {
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
-        run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
         mut attempt: AttemptRecord,
@@ -683,29 +646,22 @@ impl Scheduler<'_> {
                 Ok(products) => {
                     attempt.end = Some(AttemptEnd::Succeeded);
                     let record = &mut slots[index].record;
-                    record.status = TaskStatus::Succeeded;
+                    let event = Event::TaskSucceeded {
+                        products: products.len(),
+                    };
+                    record.apply(&event)?;
                     record.products = products.iter().map(|p| p.path.clone()).collect();
                     record.finished_ms = Some(now_ms());
                     self.progress.succeeded(record, &attempt);
-                    let (record, written, pipeline, run) = (
-                        record.clone(),
-                        products.clone(),
-                        self.pipeline.name.clone(),
-                        run.id,
-                    );
+                    let (record, written, pipeline) =
+                        (record.clone(), products.clone(), self.pipeline.name.clone());
                     self.journal.record(move |tx| {
                         tx.put_attempt(&attempt)?;
                         for product in &written {
                             tx.put_product(product)?;
                         }
-                        tx.put_task(&record)?;
-                        tx.complete(&pipeline, &record)?;
-                        tx.event(
-                            Some(run),
-                            Some(record.id),
-                            "task.succeeded",
-                            format!("{} products", written.len()),
-                        )
+                        tx.task_event(&record, &event)?;
+                        tx.complete(&pipeline, &record)
                     });
                     slots[index].products = products;
                     self.release(slots, index, ready);
@@ -731,36 +687,35 @@ impl Scheduler<'_> {
         if !cancelled {
             self.progress.attempt_failed(&slots[index].record, &attempt);
         }
-        let run_id = run.id;
+        let finished = Event::AttemptFinished {
+            number: attempt.number,
+            end: attempt.end.unwrap_or(AttemptEnd::Failed),
+            exit_code: attempt.exit_code,
+            signal: attempt.signal,
+        };
+        let record = &mut slots[index].record;
+        record.apply(&finished)?;
+        let task = record.clone();
         self.journal.record(move |tx| {
             tx.put_attempt(&attempt)?;
-            tx.event(
-                Some(run_id),
-                Some(attempt.task),
-                "attempt.finished",
-                format!(
-                    "{:?} exit {:?} signal {:?}",
-                    attempt.end, attempt.exit_code, attempt.signal
-                ),
-            )
+            tx.task_event(&task, &finished)
         });
         if cancelled {
-            let record = &mut slots[index].record;
-            record.status = TaskStatus::Cancelled;
+            record.apply(&Event::TaskCancelled)?;
             record.finished_ms = Some(now_ms());
             self.progress.cancelled(record);
             let record = record.clone();
-            self.journal.record(move |tx| tx.put_task(&record));
+            self.journal
+                .record(move |tx| tx.task_event(&record, &Event::TaskCancelled));
             return Ok(());
         }
-        self.fail_or_retry(run, slots, index, sender, retries_pending)
+        self.fail_or_retry(slots, index, sender, retries_pending)
     }
 
     /// After a failed attempt: schedule a retry after the backoff, or fail the task and block
     /// everything downstream of it.
     fn fail_or_retry(
         &mut self,
-        run: &RunRecord,
         slots: &mut [Slot],
         index: usize,
         sender: &mpsc::UnboundedSender<Message>,
@@ -770,18 +725,14 @@ impl Scheduler<'_> {
         let record = &mut slots[index].record;
         if record.attempts <= policy.retries {
             let delay = Duration::from_millis(policy.backoff.delay_before(record.attempts + 1));
-            record.status = TaskStatus::Pending;
+            let event = Event::TaskRetry {
+                delay_ms: delay.as_millis() as u64,
+            };
+            record.apply(&event)?;
             self.progress.retrying(record, delay);
-            let (record, run) = (record.clone(), run.id);
-            self.journal.record(move |tx| {
-                tx.put_task(&record)?;
-                tx.event(
-                    Some(run),
-                    Some(record.id),
-                    "task.retry",
-                    format!("in {} ms", delay.as_millis()),
-                )
-            });
+            let record = record.clone();
+            self.journal
+                .record(move |tx| tx.task_event(&record, &event));
             *retries_pending += 1;
             let sender = sender.clone();
             tokio::spawn(async move {
@@ -790,28 +741,19 @@ impl Scheduler<'_> {
             });
             return Ok(());
         }
-        record.status = TaskStatus::Failed;
+        let event = Event::TaskFailed {
+            attempts: record.attempts,
+        };
+        record.apply(&event)?;
         record.finished_ms = Some(now_ms());
         let failed = record.clone();
-        let blocked = block_downstream(slots, index);
+        let blocked = block_downstream(slots, index)?;
         self.progress.failed(&failed, blocked.len());
-        let run = run.id;
         self.journal.record(move |tx| {
-            tx.put_task(&failed)?;
-            tx.event(
-                Some(run),
-                Some(failed.id),
-                "task.failed",
-                format!("after {} attempts", failed.attempts),
-            )?;
+            tx.task_event(&failed, &event)?;
+            let blocked_by = Event::TaskBlocked { by: failed.id };
             for task in &blocked {
-                tx.put_task(task)?;
-                tx.event(
-                    Some(run),
-                    Some(task.id),
-                    "task.blocked",
-                    format!("by task {}", failed.id),
-                )?;
+                tx.task_event(task, &blocked_by)?;
             }
             Ok(())
         });
@@ -857,21 +799,41 @@ async fn claim_released(released: &mut Option<tokio::sync::watch::Receiver<u64>>
 }
 
 /// Blocks every task downstream of `failed` (transitively); returns their updated records.
-fn block_downstream(slots: &mut [Slot], failed: usize) -> Vec<TaskRecord> {
+fn block_downstream(
+    slots: &mut [Slot],
+    failed: usize,
+) -> Result<Vec<TaskRecord>, IllegalTransition> {
     let failed_id = slots[failed].record.id;
+    let blocked_by = Event::TaskBlocked { by: failed_id };
     let mut stack = slots[failed].downstream.clone();
     let mut blocked = Vec::new();
     while let Some(index) = stack.pop() {
         if slots[index].record.status != TaskStatus::Pending {
             continue;
         }
-        slots[index].record.status = TaskStatus::Blocked;
+        slots[index].record.apply(&blocked_by)?;
         slots[index].record.blocked_by = Some(failed_id);
         slots[index].record.finished_ms = Some(now_ms());
         blocked.push(slots[index].record.clone());
         stack.extend(slots[index].downstream.iter().copied());
     }
-    blocked
+    Ok(blocked)
+}
+
+/// How a run ends: cancelled when it was stopped, else succeeded when every task is done.
+fn run_end(slots: &[Slot], stopped: bool) -> Event {
+    let not_done = slots.iter().filter(|s| !s.record.status.is_done()).count();
+    if stopped {
+        Event::RunCancelled {
+            why: format!("{not_done} of {} tasks not done", slots.len()),
+        }
+    } else if not_done == 0 {
+        Event::RunSucceeded
+    } else {
+        Event::RunFailed {
+            why: format!("{not_done} of {} tasks not done", slots.len()),
+        }
+    }
 }
 
 /// A group key as one safe path segment.

@@ -18,6 +18,8 @@ use serde::Serialize;
 
 pub use records::*;
 
+use crate::lifecycle::{self, Entity, Event, EventKind, IllegalTransition};
+
 /// The version of the tables and records below. Bump it, and add a migration in `open`, for any
 /// change an older engine would misread.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -82,6 +84,18 @@ pub enum StoreError {
     NoRun(u64),
     #[error("no task {0}")]
     NoTask(u64),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("{entity} {id}: `{event}` leads to {expected}, but the record says {written} (a bug: please report it)")]
+    StatusMismatch {
+        entity: &'static str,
+        id: u64,
+        event: EventKind,
+        expected: &'static str,
+        written: &'static str,
+    },
+    #[error("`{0}` changes a status: record it with `run_event` or `task_event`, not as a note (a bug: please report it)")]
+    NotANote(EventKind),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -317,6 +331,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The whole event log, oldest first.
+    pub fn events(&self) -> Result<Vec<EventRecord>> {
+        self.all(EVENTS, "events")
+    }
+
     /// How many runs there are, and the newest of them from the `skip`-th, at most `take`:
     /// a page of the history without reading all of it.
     pub fn newest_runs(&self, skip: usize, take: usize) -> Result<(usize, Vec<RunRecord>)> {
@@ -504,21 +523,15 @@ impl Tx<'_> {
     }
 
     /// Appends an event to the log.
-    pub fn event(
-        &mut self,
-        run: Option<u64>,
-        task: Option<u64>,
-        kind: &str,
-        detail: impl Into<String>,
-    ) -> Result<()> {
+    fn append(&mut self, run: Option<u64>, task: Option<u64>, event: &Event) -> Result<()> {
         let seq = self.next_id("next_event")?;
         let record = EventRecord {
             seq,
             time_ms: now_ms(),
             run,
             task,
-            kind: kind.to_string(),
-            detail: detail.into(),
+            kind: event.kind().as_str().to_string(),
+            detail: event.detail(),
         };
         self.txn
             .open_table(EVENTS)?
@@ -526,20 +539,103 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Creates a run; its id is assigned here.
-    pub fn create_run(&mut self, mut run: RunRecord) -> Result<RunRecord> {
-        run.id = self.next_id("next_run")?;
+    /// Appends an event that changes no status (a webhook's delivery, a garbage collection).
+    pub fn note(&mut self, run: Option<u64>, event: &Event) -> Result<()> {
+        if event.kind().entity() != Entity::Neither {
+            return Err(StoreError::NotANote(event.kind()));
+        }
+        self.append(run, None, event)
+    }
+
+    /// Applies `event` to the stored run through the run lifecycle table, lets `update` set the
+    /// run's other fields (never its status), and writes it with the event. Returns the run as
+    /// written.
+    pub fn run_event(
+        &mut self,
+        id: u64,
+        event: &Event,
+        update: impl FnOnce(&mut RunRecord),
+    ) -> Result<RunRecord> {
+        let mut run = self.run(id)?;
+        run.apply(event)?;
+        let to = run.status;
+        update(&mut run);
+        if run.status != to {
+            return Err(mismatch("run", id, event.kind(), to, run.status));
+        }
         self.put_run(&run)?;
-        self.event(
-            Some(run.id),
-            None,
-            "run.created",
-            format!("{} ({})", run.pipeline, run.trigger),
-        )?;
+        self.append(Some(id), None, event)?;
         Ok(run)
     }
 
-    pub fn put_run(&mut self, run: &RunRecord) -> Result<()> {
+    /// Writes `task` as `event` left it, with the event: refused unless the task lifecycle takes
+    /// the stored task's status to `task.status` on this event.
+    pub fn task_event(&mut self, task: &TaskRecord, event: &Event) -> Result<()> {
+        let stored: TaskStatus = self
+            .stored_status(TASKS, "tasks", task.id)?
+            .ok_or(StoreError::NoTask(task.id))?;
+        let to = lifecycle::task::apply(task.id, stored, event.kind())?;
+        if to != task.status {
+            return Err(mismatch("task", task.id, event.kind(), to, task.status));
+        }
+        self.put_task(task)?;
+        self.append(Some(task.run), Some(task.id), event)
+    }
+
+    /// Writes a task whose status is unchanged (for tests that set up other fields).
+    #[cfg(test)]
+    pub fn put_task_same_status(&mut self, task: &TaskRecord) -> Result<()> {
+        let stored: TaskStatus = self
+            .stored_status(TASKS, "tasks", task.id)?
+            .ok_or(StoreError::NoTask(task.id))?;
+        assert_eq!(
+            stored, task.status,
+            "a test changed a status without an event"
+        );
+        self.put_task(task)
+    }
+
+    /// The status of a stored run or task, read without decoding the rest of its record.
+    fn stored_status<S: DeserializeOwned>(
+        &mut self,
+        def: TableDefinition<u64, &str>,
+        name: &'static str,
+        id: u64,
+    ) -> Result<Option<S>> {
+        #[derive(serde::Deserialize)]
+        struct Status<S> {
+            status: S,
+        }
+        let table = self.txn.open_table(def)?;
+        let found = table.get(id)?;
+        found
+            .map(|v| decode::<Status<S>>(name, v.value()).map(|s| s.status))
+            .transpose()
+    }
+
+    /// Creates a run; its id is assigned here.
+    pub fn create_run(&mut self, mut run: RunRecord) -> Result<RunRecord> {
+        run.id = self.next_id("next_run")?;
+        if run.status != lifecycle::run::INITIAL {
+            let (initial, written) = (lifecycle::run::INITIAL, run.status);
+            return Err(mismatch(
+                "run",
+                run.id,
+                EventKind::RunCreated,
+                initial,
+                written,
+            ));
+        }
+        self.put_run(&run)?;
+        let created = Event::RunCreated {
+            pipeline: run.pipeline.clone(),
+            trigger: run.trigger.clone(),
+        };
+        self.append(Some(run.id), None, &created)?;
+        Ok(run)
+    }
+
+    fn put_run(&mut self, run: &RunRecord) -> Result<()> {
         self.txn
             .open_table(RUNS)?
             .insert(run.id, encode(run).as_str())?;
@@ -560,9 +656,20 @@ impl Tx<'_> {
         )
     }
 
-    /// Creates a task of `task.run`; its id is assigned here.
+    /// Creates a task of `task.run`, in the lifecycle's first status; its id is assigned here.
+    /// Its run's `run.planned` event stands for the creation of its tasks.
     pub fn create_task(&mut self, mut task: TaskRecord) -> Result<TaskRecord> {
         task.id = self.next_id("next_task")?;
+        if task.status != lifecycle::task::INITIAL {
+            let (initial, written) = (lifecycle::task::INITIAL, task.status);
+            return Err(mismatch(
+                "task",
+                task.id,
+                EventKind::RunPlanned,
+                initial,
+                written,
+            ));
+        }
         self.put_task(&task)?;
         self.txn
             .open_table(RUN_TASKS)?
@@ -570,7 +677,7 @@ impl Tx<'_> {
         Ok(task)
     }
 
-    pub fn put_task(&mut self, task: &TaskRecord) -> Result<()> {
+    fn put_task(&mut self, task: &TaskRecord) -> Result<()> {
         self.txn
             .open_table(TASKS)?
             .insert(task.id, encode(task).as_str())?;
@@ -647,6 +754,23 @@ impl Tx<'_> {
     }
 }
 
+/// A record whose status is not the one the lifecycle gives for its event.
+fn mismatch<S: Into<&'static str>>(
+    entity: &'static str,
+    id: u64,
+    event: EventKind,
+    expected: S,
+    written: S,
+) -> StoreError {
+    StoreError::StatusMismatch {
+        entity,
+        id,
+        event,
+        expected: expected.into(),
+        written: written.into(),
+    }
+}
+
 fn latest_key(pipeline: &str, step: &str, group: Option<&str>) -> String {
     format!("{pipeline}\0{step}\0{}", group.unwrap_or(""))
 }
@@ -680,9 +804,10 @@ mod tests {
             made.push(store.write(|tx| tx.create_run(run_of(pipeline))).unwrap());
         }
         assert_eq!(ids(&store.live_runs().unwrap()), [1, 2, 3, 4, 5]);
-        let mut done = made[2].clone();
-        done.status = RunStatus::Succeeded;
-        store.write(|tx| tx.put_run(&done)).unwrap();
+        let id = made[2].id;
+        for event in [Event::RunStarted { tasks: 0 }, Event::RunSucceeded] {
+            store.write(|tx| tx.run_event(id, &event, |_| {})).unwrap();
+        }
         assert_eq!(ids(&store.live_runs().unwrap()), [1, 2, 4, 5]);
         assert_eq!(
             ids(&store.write(|tx| tx.live_runs()).unwrap()),

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use dsl::model::ParamValue;
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::{self, Event, IllegalTransition};
+pub use crate::lifecycle::{AttemptEnd, RunStatus, TaskStatus};
 use crate::scan::Fingerprint;
 
 /// Milliseconds since the Unix epoch.
@@ -17,53 +19,6 @@ pub fn now_ms() -> Millis {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Planned, tasks recorded; not yet executing.
-    Queued,
-    Running,
-    Succeeded,
-    /// At least one task failed or was blocked by a failure.
-    Failed,
-    Cancelled,
-    /// The process that ran it died; `engine resume` goes on with it.
-    Interrupted,
-}
-
-impl RunStatus {
-    /// Every status, in the order a run may go through them.
-    pub const ALL: [RunStatus; 6] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-        RunStatus::Interrupted,
-    ];
-
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Succeeded
-                | RunStatus::Failed
-                | RunStatus::Cancelled
-                | RunStatus::Interrupted
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
 }
 
 /// One firing of a pipeline.
@@ -89,6 +44,14 @@ pub struct RunRecord {
     pub parent: Option<u64>,
 }
 
+impl RunRecord {
+    /// Moves the run's status on by `event`, as the run lifecycle table says.
+    pub fn apply(&mut self, event: &Event) -> Result<(), IllegalTransition> {
+        self.status = lifecycle::run::apply(self.id, self.status, event.kind())?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 impl RunRecord {
     /// A queued manual run of `pipeline`, for tests; the store assigns its id.
@@ -106,55 +69,6 @@ impl RunRecord {
             owner_pid: None,
             cancel_requested: false,
             parent: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskStatus {
-    /// Waiting for its upstream tasks or a slot.
-    Pending,
-    Running,
-    Succeeded,
-    /// Not run: a completed task with the same key and intact products exists.
-    Cached,
-    Failed,
-    Cancelled,
-    /// Not run because an upstream task failed or was cancelled.
-    Blocked,
-}
-
-impl TaskStatus {
-    /// Every status.
-    pub const ALL: [TaskStatus; 7] = [
-        TaskStatus::Pending,
-        TaskStatus::Running,
-        TaskStatus::Succeeded,
-        TaskStatus::Cached,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-        TaskStatus::Blocked,
-    ];
-
-    /// Finished with its products available to downstream tasks.
-    pub fn is_done(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Cached)
-    }
-
-    pub fn is_final(self) -> bool {
-        !matches!(self, TaskStatus::Pending | TaskStatus::Running)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::Running => "running",
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Cached => "cached",
-            TaskStatus::Failed => "failed",
-            TaskStatus::Cancelled => "cancelled",
-            TaskStatus::Blocked => "blocked",
         }
     }
 }
@@ -252,20 +166,40 @@ pub struct TaskRecord {
     pub finished_ms: Option<Millis>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptEnd {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    /// The engine died while the attempt ran and its outcome could not be recovered.
-    Lost,
-    /// The process could not even start.
-    LaunchFailed,
+/// One try of a task.
+#[cfg(test)]
+impl TaskRecord {
+    /// A pending task of `step` in `run`, for tests; the store assigns its id.
+    pub fn pending(run: u64, step: &str) -> TaskRecord {
+        TaskRecord {
+            id: 0,
+            run,
+            step: step.to_string(),
+            group: None,
+            key: String::new(),
+            identity: String::new(),
+            params: BTreeMap::new(),
+            status: TaskStatus::Pending,
+            reason: None,
+            inputs: Vec::new(),
+            out_dir: PathBuf::new(),
+            products: Vec::new(),
+            attempts: 0,
+            blocked_by: None,
+            command: String::new(),
+            finished_ms: None,
+        }
+    }
 }
 
-/// One try of a task.
+impl TaskRecord {
+    /// Moves the task's status on by `event`, as the task lifecycle table says.
+    pub fn apply(&mut self, event: &Event) -> Result<(), IllegalTransition> {
+        self.status = lifecycle::task::apply(self.id, self.status, event.kind())?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub task: u64,
@@ -374,7 +308,8 @@ pub struct EventRecord {
     pub time_ms: Millis,
     pub run: Option<u64>,
     pub task: Option<u64>,
-    /// e.g. `run.created`, `task.queued`, `attempt.started`, `attempt.finished`, `run.finished`.
+    /// The event's kind, as [`crate::lifecycle::EventKind`] names it: `run.created`,
+    /// `attempt.started`, `task.failed`, ...
     pub kind: String,
     pub detail: String,
 }

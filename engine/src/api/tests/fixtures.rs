@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::lifecycle::{self, Event};
 use crate::store::{
     AttemptEnd, AttemptFiles, AttemptRecord, RunRecord, RunStatus, Store, TaskRecord, TaskStatus,
 };
 
-/// Creates a run of `pipeline` created at `created_ms`.
+/// Creates a run of `pipeline` created at `created_ms`, then takes it to `status` through the
+/// run lifecycle.
 pub fn add_run(
     store: &Store,
     pipeline: &str,
@@ -16,7 +18,7 @@ pub fn add_run(
     created_ms: u64,
 ) -> RunRecord {
     let finished = status.is_finished().then_some(created_ms + 500);
-    store
+    let run = store
         .write(|tx| {
             tx.create_run(RunRecord {
                 id: 0,
@@ -25,7 +27,7 @@ pub fn add_run(
                 trigger: trigger.into(),
                 params: BTreeMap::new(),
                 definition_hash: "d".into(),
-                status,
+                status: lifecycle::run::INITIAL,
                 created_ms,
                 finished_ms: finished,
                 owner_pid: None,
@@ -33,11 +35,14 @@ pub fn add_run(
                 parent: None,
             })
         })
-        .unwrap()
+        .unwrap();
+    set_run_status(store, run.id, status);
+    store.run(run.id).unwrap()
 }
 
+/// Creates a task of `run`, then takes it to `status` through the task lifecycle.
 pub fn add_task(store: &Store, run: u64, step: &str, status: TaskStatus) -> TaskRecord {
-    store
+    let task = store
         .write(|tx| {
             tx.create_task(TaskRecord {
                 id: 0,
@@ -47,7 +52,7 @@ pub fn add_task(store: &Store, run: u64, step: &str, status: TaskStatus) -> Task
                 key: "k".into(),
                 identity: "i".into(),
                 params: BTreeMap::new(),
-                status,
+                status: lifecycle::task::INITIAL,
                 reason: None,
                 inputs: vec![],
                 out_dir: "/w/out".into(),
@@ -58,7 +63,9 @@ pub fn add_task(store: &Store, run: u64, step: &str, status: TaskStatus) -> Task
                 finished_ms: None,
             })
         })
-        .unwrap()
+        .unwrap();
+    set_task_status(store, task.id, status);
+    store.task(task.id).unwrap()
 }
 
 /// Adds attempt `number` of `task`, its logs `NUMBER.out` and `NUMBER.err` in `logs`.
@@ -85,7 +92,7 @@ pub fn add_attempt(
         .write(|tx| {
             let mut record = tx.task(task)?;
             record.attempts = record.attempts.max(number);
-            tx.put_task(&record)?;
+            tx.put_task_same_status(&record)?;
             tx.put_attempt(&attempt)
         })
         .unwrap();
@@ -99,22 +106,34 @@ pub fn finish_attempt(store: &Store, mut attempt: AttemptRecord) {
     store.write(|tx| tx.put_attempt(&attempt)).unwrap();
 }
 
+/// Takes a task to `status` by the shortest chain of events the task lifecycle allows.
 pub fn set_task_status(store: &Store, task: u64, status: TaskStatus) {
     store
         .write(|tx| {
             let mut record = tx.task(task)?;
-            record.status = status;
-            tx.put_task(&record)
+            let path = lifecycle::path(lifecycle::task::TABLE, record.status, status)
+                .unwrap_or_else(|| panic!("no way from {:?} to {status:?}", record.status));
+            for kind in path {
+                let event = Event::example(kind);
+                record.apply(&event)?;
+                tx.task_event(&record, &event)?;
+            }
+            Ok(())
         })
         .unwrap();
 }
 
+/// Takes a run to `status` by the shortest chain of events the run lifecycle allows.
 pub fn set_run_status(store: &Store, run: u64, status: RunStatus) {
     store
         .write(|tx| {
-            let mut record = tx.run(run)?;
-            record.status = status;
-            tx.put_run(&record)
+            let from = tx.run(run)?.status;
+            let path = lifecycle::path(lifecycle::run::TABLE, from, status)
+                .unwrap_or_else(|| panic!("no way from {from:?} to {status:?}"));
+            for kind in path {
+                tx.run_event(run, &Event::example(kind), |_| {})?;
+            }
+            Ok(())
         })
         .unwrap();
 }

@@ -72,13 +72,13 @@ async fn the_graph_of_a_pipeline_no_longer_loaded_comes_from_its_tasks() {
         .write(|tx| {
             let mut record = tx.task(first.id)?;
             record.inputs = vec![input("raw", None)];
-            tx.put_task(&record)?;
+            tx.put_task_same_status(&record)?;
             let mut record = tx.task(second.id)?;
             record.inputs = vec![
                 input("fetch", Some(first.id)),
                 input("fetch", Some(first.id)),
             ];
-            tx.put_task(&record)
+            tx.put_task_same_status(&record)
         })
         .unwrap();
     set_task_status(&server.store, second.id, TaskStatus::Failed);

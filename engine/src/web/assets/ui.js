@@ -61,6 +61,7 @@ export const STATUS = {
   cancelled: "⊘",
   interrupted: "!",
   blocked: "⊟",
+  not_started: "○",
 };
 
 export function badge(status) {
