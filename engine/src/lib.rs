@@ -12,6 +12,8 @@ pub mod cli;
 pub mod daemon;
 pub mod exec;
 pub mod inspect;
+#[cfg(test)]
+mod layers;
 pub mod lifecycle;
 pub mod plan;
 pub mod run;

@@ -98,7 +98,7 @@ fn again(
         force: Force::None,
         state_dir: super::target::absolute(&state.dir()),
         out_root: std::path::PathBuf::new(),
-        kill_grace: std::time::Duration::from_secs(5),
+        kill_grace: crate::exec::KILL_GRACE,
         only: None,
         stop: Default::default(),
         claims: None,

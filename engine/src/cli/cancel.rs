@@ -42,7 +42,7 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
             force: crate::run::Force::None,
             state_dir: super::target::absolute(&args.state.dir()),
             out_root: std::path::PathBuf::new(),
-            kill_grace: Duration::from_secs(5),
+            kill_grace: crate::exec::KILL_GRACE,
             only: None,
             stop: Default::default(),
             claims: None,

@@ -11,10 +11,10 @@ use clap::Args;
 
 use super::target::{absolute, StateArgs};
 use super::Outcome;
+use crate::exec::files as attempt_files;
 use crate::exec::local::process_alive;
 use crate::lifecycle::Event;
-use crate::run::attempt_files;
-use crate::run::publish::products_intact;
+use crate::plan::decide::products_intact;
 use crate::store::Store;
 
 /// Reclaim space: drop superseded task records and logs, stale cache entries and temporary files;

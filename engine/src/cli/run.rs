@@ -211,7 +211,7 @@ pub fn execute(
         force,
         state_dir,
         out_root,
-        kill_grace: Duration::from_secs(5),
+        kill_grace: crate::exec::KILL_GRACE,
         only,
         stop: Default::default(),
         claims: None,

@@ -118,7 +118,7 @@ impl Daemon {
             force,
             state_dir: self.options.state_dir.clone(),
             out_root: self.options.out_root.clone(),
-            kill_grace: Duration::from_secs(5),
+            kill_grace: crate::exec::KILL_GRACE,
             only: None,
             slurm: self.options.slurm.clone(),
             stop: Stop {

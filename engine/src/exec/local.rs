@@ -49,9 +49,8 @@
 //! A process that leaves the group (`setsid`, `setpgid`) escapes all of this; containing those
 //! needs cgroups, which is a job for a container executor.
 
-use std::fs::{self, File};
+use std::fs;
 use std::future::pending;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +60,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::supervisor::{self, Ended, Program, Start, Status, Supervisor};
-use super::{direct, AttemptOutcome, AttemptSpec, Ending, ExecError};
+use super::{direct, files, AttemptOutcome, AttemptSpec, Ending, ExecError};
 
 pub use super::process::{kill_group, process_alive};
 
@@ -105,10 +104,10 @@ impl LocalExecutor {
                 source,
             })?
         } else {
-            let out_dir = prepare_out_dir(&spec.out_dir)?;
-            create_log(&spec.stdout_path)?;
+            let out_dir = files::prepare_out_dir(&spec.out_dir)?;
+            files::create_log(&spec.stdout_path)?;
             if spec.stderr_path != spec.stdout_path {
-                create_log(&spec.stderr_path)?;
+                files::create_log(&spec.stderr_path)?;
             }
             out_dir
         };
@@ -181,28 +180,6 @@ fn shell_program(spec: &AttemptSpec, script: String) -> Result<Program, ExecErro
     }
 }
 
-/// Empties (removes and recreates) the output directory, unless it is an empty directory already;
-/// returns its absolute path.
-pub(super) fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
-    let error = |source| ExecError::OutDir {
-        path: path.to_owned(),
-        source,
-    };
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() && is_empty_dir(path) => {}
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(error)?,
-        Ok(_) => fs::remove_file(path).map_err(error)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(error(e)),
-    }
-    fs::create_dir_all(path).map_err(error)?;
-    std::path::absolute(path).map_err(error)
-}
-
-fn is_empty_dir(path: &Path) -> bool {
-    fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
-}
-
 /// What a held command's script does first: wait at the gate, then give the command an empty
 /// stdin. 111 is never collected: the engine that would read it is gone, or kills the attempt.
 const GATE: &str = "read -r _ || exit 111\nexec </dev/null\n";
@@ -221,17 +198,6 @@ fn write_script(path: &Path, script: &str) -> Result<(), ExecError> {
         fs::create_dir_all(parent).map_err(error)?;
     }
     fs::write(path, script).map_err(error)
-}
-
-pub(super) fn create_log(path: &Path) -> Result<File, ExecError> {
-    let error = |source| ExecError::LogFile {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(error)?;
-    }
-    File::create(path).map_err(error)
 }
 
 /// An attempt that has been started and not yet waited for.

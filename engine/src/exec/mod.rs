@@ -8,10 +8,17 @@
 //! a SLURM job id), so the caller can commit that to the store before it waits for the end.
 
 pub mod direct;
+pub mod files;
 pub mod local;
 mod process;
 pub mod slurm;
 pub mod supervisor;
+pub mod tag;
+
+pub use tag::{AttemptTag, ATTEMPT_VAR, STATE_DIR_VAR};
+
+/// How long a stopped attempt (cancelled, timed out) gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 use std::fmt;
 use std::io;
@@ -53,6 +60,8 @@ pub struct AttemptSpec {
     /// How long the attempt may run, counted from `start`; `None` for no limit.
     pub timeout: Option<Duration>,
     /// After SIGTERM to the process group (timeout or cancel), wait this long before SIGKILL.
+    /// Between SIGTERM and SIGKILL when the attempt is stopped; [`KILL_GRACE`] unless a test
+    /// wants it shorter.
     pub kill_grace: Duration,
 }
 

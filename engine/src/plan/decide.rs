@@ -3,11 +3,12 @@
 //! through here, so a dry run says exactly what a run would do.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use dsl::model::{ParamValue, StepDef};
 
 use super::key::{params_used, reason, task_key};
-use crate::run::publish::products_intact;
+use crate::scan;
 use crate::store::{Found, InputRef, ProductRecord, Reason, Store, StoreError, TaskRecord};
 
 pub struct Decided {
@@ -79,4 +80,21 @@ pub fn decide(
         params,
         outcome: Outcome::Run(why),
     })
+}
+
+/// Whether recorded products are all still there, unchanged: the fingerprint is compared, and
+/// the content rehashed only when the fingerprint moved.
+pub fn products_intact(products: &[ProductRecord]) -> Result<(), PathBuf> {
+    for product in products {
+        let Ok(fingerprint) = scan::fingerprint(&product.path) else {
+            return Err(product.path.clone());
+        };
+        if !fingerprint.same_stat(&product.fingerprint) {
+            match scan::hash_file(&product.path) {
+                Ok(hash) if hash == product.hash => {}
+                _ => return Err(product.path.clone()),
+            }
+        }
+    }
+    Ok(())
 }

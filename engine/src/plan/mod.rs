@@ -10,7 +10,7 @@ pub mod decide;
 pub mod key;
 pub mod preview;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use dsl::model::source::Grouping;
@@ -18,6 +18,38 @@ use dsl::model::{ParamValue, Pipeline};
 
 use crate::scan::{self, Item, ScanError, ScanStats};
 use crate::store::{InputRef, ItemRecord, ProductRecord, Store, StoreError};
+
+/// Which steps ignore the cache.
+#[derive(Debug, Clone, Default)]
+pub enum Force {
+    #[default]
+    None,
+    All,
+    /// These steps (a step given with `--from` and everything downstream of it).
+    Steps(BTreeSet<String>),
+}
+
+impl Force {
+    pub fn applies_to(&self, step: &str) -> bool {
+        match self {
+            Force::None => false,
+            Force::All => true,
+            Force::Steps(steps) => steps.contains(step),
+        }
+    }
+
+    /// `step` and every step downstream of it.
+    pub fn from_step(pipeline: &Pipeline, step: &str) -> Force {
+        let mut steps = BTreeSet::from([step.to_string()]);
+        // Steps are in topological order, so one pass finds every descendant.
+        for s in &pipeline.steps {
+            if s.inputs.iter().chain(&s.after).any(|i| steps.contains(i)) {
+                steps.insert(s.name.clone());
+            }
+        }
+        Force::Steps(steps)
+    }
+}
 
 /// One task of a run, before it runs.
 #[derive(Debug, Clone)]

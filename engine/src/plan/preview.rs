@@ -10,8 +10,8 @@ use dsl::model::{ParamValue, Pipeline};
 use serde::Serialize;
 
 use super::decide::{decide, Outcome};
+use super::Force;
 use super::{inputs_of, Plan, Produced};
-use crate::run::Force;
 use crate::store::{ProductRecord, Reason, Store, StoreError};
 
 /// The decision for one planned task.

@@ -4,7 +4,6 @@
 //! waits, and keeps each executor's limits: at most `--jobs` local attempts at once; at most the
 //! SLURM queue size of jobs in the queue, submitted no faster than the SLURM submission rate.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use dsl::model::step::ExecutorKind;
@@ -12,7 +11,7 @@ use dsl::model::StepDef;
 use tokio_util::sync::CancellationToken;
 
 use super::RunOptions;
-use crate::exec::slurm::{SlurmExecutor, SlurmJob, SlurmRequest, SlurmSettings};
+use crate::exec::slurm::{state_id, SlurmExecutor, SlurmJob, SlurmRequest, SlurmSettings};
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
 use crate::store::{AttemptRecord, SlurmJobRecord, Store};
 
@@ -89,23 +88,10 @@ impl Launcher {
                 Ok(Started::Local(handle))
             }
             ExecutorKind::Slurm => {
-                let settings = &step.executor.settings;
-                // Beside the attempt's logs, where a person looks for them.
-                let script = spec.stdout_path.with_extension("sbatch");
-                let request = SlurmRequest {
-                    job_name: job_name(pipeline, &step.name, tag),
-                    comment: slurm_comment(&self.state_id, tag),
-                    script: script.clone(),
-                    usage: attempt.tmp_dir.with_extension("usage"),
-                    cpus: step.resources.cpus,
-                    gpus: step.resources.gpus,
-                    memory_bytes: step.resources.memory_bytes,
-                    time: step.resources.time_ms.map(std::time::Duration::from_millis),
-                    partition: settings.get("partition").cloned(),
-                    account: settings.get("account").cloned(),
-                    qos: settings.get("qos").cloned(),
-                    options: settings.get("options").cloned(),
-                };
+                let usage = attempt.tmp_dir.with_extension("usage");
+                let request =
+                    SlurmRequest::for_step(step, pipeline, tag, &self.state_id, spec, usage);
+                let script = request.script.clone();
                 let executor = self
                     .slurm
                     .get_or_insert_with(|| SlurmExecutor::new(self.settings.clone()));
@@ -217,39 +203,4 @@ fn slurm_error(
     } else {
         format!("SLURM job {id} {how} ({})", detail.join(", "))
     })
-}
-
-/// A SLURM job name: `PIPELINE.STEP.TASK-ATTEMPT`, without blanks.
-fn job_name(pipeline: &str, step: &str, tag: &str) -> String {
-    format!("{pipeline}.{step}.{tag}")
-        .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
-        .collect()
-}
-
-/// A short, stable name for a state directory: the first 16 hex digits of its path's blake3.
-pub fn state_id(state_dir: &Path) -> String {
-    let hash = blake3::hash(state_dir.to_string_lossy().as_bytes()).to_hex();
-    hash[..16].to_string()
-}
-
-/// The comment of the SLURM job of attempt `tag` of the state directory `state_id`: recovery
-/// finds a job by it even when the engine died before committing its id.
-pub fn slurm_comment(state_id: &str, tag: &str) -> String {
-    format!("engine:{state_id}:{tag}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names_and_comments() {
-        assert_eq!(job_name("p", "align reads", "3-1"), "p.align_reads.3-1");
-        let id = state_id(Path::new("/data/.engine"));
-        assert_eq!(id.len(), 16);
-        assert_eq!(id, state_id(Path::new("/data/.engine")));
-        assert_ne!(id, state_id(Path::new("/other/.engine")));
-        assert_eq!(slurm_comment(&id, "3-1"), format!("engine:{id}:3-1"));
-    }
 }

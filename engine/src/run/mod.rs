@@ -3,7 +3,6 @@
 //! [`recovery`].
 
 pub mod again;
-pub mod attempt_files;
 pub mod claims;
 mod journal;
 pub mod launch;
@@ -14,7 +13,7 @@ mod ready;
 pub mod recovery;
 pub mod scheduler;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,37 +28,7 @@ use crate::store::{now_ms, RunRecord, Store, StoreError};
 use progress::Progress;
 use scheduler::Scheduler;
 
-/// Which steps ignore the cache.
-#[derive(Debug, Clone, Default)]
-pub enum Force {
-    #[default]
-    None,
-    All,
-    /// These steps (a step given with `--from` and everything downstream of it).
-    Steps(BTreeSet<String>),
-}
-
-impl Force {
-    pub fn applies_to(&self, step: &str) -> bool {
-        match self {
-            Force::None => false,
-            Force::All => true,
-            Force::Steps(steps) => steps.contains(step),
-        }
-    }
-
-    /// `step` and every step downstream of it.
-    pub fn from_step(pipeline: &Pipeline, step: &str) -> Force {
-        let mut steps = BTreeSet::from([step.to_string()]);
-        // Steps are in topological order, so one pass finds every descendant.
-        for s in &pipeline.steps {
-            if s.inputs.iter().chain(&s.after).any(|i| steps.contains(i)) {
-                steps.insert(s.name.clone());
-            }
-        }
-        Force::Steps(steps)
-    }
-}
+pub use crate::plan::Force;
 
 pub struct RunOptions {
     pub jobs: usize,

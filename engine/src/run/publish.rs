@@ -151,26 +151,10 @@ fn replace_dir(from: &Path, to: &Path, trash: &Path) -> Result<(), PublishError>
     Ok(())
 }
 
-/// Whether recorded products are all still there, unchanged: the fingerprint is compared, and
-/// the content rehashed only when the fingerprint moved.
-pub fn products_intact(products: &[ProductRecord]) -> Result<(), PathBuf> {
-    for product in products {
-        let Ok(fingerprint) = scan::fingerprint(&product.path) else {
-            return Err(product.path.clone());
-        };
-        if !fingerprint.same_stat(&product.fingerprint) {
-            match scan::hash_file(&product.path) {
-                Ok(hash) if hash == product.hash => {}
-                _ => return Err(product.path.clone()),
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::decide::products_intact;
 
     #[test]
     fn publishes_selected_outputs_atomically() {

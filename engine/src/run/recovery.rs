@@ -36,13 +36,11 @@ use crate::store::{
     now_ms, AttemptEnd, AttemptRecord, RunRecord, SlurmJobRecord, Store, TaskRecord, TaskStatus,
 };
 
-use super::launch::{slurm_comment, state_id};
-
-use super::attempt_files::{attempt_files, decided_log, decided_tasks, ended_log, recorded_end};
 use super::publish::{collect_published, publish};
-use super::scheduler::{ATTEMPT_VAR, STATE_DIR_VAR};
 use super::{RunError, RunOptions};
+use crate::exec::files::{attempt_files, decided_log, decided_tasks, ended_log, recorded_end};
 use crate::exec::supervisor::SUPERVISOR_FLAG;
+use crate::exec::{AttemptTag, ATTEMPT_VAR, STATE_DIR_VAR};
 
 /// Which interrupted runs to reconcile.
 #[derive(Debug, Clone, Copy)]
@@ -99,10 +97,8 @@ pub fn recover_with(
     }
     // Only the attempts of these runs: `ENGINE_ATTEMPT` is `TASK-ATTEMPT`.
     let ours = |tag: &str| {
-        tag.split('-')
-            .next()
-            .and_then(|t| t.parse::<u64>().ok())
-            .is_some_and(|t| tasks.contains(&t))
+        tag.parse::<AttemptTag>()
+            .is_ok_and(|tag| tasks.contains(&tag.task))
     };
     for (pid, tag) in orphans(&options.state_dir, true) {
         if !ours(&tag) {
@@ -182,7 +178,7 @@ fn settle(
         (TaskStatus::Running, Some(last)) => last,
         _ => {
             let attempt = unrecorded_attempt(&options.state_dir, &task);
-            let tag = format!("{}-{}", task.id, attempt.number);
+            let tag = AttemptTag::new(task.id, attempt.number).to_string();
             let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
             let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.status_file, &tag).is_some();
             match decided {
@@ -205,7 +201,7 @@ fn settle(
             }
         }
     };
-    let tag = format!("{}-{}", task.id, attempt.number);
+    let tag = AttemptTag::new(task.id, attempt.number).to_string();
     // A SLURM job's batch script records its command's status for the engine; the
     // supervisor records a local command's in the run's ended log.
     let (slurm_view, exit_code) = match slurm_jobs.settle(&tag, &mut attempt) {
@@ -347,7 +343,9 @@ fn adopt(pid: u32, tag: &str) {
     let mut announced = false;
     while process_alive(pid) {
         if !announced && !tag.is_empty() {
-            let task = tag.split('-').next().unwrap_or("?");
+            let task = tag
+                .parse::<AttemptTag>()
+                .map_or("?".to_string(), |t| t.task.to_string());
             eprintln!(
                 "waiting for task {task} (pid {pid}), still running from an engine that was stopped; \
                  `engine cancel` on its run stops it instead"
@@ -438,7 +436,7 @@ fn reattach_slurm(
             if task.status == TaskStatus::Running {
                 if let Some(attempt) = store.attempts_of(task.id)?.last() {
                     if let Some(job) = &attempt.slurm {
-                        let tag = format!("{}-{}", task.id, attempt.number);
+                        let tag = AttemptTag::new(task.id, attempt.number).to_string();
                         ids.insert(tag, job.job_id.clone());
                     }
                 }
@@ -449,14 +447,14 @@ fn reattach_slurm(
         return Ok(jobs);
     }
     // Jobs whose id was never committed: found by their comment.
-    let prefix = slurm_comment(&state_id(&options.state_dir), "");
+    let prefix = slurm::slurm_comment(&slurm::state_id(&options.state_dir), "");
     match slurm::query::squeue_comments() {
         Ok(queued) => {
             for (id, _, comment) in queued {
                 let Some(tag) = comment.strip_prefix(&prefix) else {
                     continue;
                 };
-                let task = tag.split('-').next().and_then(|t| t.parse::<u64>().ok());
+                let task = tag.parse::<AttemptTag>().ok().map(|t| t.task);
                 if task.is_some_and(|t| tasks.contains(&t)) && !ids.contains_key(tag) {
                     ids.insert(tag.to_string(), id);
                 }

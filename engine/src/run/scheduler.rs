@@ -18,7 +18,6 @@ use dsl::model::step::ExecutorKind;
 use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 
-use super::attempt_files::{self, attempt_files};
 use super::claims::Output;
 use super::journal::Journal;
 use super::launch::{self, Launcher};
@@ -26,8 +25,9 @@ use super::progress::Progress;
 use super::publish::publish;
 use super::ready::Ready;
 use super::{RunError, RunOptions};
+use crate::exec::files::{self as attempt_files, attempt_files};
 use crate::exec::local::sleep_until;
-use crate::exec::{AttemptOutcome, AttemptSpec, Ending};
+use crate::exec::{AttemptOutcome, AttemptSpec, AttemptTag, Ending, ATTEMPT_VAR, STATE_DIR_VAR};
 use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::plan::decide::{decide, Outcome};
 use crate::plan::{inputs_of, Plan, PlannedTask, Produced};
@@ -35,11 +35,6 @@ use crate::store::{
     now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, RunRecord, Store, TaskRecord,
     TaskStatus,
 };
-
-/// Set in every attempt's environment: the state directory of the engine that started it.
-pub const STATE_DIR_VAR: &str = "ENGINE_STATE_DIR";
-/// Set in every attempt's environment: `TASK-ATTEMPT`, naming its temporary files.
-pub const ATTEMPT_VAR: &str = "ENGINE_ATTEMPT";
 
 /// A task as the scheduler tracks it.
 struct Slot {
@@ -412,7 +407,7 @@ impl Scheduler<'_> {
     /// Where a task's products are published: `OUT/PIPELINE/STEP/GROUP`.
     fn out_dir(&self, step: &str, group: Option<&str>) -> PathBuf {
         let group = group
-            .map(path_segment)
+            .map(attempt_files::path_segment)
             .unwrap_or_else(|| "_all".to_string());
         self.options
             .out_root
@@ -505,7 +500,7 @@ impl Scheduler<'_> {
         let record = &mut slots[index].record;
         record.attempts += 1;
         let number = record.attempts;
-        let tag = format!("{}-{number}", record.id);
+        let tag = AttemptTag::new(record.id, number).to_string();
         let files = attempt_files(state, record, number);
         let tmp_dir = files.tmp_dir.clone();
 
@@ -834,22 +829,6 @@ fn run_end(slots: &[Slot], stopped: bool) -> Event {
             why: format!("{not_done} of {} tasks not done", slots.len()),
         }
     }
-}
-
-/// A group key as one safe path segment.
-pub fn path_segment(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || "._-".contains(c) {
-            out.push(c);
-        } else {
-            out.push_str(&format!("%{:02X}", c as u32));
-        }
-    }
-    if out.is_empty() || out.starts_with('.') {
-        out.insert(0, '_');
-    }
-    out
 }
 
 /// The text of one placeholder of a task.

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{self, Event, IllegalTransition};
 pub use crate::lifecycle::{AttemptEnd, RunStatus, TaskStatus};
-use crate::scan::Fingerprint;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -282,6 +281,40 @@ pub struct AttemptFiles {
     pub stderr: PathBuf,
     pub tmp_dir: PathBuf,
     pub status_file: PathBuf,
+}
+
+/// git-index-style stat fingerprint: when it is unchanged, the content is assumed unchanged.
+///
+/// For a file, the fields are its own stat (symlinks followed). For a directory item they summarise
+/// everything under it: `size` is the total size of its files, `mtime_ns` and `ctime_ns` are the
+/// newest among the directory and all its entries (so they say when anything under it last
+/// changed), `inode` and `dev` are the directory's own, and [`tree`](Fingerprint::tree) is a digest
+/// of every entry's stat: any file changed, added, removed or renamed under the directory changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub dev: u64,
+    /// 0 for a file. For a directory, the first 8 bytes (little-endian) of blake3 over every entry
+    /// under it, sorted by relative path: for a file its relative path, size, mtime, ctime, inode
+    /// and dev; for a subdirectory its relative path only (touching a directory is not a change
+    /// of content, though it does move `mtime_ns`).
+    pub tree: u64,
+    /// The file (for a directory: any file under it) changed so shortly before this fingerprint
+    /// was taken that it could change again within the same timestamp tick, leaving the same
+    /// fingerprint over different content (what git calls "racy git"): its newest timestamp is
+    /// within [`RACY_WINDOW`](crate::scan::RACY_WINDOW) ([`RACY_WINDOW_COARSE`](crate::scan::RACY_WINDOW_COARSE) on a filesystem with whole-second
+    /// timestamps) of the moment the fingerprint was taken.
+    ///
+    /// A racy fingerprint never lets a recorded hash be reused: the content is hashed on this
+    /// scan, and since the flag is part of the fingerprint, the next scan (which sees the settled,
+    /// non-racy fingerprint) hashes it once more and can trust it from then on. For a file nobody
+    /// but the engine writes (a product just published), [`Fingerprint::same_stat`] ignores it.
+    pub racy: bool,
 }
 
 /// What the store knows of an input item, to skip rehashing it.

@@ -14,6 +14,7 @@ mod parse;
 mod poll;
 pub mod query;
 mod rate;
+mod request;
 mod script;
 mod state;
 
@@ -30,6 +31,7 @@ use super::{AttemptOutcome, AttemptSpec, Ending, ExecError};
 use parse::FinalRecord;
 pub use poll::{poll_once, wait_blocking};
 use rate::TokenBucket;
+pub use request::{slurm_comment, state_id};
 pub use script::{SlurmRequest, EXECUTOR_VAR};
 pub use state::JobState;
 
@@ -147,10 +149,10 @@ impl SlurmExecutor {
         spec: &AttemptSpec,
         request: &SlurmRequest,
     ) -> Result<SlurmJob, ExecError> {
-        let out_dir = super::local::prepare_out_dir(&spec.out_dir)?;
-        drop(super::local::create_log(&spec.stdout_path)?);
+        let out_dir = super::files::prepare_out_dir(&spec.out_dir)?;
+        drop(super::files::create_log(&spec.stdout_path)?);
         if spec.stderr_path != spec.stdout_path {
-            drop(super::local::create_log(&spec.stderr_path)?);
+            drop(super::files::create_log(&spec.stderr_path)?);
         }
         let _ = std::fs::remove_file(&request.usage);
         let script = script::batch_script(spec, &out_dir, request);

@@ -121,7 +121,7 @@ impl Supervisor {
         } else {
             let child = std::process::Command::new(own_binary()?)
                 .arg(SUPERVISOR_FLAG)
-                .env(crate::run::scheduler::STATE_DIR_VAR, state_dir)
+                .env(super::STATE_DIR_VAR, state_dir)
                 .stdin(OwnedFd::from(theirs))
                 .stdout(std::process::Stdio::null())
                 .process_group(0)

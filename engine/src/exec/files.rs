@@ -1,4 +1,4 @@
-//! Where an attempt's files live.
+//! Where an attempt's files live, and how they are made.
 //!
 //! An attempt of a task in run R, step S and group G (`_all` for an aggregate) keeps, side by side
 //! under `STATE/logs/R/S/`:
@@ -20,8 +20,61 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::scheduler::path_segment;
+use std::fs::{self, File};
+use std::io;
+
+use super::ExecError;
 use crate::store::{AttemptFiles, TaskRecord};
+
+/// A group key as one safe path segment.
+pub fn path_segment(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if c.is_ascii_alphanumeric() || "._-".contains(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{:02X}", c as u32));
+        }
+    }
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Empties (removes and recreates) the output directory, unless it is an empty directory already;
+/// returns its absolute path.
+pub fn prepare_out_dir(path: &Path) -> Result<std::path::PathBuf, ExecError> {
+    let error = |source| ExecError::OutDir {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() && is_empty_dir(path) => {}
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(error)?,
+        Ok(_) => fs::remove_file(path).map_err(error)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(error(e)),
+    }
+    fs::create_dir_all(path).map_err(error)?;
+    std::path::absolute(path).map_err(error)
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// Creates (or truncates) a log file, and its directory if need be.
+pub fn create_log(path: &Path) -> Result<File, ExecError> {
+    let error = |source| ExecError::LogFile {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    File::create(path).map_err(error)
+}
 
 /// The files of attempt `number` of `task`, under the state directory `state`.
 pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFiles {
@@ -38,7 +91,9 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
     AttemptFiles {
         stdout: named("out"),
         stderr: named("err"),
-        tmp_dir: state.join("tmp").join(format!("{}-{number}", task.id)),
+        tmp_dir: state
+            .join("tmp")
+            .join(super::AttemptTag::new(task.id, number).to_string()),
         status_file: ended_log(state, task.run),
     }
 }
