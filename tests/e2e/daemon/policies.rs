@@ -99,10 +99,15 @@ fn overlap_allow_starts_a_run_at_once_and_runs_each_task_once() {
         runs(&env),
         daemon.log()
     );
-    assert!(wait_for(Duration::from_secs(20), || {
-        let all = runs(&env);
-        all.len() >= 2 && all.iter().all(|r| r["status"] == "succeeded")
-    }));
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let all = runs(&env);
+            all.len() >= 2 && all.iter().all(|r| r["status"] == "succeeded")
+        }),
+        "the runs did not both succeed: {:?}\n{}",
+        runs(&env),
+        daemon.log()
+    );
     // a was being produced by run 1 when run 2 reached it: run 2 waited, then reused it.
     assert_eq!(ran(&env), ["a", "b"], "{}", daemon.log());
     let shown = env.engine(&["show", "2", "--json"]);
