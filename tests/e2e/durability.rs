@@ -1,5 +1,5 @@
 //! Durability: cancelling a run from another process, and killing the engine with SIGKILL at
-//! random moments, then resuming, with a ledger that proves no task completes twice and no
+//! random moments while work is left, then resuming, with a ledger that proves no task completes twice and no
 //! partial output is ever visible.
 
 use std::path::Path;
@@ -357,7 +357,7 @@ fn sigkill_at_random_moments_loses_nothing_and_runs_nothing_twice() {
   }
   step work each item {
     input items
-    run """echo "begin {group}" > {out}/result.txt; sleep 0.05; echo end >> {out}/result.txt; echo "done {group}" >> ledger"""
+    run """echo "begin {group}" > {out}/result.txt; sleep 0.2; echo end >> {out}/result.txt; echo "done {group}" >> ledger"""
   }
   step gather {
     input work
@@ -380,7 +380,11 @@ fn sigkill_at_random_moments_loses_nothing_and_runs_nothing_twice() {
         "--jobs".into(),
         "2".into(),
     ];
-    while kills < 20 {
+    // Kills that land while work is left, until 20 have or the work is done: a kill of a run
+    // with nothing left to do proves nothing. The work (60 tasks of 0.2 s, 2 at a time) takes
+    // longer than 20 kills at most 0.5 s apart.
+    let mut work_done = false;
+    while kills < 20 && !work_done {
         let mut engine = spawn_engine(&env, &args.iter().map(String::as_str).collect::<Vec<_>>());
         std::thread::sleep(Duration::from_millis(100 + random.next(400)));
         let finished = engine.try_wait().unwrap().is_some();
@@ -394,10 +398,16 @@ fn sigkill_at_random_moments_loses_nothing_and_runs_nothing_twice() {
         let list: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap_or_default();
         if let Some(id) = list[0]["id"].as_u64() {
             last_run = id;
+            work_done = list[0]["status"] == "succeeded";
             args = vec!["resume".into(), id.to_string(), "--jobs".into(), "2".into()];
         }
     }
     assert!(last_run > 0);
+    eprintln!("{kills} kills landed while work was left");
+    assert!(
+        kills >= 10,
+        "only {kills} kills landed before the work was done: make it longer"
+    );
     // Finish without interruptions.
     let finish = env.engine(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let finish = if finish.code == 0 {

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::target::StateArgs;
 use super::Outcome;
-use crate::run::scheduler::label;
+use crate::run::render::label;
 
 /// Print the logs (stdout and stderr) of a run's tasks.
 #[derive(Debug, Args)]

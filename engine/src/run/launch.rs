@@ -1,8 +1,8 @@
 //! The seam between the scheduler and the executors: starts an attempt on the executor its step
 //! names (a local process group, or a SLURM batch job), writes what identifies it into the
 //! attempt record (pid and pgid, or the SLURM job id) for the scheduler to commit before it
-//! waits, and keeps each executor's limits: at most `--jobs` local attempts at once; at most the
-//! SLURM queue size of jobs in the queue, submitted no faster than the SLURM submission rate.
+//! waits. How many attempts may run at once is [`super::capacity`]'s to count; how fast SLURM
+//! jobs may be submitted is the SLURM executor's.
 
 use std::sync::Arc;
 
@@ -15,16 +15,12 @@ use crate::exec::slurm::{state_id, SlurmExecutor, SlurmJob, SlurmRequest, SlurmS
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
 use crate::store::{AttemptRecord, SlurmJobRecord, Store};
 
-/// Starts attempts on their step's executor and counts them.
+/// Starts attempts on their step's executor.
 pub struct Launcher {
     local: LocalExecutor,
     /// Created on the first SLURM attempt, so a run without one never touches SLURM.
     slurm: Option<SlurmExecutor>,
     settings: SlurmSettings,
-    /// `--jobs`: local attempts at once.
-    jobs: usize,
-    running_local: usize,
-    running_slurm: usize,
     /// Names this state directory in the comment of every SLURM job.
     state_id: String,
     /// Where a SLURM attempt's state is recorded while it waits and runs.
@@ -37,30 +33,17 @@ impl Launcher {
             local: LocalExecutor::new(&options.state_dir),
             slurm: None,
             settings: options.slurm.clone(),
-            jobs: options.jobs,
-            running_local: 0,
-            running_slurm: 0,
             state_id: state_id(&options.state_dir),
             store,
         }
     }
 
-    /// Whether an attempt on `kind` may start now.
-    pub fn has_room(&self, kind: ExecutorKind) -> bool {
+    /// Whether `kind` takes an attempt now, room aside: SLURM jobs are submitted no faster than
+    /// the SLURM submission rate.
+    pub fn ready(&self, kind: ExecutorKind) -> bool {
         match kind {
-            ExecutorKind::Local => self.running_local < self.jobs,
-            ExecutorKind::Slurm => {
-                self.running_slurm < self.settings.queue_size.max(1)
-                    && self.slurm.as_ref().is_none_or(SlurmExecutor::may_submit)
-            }
-        }
-    }
-
-    /// An attempt on `kind` ended (or never started).
-    pub fn finished(&mut self, kind: ExecutorKind) {
-        match kind {
-            ExecutorKind::Local => self.running_local = self.running_local.saturating_sub(1),
-            ExecutorKind::Slurm => self.running_slurm = self.running_slurm.saturating_sub(1),
+            ExecutorKind::Local => true,
+            ExecutorKind::Slurm => self.slurm.as_ref().is_none_or(SlurmExecutor::may_submit),
         }
     }
 
@@ -84,7 +67,6 @@ impl Launcher {
                 let handle = self.local.start_while(spec, held, meanwhile)?;
                 attempt.pid = Some(handle.pid());
                 attempt.pgid = Some(handle.pgid());
-                self.running_local += 1;
                 Ok(Started::Local(handle))
             }
             ExecutorKind::Slurm => {
@@ -104,7 +86,6 @@ impl Launcher {
                     reason: None,
                     nodes: None,
                 });
-                self.running_slurm += 1;
                 Ok(Started::Slurm(job, self.store.clone()))
             }
         }

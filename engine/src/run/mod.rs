@@ -3,15 +3,20 @@
 //! [`recovery`].
 
 pub mod again;
+mod attempts;
+mod capacity;
 pub mod claims;
 mod journal;
 pub mod launch;
+mod paths;
 pub mod pause;
 pub mod progress;
 pub mod publish;
 mod ready;
 pub mod recovery;
+pub mod render;
 pub mod scheduler;
+mod slots;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::scheduler::label;
+use super::render::label;
 use crate::store::{AttemptEnd, AttemptRecord, RunRecord, TaskRecord, TaskStatus};
 
 pub struct Progress {

@@ -1,0 +1,387 @@
+//! What the scheduler does with one ready task: decide it (reuse a cached result, or run), start
+//! an attempt of it, and settle how the attempt ended (publish its products, retry it, or fail
+//! it and block what is downstream). Every change of the task's status is an event applied
+//! through the lifecycle table and recorded in the journal with the records it changed.
+
+use std::time::Duration;
+
+use dsl::model::step::ExecutorKind;
+
+use super::publish::publish;
+use super::render::{label, render_command, render_env};
+use super::scheduler::{Execution, Message, Scheduler, Starting};
+use super::slots::{self, FilesAhead};
+use super::RunError;
+use crate::exec::files::{self as attempt_files, attempt_files};
+use crate::exec::{AttemptOutcome, AttemptSpec, AttemptTag, Ending, ATTEMPT_VAR, STATE_DIR_VAR};
+use crate::lifecycle::Event;
+use crate::plan::decide::{decide, Outcome};
+use crate::plan::{inputs_of, Produced};
+use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason};
+
+/// What [`Scheduler::decide`] found for a ready task.
+pub enum Decision {
+    Cached,
+    Run,
+}
+
+impl Scheduler<'_> {
+    /// Keys ready task `index` from its inputs and decides: reuse a cached result, or run.
+    pub(super) fn decide(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+    ) -> Result<Decision, RunError> {
+        let slots = &mut ex.slots;
+        let step = &self.pipeline.steps[slots[index].planned.step];
+        let inputs = inputs_of(&slots[index].planned, |up| {
+            let slot = &slots[up];
+            Produced {
+                task: slot.record.id,
+                step: &slot.record.step,
+                group: slot.record.group.as_deref(),
+                out_dir: &slot.record.out_dir,
+                products: &slot.products,
+            }
+        });
+        let forced = self.options.force.applies_to(&step.name);
+        let retry = slots[index].record.attempts > 0;
+        let decided = decide(
+            &self.store,
+            &self.pipeline.name,
+            step,
+            slots[index].planned.group.as_deref(),
+            self.params,
+            &inputs,
+            forced,
+            retry,
+        )?;
+        let record = &mut slots[index].record;
+        record.key = decided.key;
+        record.identity = decided.identity;
+        record.params = decided.params;
+        record.inputs = inputs;
+        let (cached, products) = match decided.outcome {
+            Outcome::Cached { task, products } => (task, products),
+            Outcome::Run(reason) => {
+                record.reason = Some(reason);
+                return Ok(Decision::Run);
+            }
+        };
+        let event = Event::TaskCached { same_as: cached.id };
+        record.apply(&event)?;
+        record.reason = Some(Reason::Cached { task: cached.id });
+        record.products = cached.products.clone();
+        record.out_dir = cached.out_dir.clone();
+        record.command = cached.command.clone();
+        record.finished_ms = Some(now_ms());
+        let record = record.clone();
+        self.journal
+            .record(move |tx| tx.task_event(&record, &event));
+        slots[index].products = products;
+        self.progress.cached(&slots[index].record);
+        Ok(Decision::Cached)
+    }
+
+    /// Starts an attempt of task `index`, held at the executor's gate until its start is
+    /// committed. Returns `None` if it could not start (recorded as a failed attempt). While the
+    /// executor starts it, creates the files of the tasks waiting only on it, noted in their
+    /// slots, to be removed at the run's end if they never start.
+    pub(super) fn start(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+    ) -> Result<Option<Starting>, RunError> {
+        let state = &self.options.state_dir;
+        let downstream = slots::waiting_only_on(&ex.slots, index, self.pipeline);
+        let mut created = Vec::with_capacity(downstream.len());
+        let prepare_ahead = || {
+            for (down, task) in &downstream {
+                let number = task.attempts + 1;
+                let fresh = attempt_files::prepare(state, task, number);
+                created.push((*down, FilesAhead { number, fresh }));
+            }
+        };
+        let step = &self.pipeline.steps[ex.slots[index].planned.step];
+        let (spec, mut attempt) = self.attempt_spec(ex, index);
+        let record = &mut ex.slots[index].record;
+        let number = attempt.number;
+        // The command may run before its start is committed (a SLURM job as soon as it is
+        // submitted, a local command unless held): if the engine dies before that commit,
+        // recovery completes the attempt from the run's ended log and decided log.
+        let kept = ex.decided_log.keep(&spec.tag, record);
+        // The journal commits later, in its own time, unless something outside the engine
+        // relies on the start: recovery knows of one uncommitted attempt per task only, and
+        // SLURM's queue is waited on by the job id committed. A local command whose start
+        // must be committed first waits at the gate until then.
+        let commit_first = !kept || number > 1 || step.executor.kind == ExecutorKind::Slurm;
+        let launched = ex.launcher.start(
+            step,
+            &self.pipeline.name,
+            &spec.tag,
+            &spec,
+            commit_first,
+            &mut attempt,
+            prepare_ahead,
+        );
+        let started = match launched {
+            Ok(handle) => {
+                let event = Event::AttemptStarted {
+                    number,
+                    executor: handle.describe(),
+                };
+                record.apply(&event)?;
+                self.progress.started(record);
+                // Committed before the command is released and before the scheduler waits for
+                // anything: after a crash, recovery finds this process.
+                let (record, started) = (record.clone(), attempt.clone());
+                self.journal.record(move |tx| {
+                    tx.put_attempt(&started)?;
+                    tx.task_event(&record, &event)
+                });
+                Some(Starting {
+                    index,
+                    handle,
+                    attempt: Box::new(attempt),
+                    commit_first,
+                })
+            }
+            Err(error) => {
+                attempt.end = Some(AttemptEnd::LaunchFailed);
+                attempt.finished_ms = Some(now_ms());
+                attempt.error = Some(error.to_string());
+                self.progress
+                    .note(&format!("cannot start {}: {error}", label(record)));
+                let event = Event::AttemptLaunchFailed {
+                    number,
+                    error: error.to_string(),
+                };
+                record.apply(&event)?;
+                let record = record.clone();
+                self.journal.record(move |tx| {
+                    tx.put_attempt(&attempt)?;
+                    tx.task_event(&record, &event)
+                });
+                None
+            }
+        };
+        for (down, files) in created {
+            ex.slots[down].ahead = Some(files);
+        }
+        Ok(started)
+    }
+
+    /// The next attempt of task `index`: counted on its record, its command rendered, and what
+    /// the executor needs to run it.
+    fn attempt_spec(&self, ex: &mut Execution, index: usize) -> (AttemptSpec, AttemptRecord) {
+        let state = &self.options.state_dir;
+        let slot = &mut ex.slots[index];
+        let step = &self.pipeline.steps[slot.planned.step];
+        // This attempt's own files, if created ahead when its upstream started.
+        let ahead = slot.ahead;
+        let record = &mut slot.record;
+        record.attempts += 1;
+        let number = record.attempts;
+        let tag = AttemptTag::new(record.id, number).to_string();
+        let files = attempt_files(state, record, number);
+        let tmp_dir = files.tmp_dir.clone();
+        let (pipeline, params) = (&self.pipeline.name, self.params);
+        let command = render_command(step, record, &slot.planned, &tmp_dir, pipeline, params);
+        record.command = command.clone();
+        let mut env = render_env(step, record, &slot.planned, &tmp_dir, pipeline, params);
+        // How recovery recognises this attempt's processes, even before their pid is committed.
+        env.push((
+            STATE_DIR_VAR.to_string(),
+            state.to_string_lossy().into_owned(),
+        ));
+        env.push((ATTEMPT_VAR.to_string(), tag.clone()));
+        let spec = AttemptSpec {
+            command,
+            tag,
+            ended_log: files.status_file.clone(),
+            script: attempt_files::script_path(&files.stdout),
+            env,
+            workdir: self.base.clone(),
+            out_dir: tmp_dir,
+            stdout_path: files.stdout.clone(),
+            stderr_path: files.stderr.clone(),
+            prepared: ahead.is_some_and(|ahead| ahead.fresh && ahead.number == number),
+            timeout: step.policy.timeout_ms.map(Duration::from_millis),
+            kill_grace: self.options.kill_grace,
+        };
+        (spec, AttemptRecord::new(record.id, number, files))
+    }
+
+    /// Settles an attempt of task `index` that ended: publishes its products and releases what
+    /// waits on it, or retries or fails the task.
+    pub(super) fn finish(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        mut attempt: AttemptRecord,
+        outcome: AttemptOutcome,
+    ) -> Result<(), RunError> {
+        record_outcome(&mut attempt, &outcome);
+        if outcome.succeeded() {
+            let slot = &ex.slots[index];
+            let step = &self.pipeline.steps[slot.planned.step];
+            let trash = self.options.state_dir.join("trash");
+            let out_dir = &slot.record.out_dir;
+            match publish(
+                &attempt.tmp_dir,
+                out_dir,
+                &step.outputs,
+                &trash,
+                slot.record.id,
+            ) {
+                Ok(products) => return self.succeeded(ex, index, attempt, products),
+                Err(error) => {
+                    attempt.end = Some(AttemptEnd::Failed);
+                    attempt.error = Some(error.to_string());
+                    append_to_log(&attempt.stderr, &format!("engine: {error}\n"));
+                }
+            }
+        } else {
+            attempt.end = Some(match outcome.ending {
+                Ending::TimedOut => AttemptEnd::TimedOut,
+                Ending::Cancelled => AttemptEnd::Cancelled,
+                _ => AttemptEnd::Failed,
+            });
+        }
+        // Only once the failure is committed: recovery reads "status 0 and no temporary
+        // directory" as "published".
+        self.journal.remove_after_commit(attempt.tmp_dir.clone());
+        let cancelled = attempt.end == Some(AttemptEnd::Cancelled);
+        if !cancelled {
+            self.progress
+                .attempt_failed(&ex.slots[index].record, &attempt);
+        }
+        let finished = Event::AttemptFinished {
+            number: attempt.number,
+            end: attempt.end.unwrap_or(AttemptEnd::Failed),
+            exit_code: attempt.exit_code,
+            signal: attempt.signal,
+        };
+        let record = &mut ex.slots[index].record;
+        record.apply(&finished)?;
+        let task = record.clone();
+        self.journal.record(move |tx| {
+            tx.put_attempt(&attempt)?;
+            tx.task_event(&task, &finished)
+        });
+        if cancelled {
+            record.apply(&Event::TaskCancelled)?;
+            record.finished_ms = Some(now_ms());
+            self.progress.cancelled(record);
+            let record = record.clone();
+            self.journal
+                .record(move |tx| tx.task_event(&record, &Event::TaskCancelled));
+            return Ok(());
+        }
+        self.fail_or_retry(ex, index)
+    }
+
+    /// Task `index` succeeded with `products`: records it, and readies what waited on it.
+    fn succeeded(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        mut attempt: AttemptRecord,
+        products: Vec<ProductRecord>,
+    ) -> Result<(), RunError> {
+        attempt.end = Some(AttemptEnd::Succeeded);
+        let record = &mut ex.slots[index].record;
+        let event = Event::TaskSucceeded {
+            products: products.len(),
+        };
+        record.apply(&event)?;
+        record.products = products.iter().map(|p| p.path.clone()).collect();
+        record.finished_ms = Some(now_ms());
+        self.progress.succeeded(record, &attempt);
+        let (record, written, pipeline) =
+            (record.clone(), products.clone(), self.pipeline.name.clone());
+        self.journal.record(move |tx| {
+            tx.put_attempt(&attempt)?;
+            for product in &written {
+                tx.put_product(product)?;
+            }
+            tx.task_event(&record, &event)?;
+            tx.complete(&pipeline, &record)
+        });
+        ex.slots[index].products = products;
+        self.release(ex, index);
+        Ok(())
+    }
+
+    /// After a failed attempt of task `index`: schedule a retry after the backoff, or fail the
+    /// task and block everything downstream of it.
+    pub(super) fn fail_or_retry(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+    ) -> Result<(), RunError> {
+        let policy = &self.pipeline.steps[ex.slots[index].planned.step].policy;
+        let record = &mut ex.slots[index].record;
+        if record.attempts <= policy.retries {
+            let delay = Duration::from_millis(policy.backoff.delay_before(record.attempts + 1));
+            let event = Event::TaskRetry {
+                delay_ms: delay.as_millis() as u64,
+            };
+            record.apply(&event)?;
+            self.progress.retrying(record, delay);
+            let record = record.clone();
+            self.journal
+                .record(move |tx| tx.task_event(&record, &event));
+            ex.retries_pending += 1;
+            let sender = ex.sender.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = sender.send(Message::RetryDue(index));
+            });
+            return Ok(());
+        }
+        let event = Event::TaskFailed {
+            attempts: record.attempts,
+        };
+        record.apply(&event)?;
+        record.finished_ms = Some(now_ms());
+        let failed = record.clone();
+        let blocked = slots::block_downstream(&mut ex.slots, index)?;
+        self.progress.failed(&failed, blocked.len());
+        self.journal.record(move |tx| {
+            tx.task_event(&failed, &event)?;
+            let blocked_by = Event::TaskBlocked { by: failed.id };
+            for task in &blocked {
+                tx.task_event(task, &blocked_by)?;
+            }
+            Ok(())
+        });
+        Ok(())
+    }
+}
+
+/// Records in `attempt` what its executor measured and how its command ended.
+fn record_outcome(attempt: &mut AttemptRecord, outcome: &AttemptOutcome) {
+    attempt.finished_ms = Some(now_ms());
+    attempt.wall_ms = Some(outcome.wall.as_millis() as u64);
+    attempt.user_cpu_ms = Some(outcome.user_cpu.as_millis() as u64);
+    attempt.sys_cpu_ms = Some(outcome.sys_cpu.as_millis() as u64);
+    // Zero when the executor could not measure it (a SLURM job too short for `sstat`).
+    attempt.max_rss_bytes = Some(outcome.max_rss_bytes).filter(|bytes| *bytes > 0);
+    match outcome.ending {
+        Ending::Exited(code) => attempt.exit_code = Some(code),
+        Ending::Signaled(signal) => attempt.signal = Some(signal),
+        Ending::TimedOut | Ending::Cancelled | Ending::Lost | Ending::Cluster(_) => {}
+    }
+}
+
+fn append_to_log(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
