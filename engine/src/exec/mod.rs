@@ -184,14 +184,6 @@ pub enum ExecError {
         /// What the operating system said.
         source: io::Error,
     },
-    /// The thread that waits for the attempt could not be started; the attempt was killed.
-    #[error("cannot start a thread to wait for process {pid}: {source}")]
-    Waiter {
-        /// The pid of the attempt that was killed.
-        pid: u32,
-        /// What the operating system said.
-        source: io::Error,
-    },
     /// The SLURM job could not be submitted.
     #[error(transparent)]
     Slurm(#[from] slurm::SlurmError),
