@@ -56,9 +56,12 @@ pub fn init(logging: Logging) {
         .with_default_directive(logging.default_level().into())
         .with_env_var(FILTER_VAR)
         .from_env_lossy();
+    // A line stderr does not take is dropped: saying so on stderr would panic (`eprintln!`) in
+    // the supervisor, which outlives a closed pipe with SIGPIPE ignored.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let installed = match logging {
         Logging::Interactive => builder
             .with_ansi(false)
