@@ -3,8 +3,8 @@
 fn main() -> std::process::ExitCode {
     // The attempts' supervisor keeps Rust's SIGPIPE handling: an engine that went away is no
     // reason for it to die while commands still run.
-    if let Some(code) = engine::exec::supervisor::serve_if_asked() {
-        return code;
+    if engine::exec::supervisor::asked() {
+        return engine::cli::supervisor_main();
     }
     restore_sigpipe();
     engine::cli::main()

@@ -9,6 +9,7 @@ mod daemon;
 mod durability;
 mod fmt;
 mod graph;
+mod logging;
 mod run;
 mod slurm;
 mod support;

@@ -43,14 +43,27 @@ impl Env {
     pub fn engine(&self, args: &[&str]) -> Run {
         run_in(self.dir.path(), args)
     }
+
+    /// Runs `engine ARGS` in the temp dir with the environment variables `vars` set.
+    pub fn engine_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+        run_with(self.dir.path(), vars, args)
+    }
 }
 
 /// Runs `engine ARGS` in `dir`, never coloured.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    run_with(dir, &[], args)
+}
+
+/// Runs `engine ARGS` in `dir` with `vars` set, never coloured, and with no `ENGINE_LOG` of
+/// the caller's.
+fn run_with(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_engine"))
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env_remove("ENGINE_LOG")
+        .envs(vars.iter().copied())
         .output()
         .expect("the engine binary runs");
     Run {

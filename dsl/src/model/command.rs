@@ -7,27 +7,47 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A placeholder of a template. `S` is what holds the name of those that have one: a `String`
+/// for one on its own, a `&str` for one read from a [`CommandTemplate`]'s text, and `()` for a
+/// template's piece, whose name is in the template's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "name")]
-pub enum Placeholder {
+pub enum Placeholder<S = String> {
     /// `{inputs}`: every input path.
     Inputs,
     /// `{inputs.NAME}`: the paths of one input.
-    InputsOf(String),
+    InputsOf(S),
     /// `{out}`: the task's output directory.
     Out,
     /// `{group}`: the group key.
     Group,
     /// `{group.FIELD}`.
-    GroupField(String),
+    GroupField(S),
     /// `{params.NAME}`.
-    Param(String),
+    Param(S),
     /// `{args.NAME}`: a template argument, replaced when the template is instantiated.
-    Arg(String),
+    Arg(S),
     /// `{pipeline}`.
     Pipeline,
     /// `{step}`.
     Step,
+}
+
+impl<S> Placeholder<S> {
+    /// The same placeholder, its name (if it has one) turned into `f(name)`.
+    fn map<'a, T>(&'a self, f: impl FnOnce(&'a S) -> T) -> Placeholder<T> {
+        match self {
+            Placeholder::Inputs => Placeholder::Inputs,
+            Placeholder::InputsOf(name) => Placeholder::InputsOf(f(name)),
+            Placeholder::Out => Placeholder::Out,
+            Placeholder::Group => Placeholder::Group,
+            Placeholder::GroupField(name) => Placeholder::GroupField(f(name)),
+            Placeholder::Param(name) => Placeholder::Param(f(name)),
+            Placeholder::Arg(name) => Placeholder::Arg(f(name)),
+            Placeholder::Pipeline => Placeholder::Pipeline,
+            Placeholder::Step => Placeholder::Step,
+        }
+    }
 }
 
 impl Placeholder {
@@ -50,11 +70,13 @@ impl Placeholder {
     }
 }
 
+/// A part of a template: literal text or a placeholder. `S` holds the text and names, as in
+/// [`Placeholder`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Part {
-    Text(String),
-    Placeholder(Placeholder),
+pub enum Part<S = String> {
+    Text(S),
+    Placeholder(Placeholder<S>),
 }
 
 /// A parsed command template: a sequence of [`Part`]s, serialized as `{"parts": [...]}`.
@@ -70,64 +92,12 @@ pub struct CommandTemplate {
     pieces: Box<[Piece]>,
 }
 
-/// One part of a [`CommandTemplate`]: its kind, and the end of its text in the template's.
+/// One part of a [`CommandTemplate`]: its kind (`None` for literal text), and the end of its
+/// text in the template's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Piece {
-    kind: PieceKind,
+    kind: Option<Placeholder<()>>,
     end: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PieceKind {
-    Text,
-    Inputs,
-    InputsOf,
-    Out,
-    Group,
-    GroupField,
-    Param,
-    Arg,
-    Pipeline,
-    Step,
-}
-
-/// A part borrowed from a [`CommandTemplate`]'s text: serialized exactly as [`Part`] is.
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
-enum PartRef<'a> {
-    Text(&'a str),
-    Placeholder(PlaceholderRef<'a>),
-}
-
-/// Serialized exactly as [`Placeholder`] is.
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
-enum PlaceholderRef<'a> {
-    Inputs,
-    InputsOf(&'a str),
-    Out,
-    Group,
-    GroupField(&'a str),
-    Param(&'a str),
-    Arg(&'a str),
-    Pipeline,
-    Step,
-}
-
-impl PlaceholderRef<'_> {
-    fn to_owned(&self) -> Placeholder {
-        match *self {
-            PlaceholderRef::Inputs => Placeholder::Inputs,
-            PlaceholderRef::InputsOf(n) => Placeholder::InputsOf(n.to_string()),
-            PlaceholderRef::Out => Placeholder::Out,
-            PlaceholderRef::Group => Placeholder::Group,
-            PlaceholderRef::GroupField(n) => Placeholder::GroupField(n.to_string()),
-            PlaceholderRef::Param(n) => Placeholder::Param(n.to_string()),
-            PlaceholderRef::Arg(n) => Placeholder::Arg(n.to_string()),
-            PlaceholderRef::Pipeline => Placeholder::Pipeline,
-            PlaceholderRef::Step => Placeholder::Step,
-        }
-    }
 }
 
 /// Builds a [`CommandTemplate`] part by part.
@@ -142,28 +112,14 @@ impl TemplateBuilder {
     fn text(&mut self, text: &str) {
         self.text.push_str(text);
         match self.pieces.last_mut() {
-            Some(Piece {
-                kind: PieceKind::Text,
-                end,
-            }) => *end = self.text.len(),
-            _ => self.piece(PieceKind::Text),
+            Some(Piece { kind: None, end }) => *end = self.text.len(),
+            _ => self.piece(None),
         }
     }
 
     fn placeholder(&mut self, placeholder: &Placeholder) {
-        let (kind, name) = match placeholder {
-            Placeholder::Inputs => (PieceKind::Inputs, ""),
-            Placeholder::InputsOf(n) => (PieceKind::InputsOf, n.as_str()),
-            Placeholder::Out => (PieceKind::Out, ""),
-            Placeholder::Group => (PieceKind::Group, ""),
-            Placeholder::GroupField(n) => (PieceKind::GroupField, n.as_str()),
-            Placeholder::Param(n) => (PieceKind::Param, n.as_str()),
-            Placeholder::Arg(n) => (PieceKind::Arg, n.as_str()),
-            Placeholder::Pipeline => (PieceKind::Pipeline, ""),
-            Placeholder::Step => (PieceKind::Step, ""),
-        };
-        self.text.push_str(name);
-        self.piece(kind);
+        let kind = placeholder.map(|name| self.text.push_str(name));
+        self.piece(Some(kind));
     }
 
     fn part(&mut self, part: &Part) {
@@ -173,7 +129,7 @@ impl TemplateBuilder {
         }
     }
 
-    fn piece(&mut self, kind: PieceKind) {
+    fn piece(&mut self, kind: Option<Placeholder<()>>) {
         self.pieces.push(Piece {
             kind,
             end: self.text.len(),
@@ -181,11 +137,7 @@ impl TemplateBuilder {
     }
 
     fn finish(mut self) -> CommandTemplate {
-        if let [Piece {
-            kind: PieceKind::Text,
-            ..
-        }] = self.pieces[..]
-        {
+        if let [Piece { kind: None, .. }] = self.pieces[..] {
             if !self.text.is_empty() {
                 self.pieces.clear();
             }
@@ -309,30 +261,22 @@ impl CommandTemplate {
     /// The parts, in order (adjacent literal text always in one part).
     pub fn parts(&self) -> impl Iterator<Item = Part> + '_ {
         self.part_refs().map(|part| match part {
-            PartRef::Text(text) => Part::Text(text.to_string()),
-            PartRef::Placeholder(p) => Part::Placeholder(p.to_owned()),
+            Part::Text(text) => Part::Text(text.to_string()),
+            Part::Placeholder(p) => Part::Placeholder(owned(&p)),
         })
     }
 
-    fn part_refs(&self) -> impl Iterator<Item = PartRef<'_>> {
+    /// The parts, borrowing their text and names from the template's.
+    fn part_refs(&self) -> impl Iterator<Item = Part<&str>> {
         let only_text = self.pieces.is_empty() && !self.text.is_empty();
-        let only_text = only_text.then_some(PartRef::Text(&self.text));
+        let only_text = only_text.then_some(Part::Text(&*self.text));
         let starts = std::iter::once(0).chain(self.pieces.iter().map(|piece| piece.end));
         let parts = self.pieces.iter().zip(starts).map(|(piece, start)| {
             let text = &self.text[start..piece.end];
-            let placeholder = match piece.kind {
-                PieceKind::Text => return PartRef::Text(text),
-                PieceKind::Inputs => PlaceholderRef::Inputs,
-                PieceKind::InputsOf => PlaceholderRef::InputsOf(text),
-                PieceKind::Out => PlaceholderRef::Out,
-                PieceKind::Group => PlaceholderRef::Group,
-                PieceKind::GroupField => PlaceholderRef::GroupField(text),
-                PieceKind::Param => PlaceholderRef::Param(text),
-                PieceKind::Arg => PlaceholderRef::Arg(text),
-                PieceKind::Pipeline => PlaceholderRef::Pipeline,
-                PieceKind::Step => PlaceholderRef::Step,
-            };
-            PartRef::Placeholder(placeholder)
+            match piece.kind {
+                None => Part::Text(text),
+                Some(kind) => Part::Placeholder(kind.map(|()| text)),
+            }
         });
         only_text.into_iter().chain(parts)
     }
@@ -347,7 +291,7 @@ impl CommandTemplate {
     /// The names of the params the template reads (`{params.NAME}`), in order.
     pub fn params(&self) -> impl Iterator<Item = &str> {
         self.part_refs().filter_map(|part| match part {
-            PartRef::Placeholder(PlaceholderRef::Param(name)) => Some(name),
+            Part::Placeholder(Placeholder::Param(name)) => Some(name),
             _ => None,
         })
     }
@@ -388,8 +332,8 @@ impl CommandTemplate {
         let mut out = String::new();
         for part in self.part_refs() {
             match part {
-                PartRef::Text(text) => out.push_str(text),
-                PartRef::Placeholder(p) => out.push_str(&value(&p.to_owned())),
+                Part::Text(text) => out.push_str(text),
+                Part::Placeholder(p) => out.push_str(&value(&owned(&p))),
             }
         }
         out
@@ -410,6 +354,11 @@ impl CommandTemplate {
         }
         out
     }
+}
+
+/// A placeholder read from a template's text, with its name its own.
+fn owned(placeholder: &Placeholder<&str>) -> Placeholder {
+    placeholder.map(|name| name.to_string())
 }
 
 fn placeholder_text(p: &Placeholder) -> String {

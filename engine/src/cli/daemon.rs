@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::logging::{LogFormat, Logging};
 use super::run::SlurmArgs;
 use super::target::{absolute, StateArgs};
 use super::Outcome;
@@ -73,14 +74,14 @@ pub struct DaemonArgs {
     state: StateArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+impl DaemonArgs {
+    /// How the daemon logs.
+    pub fn logging(&self) -> Logging {
+        Logging::Daemon(self.log_format)
+    }
 }
 
 pub fn run(args: &DaemonArgs) -> Result<Outcome> {
-    init_logging(args.log_format);
     let state_dir = absolute(&args.state.dir());
     let store = args.state.open()?;
     let dir = std::fs::canonicalize(&args.dir)
@@ -163,17 +164,4 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         result
     })?;
     Ok(Outcome::Success)
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ENGINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(super::output::stderr_color());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -1,5 +1,5 @@
-//! The command line: argument parsing (clap), dispatch to one module per subcommand, and the
-//! exit codes: 0 success, 1 a check (or later a run) failed, 2 usage or input error.
+//! The command line: argument parsing (clap), the log subscriber, dispatch to one module per
+//! subcommand, and the exit codes: 0 success, 1 a check (or a run) failed, 2 usage or input error.
 
 mod again;
 mod cancel;
@@ -10,6 +10,7 @@ mod fmt;
 mod gc;
 mod graph;
 mod lineage;
+mod logging;
 mod logs;
 mod output;
 mod plan;
@@ -21,6 +22,9 @@ mod target;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::exec::supervisor;
+use logging::Logging;
 
 /// Exit codes shared by every subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +78,13 @@ enum Command {
     Daemon(daemon::DaemonArgs),
 }
 
-/// Parses the command line and runs the command.
+/// Parses the command line, installs the log subscriber and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(match &cli.command {
+        Command::Daemon(args) => args.logging(),
+        _ => Logging::Interactive,
+    });
     let outcome = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
@@ -101,4 +109,11 @@ pub fn main() -> ExitCode {
             Outcome::UsageError.into()
         }
     }
+}
+
+/// The attempts' supervisor (the binary started as `engine --attempt-supervisor`): installs its
+/// log subscriber, then serves its engine until it is done.
+pub fn supervisor_main() -> ExitCode {
+    logging::init(Logging::Supervisor);
+    supervisor::serve_stdin()
 }

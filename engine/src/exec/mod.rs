@@ -3,9 +3,10 @@
 //! be started ([`ExecError`]). The executors themselves live in submodules: [`local`] runs
 //! attempts as local process groups, [`slurm`] submits them as SLURM batch jobs.
 //!
-//! The split between starting and waiting is deliberate (DESIGN.md, principle 1): an executor's
-//! `start` returns as soon as the attempt exists, with what identifies it (a pid and pgid, later
-//! a SLURM job id), so the caller can commit that to the store before it waits for the end.
+//! The split between starting and waiting is deliberate: an executor's `start` returns as soon as
+//! the attempt exists, with what identifies it (a pid and pgid, or a SLURM job id), so the caller
+//! can record that before it waits for the end (a SLURM job's id is committed before it is
+//! waited on; see "The store" and "Crash recovery" in docs/design.md).
 
 pub mod direct;
 pub mod files;
@@ -190,14 +191,6 @@ pub enum ExecError {
     Spawn {
         /// The attempt's working directory.
         workdir: PathBuf,
-        /// What the operating system said.
-        source: io::Error,
-    },
-    /// The thread that waits for the attempt could not be started; the attempt was killed.
-    #[error("cannot start a thread to wait for process {pid}: {source}")]
-    Waiter {
-        /// The pid of the attempt that was killed.
-        pid: u32,
         /// What the operating system said.
         source: io::Error,
     },

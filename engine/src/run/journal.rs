@@ -5,12 +5,14 @@
 //! together, in the order recorded: at the latest [`COMMIT_EVERY`] after the first of them was
 //! recorded, and at once where something outside the engine relies on them (a retried attempt
 //! released, a SLURM job waited on, the run's end). What happens between two commits is not lost
-//! in a crash: recovery settles it from the files the attempts leave (the run's decided log, each
-//! attempt's status file, the outputs), see `recovery.rs`.
+//! in a crash: recovery settles it from the files the run leaves (its decided log, the ended log
+//! the supervisor writes, a SLURM job's usage file, the outputs) and from what SLURM says of its
+//! jobs, see `recovery.rs`.
 //!
-//! Some files must outlive the state they describe: a failed attempt's temporary directory, with
-//! its status file saying 0 after a failed publish, would read as "published" to recovery if it
-//! vanished before the failure was committed. Those are removed only after the commit.
+//! Some files must outlive the state they describe: the temporary directory of an attempt whose
+//! command exited 0 but whose publish failed would, once gone, read as "published" to recovery
+//! (exit status 0 and no temporary directory) if the failure was not yet committed. Those are
+//! removed only after the commit.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -441,15 +441,6 @@ impl Store {
         products_in(&self.db.begin_read()?, task)
     }
 
-    /// The latest completed task of a step for a group.
-    pub fn latest(&self, pipeline: &str, step: &str, group: Option<&str>) -> Result<Option<u64>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LATEST)?;
-        Ok(table
-            .get(latest_key(pipeline, step, group).as_str())?
-            .map(|v| v.value()))
-    }
-
     fn all<T: DeserializeOwned>(
         &self,
         def: TableDefinition<u64, &str>,

@@ -11,9 +11,10 @@
 //! [`crate::exec::direct`]) is the only program its attempt starts.
 //!
 //! The supervisor is the engine's own binary, started as `engine --attempt-supervisor` (see
-//! [`serve_if_asked`]) with a Unix socket for its stdin, over which both sides send one JSON
-//! object a line ([`protocol`]). In the library's unit tests it is a thread of the test
-//! process instead, serving the same protocol, since the test binary is not the engine.
+//! [`asked`] and [`serve_stdin`]) with a Unix socket for its stdin, over which both sides send
+//! one JSON object a line ([`protocol`]); it shares the engine's stderr, where it logs what goes
+//! wrong on its side. In the library's unit tests it is a thread of the test process instead,
+//! serving the same protocol, since the test binary is not the engine.
 
 mod programs;
 pub mod protocol;
@@ -38,24 +39,27 @@ use protocol::{Reply, Request};
 /// The argument that makes the `engine` binary a supervisor.
 pub const SUPERVISOR_FLAG: &str = "--attempt-supervisor";
 
-/// In the `engine` binary's `main`, before anything else: when started as a supervisor, serves
-/// the engine on stdin and returns the exit code; otherwise `None`.
-pub fn serve_if_asked() -> Option<ExitCode> {
-    if std::env::args_os().nth(1).as_deref() != Some(SUPERVISOR_FLAG.as_ref()) {
-        return None;
-    }
+/// Whether this process was started as a supervisor: asked in the `engine` binary's `main`,
+/// before anything else.
+pub fn asked() -> bool {
+    std::env::args_os().nth(1).as_deref() == Some(SUPERVISOR_FLAG.as_ref())
+}
+
+/// Serves the engine at the other end of stdin until it hangs up and every command it started
+/// has ended; the supervisor's exit code.
+pub fn serve_stdin() -> ExitCode {
     let served = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(UnixStream::from)
         .and_then(serve::serve);
-    Some(match served {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("engine supervisor: {error}");
+            tracing::error!(%error, "cannot serve the engine");
             ExitCode::FAILURE
         }
-    })
+    }
 }
 
 /// The supervisors of this process, by state directory.

@@ -100,7 +100,7 @@ pub fn serve(socket: UnixStream) -> io::Result<()> {
                     let _ = signal_group(child.pid, Some(signal));
                 }
             }
-            Err(error) => eprintln!("engine supervisor: a request it cannot read: {error}"),
+            Err(error) => tracing::error!(%error, "cannot read a request of the engine"),
         }
     }
     // The engine is gone: a held command never runs; the others are waited for.
@@ -368,9 +368,11 @@ fn record_end(shared: &Shared, ended_log: &Path, tag: &str, status: Status) {
     });
     match written {
         Ok(file) => *open = Some((ended_log.to_path_buf(), file)),
-        Err(error) => eprintln!(
-            "engine supervisor: cannot record how attempt {tag} ended in {}: {error}",
-            ended_log.display()
+        Err(error) => tracing::error!(
+            attempt = tag,
+            log = %ended_log.display(),
+            %error,
+            "cannot record how the attempt ended"
         ),
     }
 }
