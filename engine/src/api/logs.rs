@@ -7,13 +7,13 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use hyper::body::Bytes;
+use axum::body::{Body, Bytes};
 use hyper::header::ACCEPT;
 use hyper::StatusCode;
 use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
-use super::response::{channel, full, with_type, Response, TEXT};
+use super::response::{channel, with_type, Response, TEXT};
 use super::router::Call;
 use super::sse::{self, Follow, Position};
 use crate::store::AttemptRecord;
@@ -101,7 +101,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
     };
     let Some(chosen) = chosen else {
         // Not started yet: nothing written.
-        return Ok(with_type(StatusCode::OK, TEXT, full(Bytes::new())));
+        return Ok(with_type(StatusCode::OK, TEXT, Body::empty()));
     };
     let path = stream.path(&chosen).to_path_buf();
     let file = tokio::fs::File::open(&path)
@@ -118,7 +118,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
 }
 
 /// The file's bytes as a body, read a chunk at a time as the client takes them.
-fn send_file(mut file: tokio::fs::File, path: PathBuf) -> super::response::Body {
+fn send_file(mut file: tokio::fs::File, path: PathBuf) -> Body {
     let (tx, body) = channel(4);
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 64 * 1024];

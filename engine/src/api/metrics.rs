@@ -9,7 +9,7 @@ use hyper::StatusCode;
 
 use super::control::{LoadError, PipelineStatus};
 use super::error::ApiError;
-use super::response::{full, with_type, Response};
+use super::response::{with_type, Response};
 use super::router::Call;
 use crate::store::{AttemptRecord, RunRecord, RunStatus, TaskRecord, TaskStatus};
 
@@ -46,11 +46,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
             })
         })
         .await?;
-    Ok(with_type(
-        StatusCode::OK,
-        CONTENT_TYPE,
-        full(render(&snapshot)),
-    ))
+    Ok(with_type(StatusCode::OK, CONTENT_TYPE, render(&snapshot)))
 }
 
 fn render(s: &Snapshot) -> String {

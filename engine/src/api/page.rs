@@ -5,7 +5,7 @@ use hyper::header::{HeaderName, HeaderValue, ETAG, IF_NONE_MATCH};
 use hyper::StatusCode;
 
 use super::error::ApiError;
-use super::response::{full, with_type, Response};
+use super::response::{with_type, Response};
 use super::router::Call;
 use crate::web::{self, Asset};
 
@@ -29,11 +29,11 @@ fn serve(call: &Call, asset: &'static Asset) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut response = if current {
-        let mut response = with_type(StatusCode::NOT_MODIFIED, asset.content_type, full(""));
+        let mut response = with_type(StatusCode::NOT_MODIFIED, asset.content_type, "");
         response.headers_mut().remove(hyper::header::CONTENT_TYPE);
         response
     } else {
-        with_type(StatusCode::OK, asset.content_type, full(asset.body))
+        with_type(StatusCode::OK, asset.content_type, asset.body)
     };
     let headers = response.headers_mut();
     for (name, value) in web::HEADERS {

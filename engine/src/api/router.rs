@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use serde_json::json;

@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL};
-use hyper::StatusCode;
+use axum::body::Bytes;
+use axum::http::header::{HeaderValue, CACHE_CONTROL};
+use axum::http::StatusCode;
 use serde_json::json;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
