@@ -10,6 +10,10 @@
 //!
 //! The follower polls the store and the file, reading the task's status *before* the file, so
 //! that once the status is final one more read of the file gets every byte there will be.
+//!
+//! The events are written here rather than with `axum::response::sse::Event`, which (since
+//! axum 0.8.5) leaves the `data:` field out of an event whose data is empty: an empty line of
+//! the log would then be an event that `EventSource` drops.
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::PathBuf;
