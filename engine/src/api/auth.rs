@@ -1,14 +1,18 @@
 //! Who may do what: requests that change state need `Authorization: Bearer TOKEN`, and so do
 //! reads unless they are public. Without a token a request is 401; with a wrong one, 403.
-//! `GET /auth` tells a client (the web page) what its token, if any, allows.
+//! The check is a middleware the router puts in front of every route, with the route's
+//! [`Access`]. `GET /auth` tells a client (the web page) what its token, if any, allows.
 
-use hyper::header::AUTHORIZATION;
-use hyper::{HeaderMap, StatusCode};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::response::{json, Response};
-use super::router::Call;
 use super::state::ApiState;
 
 /// What a route needs.
@@ -22,8 +26,18 @@ pub enum Access {
     Write,
 }
 
+/// The middleware: the request goes on to its handler only if its token allows `access`.
+pub async fn require(
+    State((state, access)): State<(Arc<ApiState>, Access)>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    authorize(&state, access, request.headers())?;
+    Ok(next.run(request).await)
+}
+
 /// Checks the request's token against what `access` needs.
-pub fn authorize(state: &ApiState, access: Access, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(state: &ApiState, access: Access, headers: &HeaderMap) -> Result<(), ApiError> {
     match access {
         Access::Open => return Ok(()),
         Access::Read if state.public_reads => return Ok(()),
@@ -42,20 +56,19 @@ pub fn authorize(state: &ApiState, access: Access, headers: &HeaderMap) -> Resul
 
 /// `GET /auth`: `{"public_reads": B, "token": T}`, where `T` is `none` (no token was sent),
 /// `valid` or `invalid`. Always 200, so a client can ask before it has a token.
-pub async fn session(call: Call) -> Result<Response, ApiError> {
-    let token = match call
-        .headers
+pub async fn session(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    let token = match headers
         .get(AUTHORIZATION)
         .and_then(|value| bearer(value.as_bytes()))
     {
         None => "none",
-        Some(presented) if call.state.token.matches(presented) => "valid",
+        Some(presented) if state.token.matches(presented) => "valid",
         Some(_) => "invalid",
     };
-    Ok(json(
+    json(
         StatusCode::OK,
-        &json!({ "public_reads": call.state.public_reads, "token": token }),
-    ))
+        &json!({ "public_reads": state.public_reads, "token": token }),
+    )
 }
 
 /// The token of a `Bearer TOKEN` credential (the scheme is case-insensitive).

@@ -1,8 +1,9 @@
 //! Every way a request can fail, each with its status code, answered as a JSON body
 //! `{"error": "...", "details": ...}`.
 
-use hyper::header::{HeaderValue, ALLOW, WWW_AUTHENTICATE};
-use hyper::{Method, StatusCode};
+use axum::http::header::{HeaderValue, ALLOW, WWW_AUTHENTICATE};
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::control::{ControlError, ParamProblem};
@@ -73,8 +74,10 @@ impl ApiError {
             _ => serde_json::Value::Null,
         }
     }
+}
 
-    pub fn into_response(self) -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
         if let ApiError::Internal(message) = &self {
             tracing::error!("api: internal error: {message}");
         }

@@ -6,15 +6,18 @@
 //! were only cancelled or blocked do not count.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use hyper::StatusCode;
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::logs::tail;
+use super::request::QueryParams;
 use super::response::{json, Response};
-use super::router::Call;
 use super::runs::MAX_LIMIT;
+use super::state::ApiState;
 use crate::store::{AttemptRecord, RunRecord, RunStatus, Store, TaskRecord, TaskStatus};
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -40,22 +43,24 @@ struct Listing {
     limit: usize,
 }
 
-pub async fn list(call: Call) -> Result<Response, ApiError> {
-    let pipeline = call.query.get("pipeline").map(str::to_string);
-    let limit = call.query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let pipeline = query.get("pipeline").map(str::to_string);
+    let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "query parameter `limit`: {limit} is not between 1 and {MAX_LIMIT}"
         )));
     }
-    let lines = call.query.number("lines")?.unwrap_or(DEFAULT_LINES);
+    let lines = query.number("lines")?.unwrap_or(DEFAULT_LINES);
     if lines > MAX_LINES {
         return Err(ApiError::BadRequest(format!(
             "query parameter `lines`: {lines} is more than {MAX_LINES}"
         )));
     }
-    let listing = call
-        .state
+    let listing = state
         .blocking(move |state| listing(&state.store, pipeline.as_deref(), limit, lines))
         .await?;
     Ok(json(StatusCode::OK, &listing))

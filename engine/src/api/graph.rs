@@ -3,20 +3,24 @@
 //! in one state, for drawing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use hyper::StatusCode;
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::control::{ControlError, GraphEdge, GraphNode, PipelineGraph};
 use super::error::ApiError;
+use super::request::{RunId, Segments};
 use super::response::{json, Response};
-use super::router::Call;
+use super::state::ApiState;
 use crate::store::{TaskRecord, TaskStatus};
 
-pub async fn pipeline(call: Call) -> Result<Response, ApiError> {
-    let name = call.capture(0).to_string();
-    let graph = call
-        .state
+pub async fn pipeline(
+    State(state): State<Arc<ApiState>>,
+    Segments(name): Segments<String>,
+) -> Result<Response, ApiError> {
+    let graph = state
         .blocking(move |state| Ok(state.control.graph(&name)?))
         .await?;
     Ok(json(StatusCode::OK, &graph))
@@ -46,10 +50,11 @@ struct RunNode {
     state: Option<&'static str>,
 }
 
-pub async fn run(call: Call) -> Result<Response, ApiError> {
-    let id = call.id(0, "run")?;
-    let graph = call
-        .state
+pub async fn run(
+    State(state): State<Arc<ApiState>>,
+    RunId(id): RunId,
+) -> Result<Response, ApiError> {
+    let graph = state
         .blocking(move |state| {
             let run = state.store.run(id)?;
             let tasks = state.store.tasks_of(id)?;

@@ -1,17 +1,22 @@
 //! `GET /lineage?path=P`: what made a product, as `engine lineage --json` prints it.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use hyper::StatusCode;
+use axum::extract::State;
+use axum::http::StatusCode;
 
 use super::error::ApiError;
+use super::request::QueryParams;
 use super::response::{json, Response};
-use super::router::Call;
+use super::state::ApiState;
 use crate::inspect::lineage;
 
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let path = call
-        .query
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let path = query
         .get("path")
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ApiError::BadRequest("query parameter `path` is missing".into()))?;
@@ -24,8 +29,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
     let path = std::fs::canonicalize(path)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| path.to_string());
-    let node = call
-        .state
+    let node = state
         .blocking(move |state| {
             lineage(&state.store, &path)?.ok_or_else(|| {
                 ApiError::NotFound(format!(

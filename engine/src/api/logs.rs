@@ -6,16 +6,21 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use hyper::body::Bytes;
-use hyper::header::ACCEPT;
-use hyper::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header::ACCEPT;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
 use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use super::response::{channel, full, with_type, Response, TEXT};
-use super::router::Call;
+use super::request::{QueryParams, TaskIds};
+use super::response::{channel, with_type, Response, TEXT};
 use super::sse::{self, Follow, Position};
+use super::state::ApiState;
 use crate::store::AttemptRecord;
 
 /// Which of an attempt's logs.
@@ -51,19 +56,21 @@ impl LogStream {
     }
 }
 
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let run = call.id(0, "run")?;
-    let task = call.id(1, "task")?;
-    let stream = LogStream::from_query(call.query.get("stream"))?;
-    let attempt: Option<u32> = call.query.number("attempt")?;
-    let follow = call.query.flag("follow")
-        || call
-            .headers
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    TaskIds { run, task }: TaskIds,
+    query: QueryParams,
+    headers: HeaderMap,
+    Extension(shutdown): Extension<CancellationToken>,
+) -> Result<Response, ApiError> {
+    let stream = LogStream::from_query(query.get("stream"))?;
+    let attempt: Option<u32> = query.number("attempt")?;
+    let follow = query.flag("follow")
+        || headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/event-stream"));
-    let attempts = call
-        .state
+    let attempts = state
         .blocking(move |state| {
             state.store.run(run)?;
             let record = state.store.task(task)?;
@@ -80,19 +87,18 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
         })
         .await?;
     if follow {
-        let resume = call
-            .headers
+        let resume = headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .and_then(Position::parse);
         return Ok(sse::response(Follow {
-            store: call.state.store.clone(),
+            store: state.store.clone(),
             run,
             task,
             stream,
             attempt,
             resume,
-            shutdown: call.shutdown,
+            shutdown,
         }));
     }
     let chosen = match attempt {
@@ -101,7 +107,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
     };
     let Some(chosen) = chosen else {
         // Not started yet: nothing written.
-        return Ok(with_type(StatusCode::OK, TEXT, full(Bytes::new())));
+        return Ok(with_type(StatusCode::OK, TEXT, Body::empty()));
     };
     let path = stream.path(&chosen).to_path_buf();
     let file = tokio::fs::File::open(&path)
@@ -118,7 +124,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
 }
 
 /// The file's bytes as a body, read a chunk at a time as the client takes them.
-fn send_file(mut file: tokio::fs::File, path: PathBuf) -> super::response::Body {
+fn send_file(mut file: tokio::fs::File, path: PathBuf) -> Body {
     let (tx, body) = channel(4);
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 64 * 1024];

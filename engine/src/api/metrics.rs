@@ -4,13 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::sync::Arc;
 
-use hyper::StatusCode;
+use axum::extract::State;
+use axum::http::StatusCode;
 
 use super::control::{LoadError, PipelineStatus};
 use super::error::ApiError;
-use super::response::{full, with_type, Response};
-use super::router::Call;
+use super::response::{with_type, Response};
+use super::state::ApiState;
 use crate::store::{AttemptRecord, RunRecord, RunStatus, TaskRecord, TaskStatus};
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,9 +33,8 @@ struct Snapshot {
     paused: bool,
 }
 
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let snapshot = call
-        .state
+pub async fn get(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let snapshot = state
         .blocking(|state| {
             Ok(Snapshot {
                 runs: state.store.runs()?,
@@ -46,11 +47,7 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
             })
         })
         .await?;
-    Ok(with_type(
-        StatusCode::OK,
-        CONTENT_TYPE,
-        full(render(&snapshot)),
-    ))
+    Ok(with_type(StatusCode::OK, CONTENT_TYPE, render(&snapshot)))
 }
 
 fn render(s: &Snapshot) -> String {

@@ -1,5 +1,5 @@
-//! The HTTP API that `engine daemon` serves: JSON over hyper (HTTP/1.1), documented in
-//! `docs/openapi.json` (served at `/openapi.json`) and `docs/api.md`.
+//! The HTTP API that `engine daemon` serves: JSON over HTTP/1.1, routed by axum on hyper,
+//! documented in `docs/openapi.json` (served at `/openapi.json`) and `docs/api.md`.
 //!
 //! The daemon builds an [`ApiState`] (the store, its [`Control`], the token from
 //! [`load_or_create_token`]) and runs [`serve`] on a bound listener until shutdown. Reads come

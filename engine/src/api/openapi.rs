@@ -1,15 +1,15 @@
 //! `GET /openapi.json`: the OpenAPI 3 description of the API, `docs/openapi.json`, built into
 //! the binary.
 
-use hyper::StatusCode;
+use axum::http::StatusCode;
 
-use super::response::{full, with_type, Response, JSON};
+use super::response::{with_type, Response, JSON};
 
 /// The document, as `docs/openapi.json` has it.
 pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
-pub fn document() -> Response {
-    with_type(StatusCode::OK, JSON, full(DOCUMENT))
+pub async fn document() -> Response {
+    with_type(StatusCode::OK, JSON, DOCUMENT)
 }
 
 #[cfg(test)]

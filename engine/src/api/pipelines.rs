@@ -3,21 +3,23 @@
 
 use std::collections::BTreeMap;
 
-use hyper::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::actions::created;
 use super::control::{ControlError, ParamProblem};
 use super::error::ApiError;
-use super::request::read_json;
+use super::request::{JsonBody, Segments};
 use super::response::{json, Response};
-use super::router::Call;
+use super::state::ApiState;
 
 /// Every loaded pipeline, and the files that do not load.
-pub async fn list(call: Call) -> Result<Response, ApiError> {
-    let body = call
-        .state
+pub async fn list(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let body = state
         .blocking(|state| {
             Ok(json!({
                 "pipelines": state.control.pipelines(),
@@ -29,10 +31,11 @@ pub async fn list(call: Call) -> Result<Response, ApiError> {
 }
 
 /// One pipeline, by name.
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let name = call.capture(0).to_string();
-    let pipeline = call
-        .state
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Segments(name): Segments<String>,
+) -> Result<Response, ApiError> {
+    let pipeline = state
         .blocking(move |state| {
             state
                 .control
@@ -47,10 +50,11 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
 
 /// `GET /pipelines/{name}/gap`: scans the sources now; every step with its gap (0 when it has
 /// nothing to do).
-pub async fn gap(call: Call) -> Result<Response, ApiError> {
-    let name = call.capture(0).to_string();
-    let body = call
-        .state
+pub async fn gap(
+    State(state): State<Arc<ApiState>>,
+    Segments(name): Segments<String>,
+) -> Result<Response, ApiError> {
+    let body = state
         .blocking(move |state| {
             let gap = state.control.gap(&name)?;
             Ok(json!({ "pipeline": name, "gap": gap }))
@@ -62,20 +66,19 @@ pub async fn gap(call: Call) -> Result<Response, ApiError> {
 /// The body of a trigger: params by name, each a string or a JSON scalar.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TriggerBody {
+pub struct TriggerBody {
     #[serde(default)]
     params: BTreeMap<String, serde_json::Value>,
 }
 
 /// Starts a run: 201 with `{"run": ID}` and a `Location` of the run.
-pub async fn trigger(call: Call) -> Result<Response, ApiError> {
-    let name = call.capture(0).to_string();
-    let body: TriggerBody = read_json(&call.headers, call.body)
-        .await?
-        .unwrap_or_default();
-    let params = param_texts(body.params)?;
-    let run = call
-        .state
+pub async fn trigger(
+    State(state): State<Arc<ApiState>>,
+    Segments(name): Segments<String>,
+    JsonBody(body): JsonBody<TriggerBody>,
+) -> Result<Response, ApiError> {
+    let params = param_texts(body.unwrap_or_default().params)?;
+    let run = state
         .blocking(move |state| Ok(state.control.trigger(&name, &params)?))
         .await?;
     Ok(created(run))

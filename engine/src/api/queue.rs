@@ -2,13 +2,16 @@
 //! are paused) and `POST /queue/pause` / `POST /queue/resume` (the daemon-wide switch its
 //! runs' schedulers honour: paused, no new task starts; running tasks go on).
 
-use hyper::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::response::{json, Response};
-use super::router::Call;
+use super::state::ApiState;
 use crate::store::{Store, TaskStatus};
 
 /// A task of a live run that runs or waits.
@@ -37,9 +40,8 @@ struct Queue {
     waiting: Vec<QueuedTask>,
 }
 
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let queue = call
-        .state
+pub async fn get(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let queue = state
         .blocking(|state| {
             let (running, waiting) = live_tasks(&state.store)?;
             Ok(Queue {
@@ -52,18 +54,17 @@ pub async fn get(call: Call) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &queue))
 }
 
-pub async fn pause(call: Call) -> Result<Response, ApiError> {
-    set(call, true).await
+pub async fn pause(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    set(&state, true).await
 }
 
-pub async fn resume(call: Call) -> Result<Response, ApiError> {
-    set(call, false).await
+pub async fn resume(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    set(&state, false).await
 }
 
 /// 200 with `{"paused": P, "changed": C}`.
-async fn set(call: Call, paused: bool) -> Result<Response, ApiError> {
-    let changed = call
-        .state
+async fn set(state: &Arc<ApiState>, paused: bool) -> Result<Response, ApiError> {
+    let changed = state
         .blocking(move |state| Ok(state.control.set_paused(paused)))
         .await?;
     Ok(json(

@@ -1,9 +1,12 @@
-//! Reading requests: the JSON body (bounded in size while it is read) and the query string.
+//! Reading requests: axum extractors for the path's `{...}` segments, the query string and the
+//! JSON body (bounded in size while it is read), each refusing a request with an [`ApiError`]
+//! rather than axum's plain-text rejection.
 
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::header::CONTENT_LENGTH;
-use hyper::HeaderMap;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -11,60 +14,83 @@ use super::error::ApiError;
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Reads the body as JSON of type `T`; an empty body is `None`. A body over [`BODY_LIMIT`] is
-/// refused as soon as its declared length or the bytes read so far exceed it.
-pub async fn read_json<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Option<T>, ApiError> {
-    let too_large = ApiError::PayloadTooLarge { limit: BODY_LIMIT };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(too_large);
-    }
-    let bytes = match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large),
-        Err(error) => {
-            return Err(ApiError::BadRequest(format!(
-                "cannot read the request body: {error}"
-            )))
+/// The route's `{...}` segments as axum's [`Path`] decodes them: a `String`, or a tuple of them.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(segments)) => Ok(Segments(segments)),
+            // A segment that is not UTF-8 once decoded (400), or a handler that wants other
+            // segments than its route has (500).
+            Err(rejection) if rejection.status() == StatusCode::BAD_REQUEST => {
+                Err(ApiError::BadRequest(rejection.body_text()))
+            }
+            Err(rejection) => Err(ApiError::Internal(rejection.body_text())),
         }
-    };
-    parse_json(&bytes)
-}
-
-/// Parses a JSON body; empty (or only whitespace) is `None`.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
     }
-    serde_json::from_slice(bytes)
-        .map(Some)
-        .map_err(|error| ApiError::BadRequest(format!("the body is not valid JSON here: {error}")))
 }
 
-/// The query string, decoded: `name=value` pairs in order.
-#[derive(Debug, Default)]
-pub struct Query {
+/// The run of a `/runs/{id}` route.
+pub struct RunId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for RunId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Segments(run) = Segments::<String>::from_request_parts(parts, state).await?;
+        Ok(RunId(id(&run, "run")?))
+    }
+}
+
+/// The run and the task of a `/runs/{id}/tasks/{task}` route.
+pub struct TaskIds {
+    pub run: u64,
+    pub task: u64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Segments((run, task)) =
+            Segments::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(TaskIds {
+            run: id(&run, "run")?,
+            task: id(&task, "task")?,
+        })
+    }
+}
+
+/// A segment as a run or task number; anything else is a 400 saying it is not a `what` number.
+fn id(text: &str, what: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{text}` is not a {what} number")))
+}
+
+/// The query string as axum's [`Query`] decodes it: `name=value` pairs in order.
+#[derive(Debug)]
+pub struct QueryParams {
     pairs: Vec<(String, String)>,
 }
 
-impl Query {
-    pub fn parse(query: Option<&str>) -> Query {
-        let pairs = query
-            .unwrap_or("")
-            .split('&')
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                let (name, value) = part.split_once('=').unwrap_or((part, ""));
-                (decode(name), decode(value))
-            })
-            .collect();
-        Query { pairs }
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        QueryParams::from_uri(&parts.uri)
+    }
+}
+
+impl QueryParams {
+    /// The query of `uri`. Pairs cannot fail to decode (a bad escape is kept as it is, bytes
+    /// that are not UTF-8 become U+FFFD), so the error is only there in case axum changes.
+    pub fn from_uri(uri: &Uri) -> Result<QueryParams, ApiError> {
+        Query::<Vec<(String, String)>>::try_from_uri(uri)
+            .map(|Query(pairs)| QueryParams { pairs })
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
     }
 
     /// The last value given for `name`.
@@ -97,64 +123,81 @@ impl Query {
     }
 }
 
-/// Percent-decoding, with `+` as a space; an invalid escape is kept as it is.
-pub fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i + 1..i + 3) {
-            Some(hex) if bytes[i] == b'%' => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok()),
-            _ => None,
-        };
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                out.push(byte);
-                i += 1;
-            }
+/// The body as JSON of type `T`; an empty body is `None`. A body over [`BODY_LIMIT`] is refused
+/// as soon as its declared length or the bytes read so far exceed it.
+pub struct JsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let too_large = ApiError::PayloadTooLarge { limit: BODY_LIMIT };
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(too_large);
         }
+        let bytes = match to_bytes(request.into_body(), BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let error = error.into_inner();
+                if error.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large);
+                }
+                return Err(ApiError::BadRequest(format!(
+                    "cannot read the request body: {error}"
+                )));
+            }
+        };
+        parse_json(&bytes).map(JsonBody)
     }
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a JSON body; empty (or only whitespace) is `None`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|error| ApiError::BadRequest(format!("the body is not valid JSON here: {error}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn query(text: &str) -> QueryParams {
+        QueryParams::from_uri(&format!("/?{text}").parse().unwrap()).unwrap()
+    }
+
     #[test]
     fn decodes_escapes_and_plus_and_keeps_bad_escapes() {
-        assert_eq!(decode("a%20b+c"), "a b c");
-        assert_eq!(decode("%2Fdata%2Fx.txt"), "/data/x.txt");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz%4"), "%zz%4");
-        assert_eq!(decode("%C3%A9"), "é");
+        let decoded = query("a=a%20b+c&b=%2Fdata%2Fx.txt&c=100%&d=%zz%4&e=%C3%A9");
+        assert_eq!(decoded.get("a"), Some("a b c"));
+        assert_eq!(decoded.get("b"), Some("/data/x.txt"));
+        assert_eq!(decoded.get("c"), Some("100%"));
+        assert_eq!(decoded.get("d"), Some("%zz%4"));
+        assert_eq!(decoded.get("e"), Some("é"));
     }
 
     #[test]
     fn the_last_value_wins_and_numbers_are_checked() {
-        let query = Query::parse(Some("limit=5&follow&limit=7&x=%31"));
-        assert_eq!(query.get("limit"), Some("7"));
-        assert_eq!(query.number::<u64>("x").unwrap(), Some(1));
-        assert!(query.flag("follow"));
-        assert!(!query.flag("missing"));
-        let error = Query::parse(Some("limit=ten"))
-            .number::<u64>("limit")
-            .unwrap_err();
+        let params = query("limit=5&follow&limit=7&x=%31");
+        assert_eq!(params.get("limit"), Some("7"));
+        assert_eq!(params.number::<u64>("x").unwrap(), Some(1));
+        assert!(params.flag("follow"));
+        assert!(!params.flag("missing"));
+        let error = query("limit=ten").number::<u64>("limit").unwrap_err();
         assert_eq!(
             error.to_string(),
             "query parameter `limit`: `ten` is not a non-negative whole number"
         );
-        assert_eq!(Query::parse(None).get("a"), None);
+        let none = QueryParams::from_uri(&"/runs".parse().unwrap()).unwrap();
+        assert_eq!(none.get("a"), None);
     }
 
     #[test]

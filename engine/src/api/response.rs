@@ -1,21 +1,15 @@
-//! Building responses: the body type every handler returns, JSON and text bodies, and a body fed
-//! chunk by chunk from a channel (logs, server-sent events).
+//! Building responses: JSON and text bodies with their content type, and a body fed chunk by
+//! chunk from a channel (logs, server-sent events).
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Frame};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::http::StatusCode;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-/// The body of every response.
-pub type Body = BoxBody<Bytes, Infallible>;
-pub type Response = hyper::Response<Body>;
+pub use axum::response::Response;
 
 pub const JSON: &str = "application/json";
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -25,25 +19,24 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec_pretty(value) {
         Ok(mut bytes) => {
             bytes.push(b'\n');
-            with_type(status, JSON, full(bytes))
+            with_type(status, JSON, bytes)
         }
         // Our own types always serialize; say so rather than panic if one ever does not.
         Err(error) => with_type(
             StatusCode::INTERNAL_SERVER_ERROR,
             JSON,
-            full(format!("{{\"error\": \"internal error: cannot serialize the response: {error}\", \"details\": null}}\n")),
+            format!("{{\"error\": \"internal error: cannot serialize the response: {error}\", \"details\": null}}\n"),
         ),
     }
 }
 
-/// A body of bytes known up front.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
-}
-
 /// A response with this status, content type and body.
-pub fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response {
-    let mut response = hyper::Response::new(body);
+pub fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -54,30 +47,17 @@ pub fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> 
 /// A body whose chunks arrive on a channel; it ends when every sender is dropped. A producer
 /// sees the client go away as `Sender::closed` or a failed send.
 pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
-    let (tx, rx) = mpsc::channel(capacity);
-    (tx, ChannelBody { rx }.boxed())
-}
-
-struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
-    }
+    let (tx, mut rx) = mpsc::channel(capacity);
+    let chunks = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|chunk| chunk.map(Ok::<_, Infallible>))
+    });
+    (tx, Body::from_stream(chunks))
 }
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     #[tokio::test]

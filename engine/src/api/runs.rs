@@ -1,13 +1,16 @@
 //! `GET /runs` (the history, filtered and paged, newest first) and `GET /runs/{id}` (a run with
 //! its tasks and their attempts, as `engine show RUN --json` prints it).
 
-use hyper::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::request::Query;
+use super::request::{QueryParams, RunId};
 use super::response::{json, Response};
-use super::router::Call;
+use super::state::ApiState;
 use crate::inspect::run_detail;
 use crate::store::{RunRecord, RunStatus};
 
@@ -48,15 +51,17 @@ struct Listing {
     next_before: Option<u64>,
 }
 
-pub async fn list(call: Call) -> Result<Response, ApiError> {
-    let filter = filter(&call.query)?;
-    let page = page(&call.query)?;
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let filter = filter(&query)?;
+    let page = page(&query)?;
     if filter == Filter::default() && page.before.is_none() {
         // The plain newest-first page: read only that page (and one more, to know whether
         // another page follows), not the whole history.
         let (offset, limit) = (page.offset, page.limit);
-        let (total, mut runs) = call
-            .state
+        let (total, mut runs) = state
             .blocking(move |state| Ok(state.store.newest_runs(offset, limit + 1)?))
             .await?;
         let next_before = (runs.len() > limit).then(|| runs[limit - 1].id);
@@ -74,8 +79,7 @@ pub async fn list(call: Call) -> Result<Response, ApiError> {
     }
     // A pipeline's runs come from its index; other filters read the whole history.
     let pipeline = filter.pipeline.clone();
-    let runs = call
-        .state
+    let runs = state
         .blocking(move |state| {
             Ok(match pipeline {
                 Some(name) => state.store.runs_of(&name, None, usize::MAX)?,
@@ -86,16 +90,17 @@ pub async fn list(call: Call) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &listing(runs, &filter, &page)))
 }
 
-pub async fn get(call: Call) -> Result<Response, ApiError> {
-    let id = call.id(0, "run")?;
-    let detail = call
-        .state
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    RunId(id): RunId,
+) -> Result<Response, ApiError> {
+    let detail = state
         .blocking(move |state| Ok(run_detail(&state.store, id)?))
         .await?;
     Ok(json(StatusCode::OK, &detail))
 }
 
-fn filter(query: &Query) -> Result<Filter, ApiError> {
+fn filter(query: &QueryParams) -> Result<Filter, ApiError> {
     let mut statuses = Vec::new();
     for name in query.get("status").unwrap_or("").split(',') {
         if name.is_empty() {
@@ -121,7 +126,7 @@ fn filter(query: &Query) -> Result<Filter, ApiError> {
     })
 }
 
-fn page(query: &Query) -> Result<Page, ApiError> {
+fn page(query: &QueryParams) -> Result<Page, ApiError> {
     let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -210,59 +215,64 @@ mod tests {
             .collect()
     }
 
+    /// The query of `/runs?TEXT`.
+    fn query_of(text: &str) -> QueryParams {
+        QueryParams::from_uri(&format!("/runs?{text}").parse().unwrap()).unwrap()
+    }
+
     fn ids(listing: &Listing) -> Vec<u64> {
         listing.runs.iter().map(|r| r.id).collect()
     }
 
     #[test]
     fn filters_combine_and_total_counts_every_page() {
-        let query = Query::parse(Some("pipeline=b&status=succeeded,failed&limit=2"));
+        let query = query_of("pipeline=b&status=succeeded,failed&limit=2");
         let listing = listing(history(), &filter(&query).unwrap(), &page(&query).unwrap());
         assert_eq!(ids(&listing), [10, 9]);
         assert_eq!((listing.total, listing.next_before), (5, Some(9)));
-        let query = Query::parse(Some("label=cron"));
+        let query = query_of("label=cron");
         let listing = listing_of(&query);
         assert_eq!(ids(&listing), [7]);
-        let query = Query::parse(Some("since=3000&until=5000&status=failed"));
+        let query = query_of("since=3000&until=5000&status=failed");
         assert_eq!(ids(&listing_of(&query)), [4]);
     }
 
-    fn listing_of(query: &Query) -> Listing {
+    fn listing_of(query: &QueryParams) -> Listing {
         listing(history(), &filter(query).unwrap(), &page(query).unwrap())
     }
 
     #[test]
     fn pages_by_offset_or_by_cursor() {
-        let first = listing_of(&Query::parse(Some("limit=4")));
+        let first = listing_of(&query_of("limit=4"));
         assert_eq!(ids(&first), [10, 9, 8, 7]);
         assert_eq!(first.next_before, Some(7));
-        let second = listing_of(&Query::parse(Some("limit=4&before=7")));
+        let second = listing_of(&query_of("limit=4&before=7"));
         assert_eq!(ids(&second), [6, 5, 4, 3]);
-        let by_offset = listing_of(&Query::parse(Some("limit=4&offset=4")));
+        let by_offset = listing_of(&query_of("limit=4&offset=4"));
         assert_eq!(ids(&by_offset), ids(&second));
-        let last = listing_of(&Query::parse(Some("limit=4&before=3")));
+        let last = listing_of(&query_of("limit=4&before=3"));
         assert_eq!((ids(&last), last.next_before), (vec![2, 1], None));
         assert_eq!(last.total, 10);
     }
 
     #[test]
     fn bad_filters_and_limits_are_400() {
-        for query in [
+        for text in [
             "status=done",
             "limit=0",
             "limit=501",
             "since=yesterday",
             "offset=-1",
         ] {
-            let query = Query::parse(Some(query));
+            let query = query_of(text);
             let error = filter(&query).and_then(|_| page(&query)).unwrap_err();
             assert_eq!(error.status().as_u16(), 400, "{error}");
         }
-        let error = filter(&Query::parse(Some("status=done"))).unwrap_err();
+        let error = filter(&query_of("status=done")).unwrap_err();
         assert!(
             error.to_string().contains("one of queued, running"),
             "{error}"
         );
-        assert_eq!(page(&Query::parse(None)).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(page(&query_of("")).unwrap().limit, DEFAULT_LIMIT);
     }
 }

@@ -1,11 +1,12 @@
-//! The server: accepts connections on a listener and serves each over HTTP/1.1 until the
-//! shutdown token is cancelled; then it stops accepting, lets requests in flight finish (for at
-//! most [`SHUTDOWN_GRACE`]) and returns.
+//! The server: accepts connections on a listener and serves each over HTTP/1.1 (hyper, with the
+//! axum router answering each request) until the shutdown token is cancelled; then it stops
+//! accepting, lets requests in flight finish (for at most [`SHUTDOWN_GRACE`]) and returns.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -14,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::router::respond;
+use super::router::{respond, router};
 use super::state::ApiState;
 
 /// Connections served at once; further ones wait in the listener's backlog.
@@ -29,6 +30,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Errors accepting a connection (too many open files, a connection reset before it was
 /// accepted) are logged and the server goes on; it never fails as a whole.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>, shutdown: CancellationToken) {
+    let router = router(state, shutdown.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // The connections being served; waited for at shutdown.
     let mut connections = JoinSet::new();
@@ -46,7 +48,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, shutdown: Cancel
         };
         match accepted {
             Ok((stream, _)) => {
-                connections.spawn(connection(stream, state.clone(), shutdown.clone(), permit));
+                connections.spawn(connection(stream, router.clone(), shutdown.clone(), permit));
             }
             Err(error) => {
                 tracing::warn!("api: cannot accept a connection: {error}");
@@ -66,15 +68,15 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, shutdown: Cancel
 /// Serves one connection; at shutdown it finishes the request in flight and closes.
 async fn connection(
     stream: TcpStream,
-    state: Arc<ApiState>,
+    router: Router,
     shutdown: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
     let service = {
         let shutdown = shutdown.clone();
         service_fn(move |request| {
-            let (state, shutdown) = (state.clone(), shutdown.clone());
-            async move { Ok::<_, Infallible>(respond(state, shutdown, request).await) }
+            let (router, shutdown) = (router.clone(), shutdown.clone());
+            async move { Ok::<_, Infallible>(respond(router, &shutdown, request).await) }
         })
     };
     let served = http1::Builder::new()

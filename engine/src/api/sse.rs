@@ -10,15 +10,19 @@
 //!
 //! The follower polls the store and the file, reading the task's status *before* the file, so
 //! that once the status is final one more read of the file gets every byte there will be.
+//!
+//! The events are written here rather than with `axum::response::sse::Event`, which (since
+//! axum 0.8.5) leaves the `data:` field out of an event whose data is empty: an empty line of
+//! the log would then be an event that `EventSource` drops.
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL};
-use hyper::StatusCode;
+use axum::body::Bytes;
+use axum::http::header::{HeaderValue, CACHE_CONTROL};
+use axum::http::StatusCode;
 use serde_json::json;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;

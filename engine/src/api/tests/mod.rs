@@ -16,6 +16,7 @@ mod metrics;
 mod page;
 mod pipelines;
 mod queue;
+mod routes;
 mod runs;
 mod shutdown;
 
