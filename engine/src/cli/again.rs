@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::run::{execute, ExecArgs};
 use super::target::{PipelineArgs, StateArgs, Target};
-use super::Outcome;
+use super::Exit;
 use crate::run::again::{derive, Derived};
 use crate::run::{self, recovery, Force, RunOptions};
 use crate::store::RunRecord;
@@ -60,11 +60,11 @@ pub struct RetryArgs {
     state: StateArgs,
 }
 
-pub fn resume(args: &ResumeArgs) -> Result<Outcome> {
+pub fn resume(args: &ResumeArgs) -> Result<Exit> {
     again(Again::Resume, args.run, None, &args.exec, &args.state)
 }
 
-pub fn rerun(args: &RerunArgs) -> Result<Outcome> {
+pub fn rerun(args: &RerunArgs) -> Result<Exit> {
     again(
         Again::Rerun,
         args.run,
@@ -74,7 +74,7 @@ pub fn rerun(args: &RerunArgs) -> Result<Outcome> {
     )
 }
 
-pub fn retry(args: &RetryArgs) -> Result<Outcome> {
+pub fn retry(args: &RetryArgs) -> Result<Exit> {
     again(
         Again::Retry,
         args.run,
@@ -90,7 +90,7 @@ fn again(
     step: Option<String>,
     exec: &ExecArgs,
     state: &StateArgs,
-) -> Result<Outcome> {
+) -> Result<Exit> {
     let store = state.open_existing()?;
     // Reconcile first, so a run whose engine died is seen as interrupted, not running.
     let options = RunOptions {
@@ -135,7 +135,7 @@ fn again(
             parent.id,
             step.map(|s| format!(" in step `{s}`")).unwrap_or_default()
         );
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     };
     execute(
         store,

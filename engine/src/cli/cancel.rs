@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::target::StateArgs;
-use super::Outcome;
+use super::Exit;
 use crate::lifecycle::Event;
 use crate::store::RunStatus;
 
@@ -23,7 +23,7 @@ pub struct CancelArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &CancelArgs) -> Result<Outcome> {
+pub fn run(args: &CancelArgs) -> Result<Exit> {
     let store = args.state.open_existing()?;
     let mut run = store.run(args.run)?;
     if run.status.is_finished() {
@@ -62,7 +62,7 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
             "run {} cancelled (its engine process was gone; its tasks were stopped)",
             run.id
         );
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     let requested = Event::RunCancelRequested {
         by: format!("by pid {}", std::process::id()),
@@ -77,7 +77,7 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
     })?;
     if args.no_wait && requested {
         println!("cancel of run {} requested", run.id);
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -94,11 +94,11 @@ pub fn run(args: &CancelArgs) -> Result<Outcome> {
     match run.status {
         RunStatus::Cancelled => {
             println!("run {} cancelled", run.id);
-            Ok(Outcome::Success)
+            Ok(Exit::Success)
         }
         status if status.is_finished() => {
             println!("run {} ended before the cancel took effect: {}", run.id, status.as_str());
-            Ok(Outcome::Success)
+            Ok(Exit::Success)
         }
         _ => bail!("run {} has not stopped yet (its engine process may be gone: `engine resume {}` reconciles it)", run.id, run.id),
     }

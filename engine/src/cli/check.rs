@@ -8,7 +8,7 @@ use dsl::Severity;
 
 use super::files::pipe_files;
 use super::output::{print_diagnostics, JsonDiagnostic};
-use super::Outcome;
+use super::Exit;
 
 /// Check .pipe files for errors and warnings.
 ///
@@ -27,7 +27,7 @@ pub struct CheckArgs {
     deny_warnings: bool,
 }
 
-pub fn run(args: &CheckArgs) -> Result<Outcome> {
+pub fn run(args: &CheckArgs) -> Result<Exit> {
     let files = pipe_files(&args.paths)?;
     let mut errors = 0;
     let mut warnings = 0;
@@ -68,11 +68,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome> {
         );
         eprintln!("{} {summary}", if failed { "failed:" } else { "ok:" });
     }
-    Ok(if failed {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    Ok(if failed { Exit::Failed } else { Exit::Success })
 }
 
 fn plural(n: usize) -> &'static str {

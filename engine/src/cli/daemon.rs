@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::logging::{LogFormat, Logging};
 use super::run::SlurmArgs;
 use super::target::{absolute, StateArgs};
-use super::Outcome;
+use super::Exit;
 use crate::api::{self, ApiState};
 use crate::daemon::webhooks::WebhookSettings;
 use crate::daemon::{self, Daemon, DaemonOptions};
@@ -81,7 +81,7 @@ impl DaemonArgs {
     }
 }
 
-pub fn run(args: &DaemonArgs) -> Result<Outcome> {
+pub fn run(args: &DaemonArgs) -> Result<Exit> {
     let state_dir = absolute(&args.state.dir());
     let store = args.state.open()?;
     let dir = std::fs::canonicalize(&args.dir)
@@ -163,5 +163,5 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         let _ = api.await;
         result
     })?;
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

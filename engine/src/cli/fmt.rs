@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::files::pipe_files;
 use super::output::print_diagnostics;
-use super::Outcome;
+use super::Exit;
 
 /// Format .pipe files in the canonical layout.
 ///
@@ -27,9 +27,9 @@ pub struct FmtArgs {
     write: bool,
 }
 
-pub fn run(args: &FmtArgs) -> Result<Outcome> {
+pub fn run(args: &FmtArgs) -> Result<Exit> {
     let files = pipe_files(&args.paths)?;
-    let mut outcome = Outcome::Success;
+    let mut outcome = Exit::Success;
     let mut stdout = std::io::stdout().lock();
     for (i, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(file)
@@ -40,7 +40,7 @@ pub fn run(args: &FmtArgs) -> Result<Outcome> {
             Ok(module) => module,
             Err(diagnostics) => {
                 print_diagnostics(&diagnostics, &sources);
-                outcome = Outcome::Failed;
+                outcome = Exit::Failed;
                 continue;
             }
         };
@@ -48,7 +48,7 @@ pub fn run(args: &FmtArgs) -> Result<Outcome> {
         if args.check {
             if formatted != text {
                 eprintln!("not formatted: {}", file.display());
-                outcome = Outcome::Failed;
+                outcome = Exit::Failed;
             }
         } else if args.write {
             if formatted != text {

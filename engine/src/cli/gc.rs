@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::target::{absolute, StateArgs};
-use super::Outcome;
+use super::Exit;
 use crate::exec::files as attempt_files;
 use crate::exec::local::process_alive;
 use crate::lifecycle::Event;
@@ -31,7 +31,7 @@ pub struct GcArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &GcArgs) -> Result<Outcome> {
+pub fn run(args: &GcArgs) -> Result<Exit> {
     let state_dir = absolute(&args.state.dir());
     let mut store = Store::open(&state_dir)?;
     let runs = store.runs()?;
@@ -84,7 +84,7 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
             for attempt in store.attempts_of(task.id)? {
                 let script = attempt_files::script_path(&attempt.stdout);
                 // The run's ended log is the run's, removed when it ends or is recovered.
-                let status = attempt_files::own_status_file(&attempt.status_file)
+                let status = attempt_files::own_status_file(&attempt.ended_log)
                     .map(std::path::Path::to_path_buf);
                 let files = [attempt.stdout, attempt.stderr, script].into_iter();
                 for path in files.chain(status) {
@@ -119,7 +119,7 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
         leftovers.len()
     );
     if args.dry_run {
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     store.write(|tx| {
         for task in &superseded {
@@ -163,5 +163,5 @@ pub fn run(args: &GcArgs) -> Result<Outcome> {
         }
         Err(error) => println!("store not compacted: {error}"),
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

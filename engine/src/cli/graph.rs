@@ -10,7 +10,7 @@ use dsl::model::Pipeline;
 use petgraph::visit::EdgeRef;
 
 use super::output::print_diagnostics;
-use super::Outcome;
+use super::Exit;
 
 /// Print a pipeline's graph of sources and steps.
 ///
@@ -37,12 +37,12 @@ enum Format {
     Mermaid,
 }
 
-pub fn run(args: &GraphArgs) -> Result<Outcome> {
+pub fn run(args: &GraphArgs) -> Result<Exit> {
     let loaded = dsl::load_file(&args.file)
         .with_context(|| format!("cannot read `{}`", args.file.display()))?;
     if !loaded.is_valid() {
         print_diagnostics(&loaded.diagnostics, &loaded.sources);
-        return Ok(Outcome::Failed);
+        return Ok(Exit::Failed);
     }
     let names: Vec<&str> = loaded.pipelines.iter().map(|p| p.name.as_str()).collect();
     let pipeline = match (&args.pipeline, loaded.pipelines.as_slice()) {
@@ -70,7 +70,7 @@ pub fn run(args: &GraphArgs) -> Result<Outcome> {
             Format::Mermaid => mermaid(pipeline),
         }
     );
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 fn step_label(pipeline: &Pipeline, node: Node) -> String {

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::target::{absolute, StateArgs};
-use super::Outcome;
+use super::Exit;
 use crate::inspect::{lineage, LineageNode};
 
 /// Show how a product was made, back to the source items.
@@ -22,7 +22,7 @@ pub struct LineageArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &LineageArgs) -> Result<Outcome> {
+pub fn run(args: &LineageArgs) -> Result<Exit> {
     let store = args.state.open_existing()?;
     let path =
         std::fs::canonicalize(&args.path).unwrap_or_else(|_| absolute(Path::new(&args.path)));
@@ -34,7 +34,7 @@ pub fn run(args: &LineageArgs) -> Result<Outcome> {
     } else {
         print_node(&node, 0);
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 fn print_node(node: &LineageNode, depth: usize) {

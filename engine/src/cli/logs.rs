@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::target::StateArgs;
-use super::Outcome;
+use super::Exit;
 use crate::run::render::label;
 
 /// Print the logs (stdout and stderr) of a run's tasks.
@@ -27,7 +27,7 @@ pub struct LogsArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &LogsArgs) -> Result<Outcome> {
+pub fn run(args: &LogsArgs) -> Result<Exit> {
     let store = args.state.open_existing()?;
     store.run(args.run)?;
     // Bytes already printed, per log file.
@@ -79,5 +79,5 @@ pub fn run(args: &LogsArgs) -> Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -28,7 +28,7 @@ use logging::Logging;
 
 /// Exit codes shared by every subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Exit {
     /// Everything checked, formatted or ran as asked.
     Success,
     /// A check failed (or a file needs formatting under `--check`).
@@ -37,12 +37,12 @@ pub enum Outcome {
     UsageError,
 }
 
-impl From<Outcome> for ExitCode {
-    fn from(outcome: Outcome) -> ExitCode {
+impl From<Exit> for ExitCode {
+    fn from(outcome: Exit) -> ExitCode {
         match outcome {
-            Outcome::Success => ExitCode::SUCCESS,
-            Outcome::Failed => ExitCode::from(1),
-            Outcome::UsageError => ExitCode::from(2),
+            Exit::Success => ExitCode::SUCCESS,
+            Exit::Failed => ExitCode::from(1),
+            Exit::UsageError => ExitCode::from(2),
         }
     }
 }
@@ -106,7 +106,7 @@ pub fn main() -> ExitCode {
         Ok(outcome) => outcome.into(),
         Err(error) => {
             eprintln!("error: {error:#}");
-            Outcome::UsageError.into()
+            Exit::UsageError.into()
         }
     }
 }

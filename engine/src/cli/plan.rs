@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::run::{force_of, parse_params};
 use super::target::{load_target, PipelineArgs, StateArgs};
-use super::Outcome;
+use super::Exit;
 use crate::plan::preview::preview;
 use crate::plan::{base_dir, plan};
 
@@ -32,7 +32,7 @@ pub struct PlanArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &PlanArgs) -> Result<Outcome> {
+pub fn run(args: &PlanArgs) -> Result<Exit> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
     let force = force_of(&target, args.force, args.from.as_deref())?;
@@ -50,7 +50,7 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
     let lines = preview(&target.pipeline, &params, &planned, &store, &force)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     let count = |d: &str| lines.iter().filter(|l| l.decision == d).count();
     println!(
@@ -85,5 +85,5 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
         };
         println!("  {:<15} {label:<32} {why}", line.decision);
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -12,7 +12,7 @@ use dsl::model::param::{resolve_params, split_assignment};
 use dsl::model::ParamValue;
 
 use super::target::{absolute, load_target, PipelineArgs, StateArgs, Target};
-use super::Outcome;
+use super::Exit;
 use crate::exec::slurm::SlurmSettings;
 use crate::run::progress::Progress;
 use crate::run::{run_pipeline, Force, RunError, RunOptions, RunRequest, TaskFilter};
@@ -105,7 +105,7 @@ fn poll_interval(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-pub fn run(args: &RunArgs) -> Result<Outcome> {
+pub fn run(args: &RunArgs) -> Result<Exit> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
     let force = force_of(&target, args.force, args.from.as_deref())?;
@@ -190,7 +190,7 @@ pub fn execute(
     only: Option<TaskFilter>,
     exec: &ExecArgs,
     state: &StateArgs,
-) -> Result<Outcome> {
+) -> Result<Exit> {
     let state_dir = absolute(&state.dir());
     let out_root = exec.out.as_deref().map(absolute).unwrap_or_else(|| {
         state_dir
@@ -252,14 +252,14 @@ pub fn execute(
         &mut progress,
     ));
     match result {
-        Ok(run) if run.status == RunStatus::Succeeded => Ok(Outcome::Success),
-        Ok(_) => Ok(Outcome::Failed),
+        Ok(run) if run.status == RunStatus::Succeeded => Ok(Exit::Success),
+        Ok(_) => Ok(Exit::Failed),
         // Nothing ran: the pipeline is already running, or its input cannot be read (a missing
         // source root). Both are input errors.
         Err(error @ (RunError::AlreadyRunning { .. } | RunError::Plan(_))) => Err(error.into()),
         Err(error) => {
             eprintln!("error: {error}");
-            Ok(Outcome::Failed)
+            Ok(Exit::Failed)
         }
     }
 }

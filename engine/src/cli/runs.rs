@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::target::StateArgs;
-use super::Outcome;
+use super::Exit;
 use crate::run::progress::human_ms;
 use crate::store::{now_ms, RunRecord};
 
@@ -27,7 +27,7 @@ pub struct RunsArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &RunsArgs) -> Result<Outcome> {
+pub fn run(args: &RunsArgs) -> Result<Exit> {
     let store = args.state.open_existing()?;
     let runs: Vec<RunRecord> = store
         .runs()?
@@ -38,7 +38,7 @@ pub fn run(args: &RunsArgs) -> Result<Outcome> {
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     println!(
         "{:>5}  {:<20} {:<12} {:<16} {:>9}",
@@ -58,5 +58,5 @@ pub fn run(args: &RunsArgs) -> Result<Outcome> {
             human_ms(duration)
         );
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::target::StateArgs;
-use super::Outcome;
+use super::Exit;
 use crate::inspect::run_detail;
 use crate::run::progress::human_ms;
 
@@ -21,12 +21,12 @@ pub struct ShowArgs {
     state: StateArgs,
 }
 
-pub fn run(args: &ShowArgs) -> Result<Outcome> {
+pub fn run(args: &ShowArgs) -> Result<Exit> {
     let store = args.state.open_existing()?;
     let detail = run_detail(&store, args.run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     let (run, tasks) = (detail.run, detail.tasks);
     println!(
@@ -85,7 +85,7 @@ pub fn run(args: &ShowArgs) -> Result<Outcome> {
         );
     }
     print_slurm_jobs(&tasks);
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 /// One line per attempt that ran as a SLURM job: its id, SLURM's state and reason, its nodes.

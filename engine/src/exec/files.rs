@@ -94,7 +94,7 @@ pub fn attempt_files(state: &Path, task: &TaskRecord, number: u32) -> AttemptFil
         tmp_dir: state
             .join("tmp")
             .join(super::AttemptTag::new(task.id, number).to_string()),
-        status_file: ended_log(state, task.run),
+        ended_log: ended_log(state, task.run),
     }
 }
 
@@ -150,22 +150,22 @@ pub fn ended_log(state: &Path, run: u64) -> PathBuf {
     state.join("logs").join(run.to_string()).join("ended.jsonl")
 }
 
-/// What `status_file` records of how attempt `tag` ended: `None` if nothing (it never ran, or
+/// What `ended_log` records of how attempt `tag` ended: `None` if nothing (it never ran, or
 /// is still running), else its exit status, `None` within when it has none (killed by a
 /// signal, or a record cut short). The record is in the run's ended log, or, as engines before
 /// the supervisor wrote it, in a file of the attempt's own holding only the status.
-pub fn recorded_end(status_file: &Path, tag: &str) -> Option<Option<i32>> {
-    if let Some(own) = own_status_file(status_file) {
+pub fn recorded_end(ended_log: &Path, tag: &str) -> Option<Option<i32>> {
+    if let Some(own) = own_status_file(ended_log) {
         let text = std::fs::read_to_string(own).ok()?;
         return Some(text.trim().parse().ok());
     }
-    crate::exec::supervisor::exit_statuses(status_file).remove(tag)
+    crate::exec::supervisor::exit_statuses(ended_log).remove(tag)
 }
 
-/// `status_file` when it is an attempt's own status file (`G.N.status`), which engines before
-/// the supervisor wrote; `None` when it is its run's ended log.
-pub fn own_status_file(status_file: &Path) -> Option<&Path> {
-    (status_file.extension() == Some("status".as_ref())).then_some(status_file)
+/// An attempt's `ended_log` when it is in fact a status file of its own (`G.N.status`), which
+/// engines before the supervisor wrote; `None` when it is its run's ended log.
+pub fn own_status_file(ended_log: &Path) -> Option<&Path> {
+    (ended_log.extension() == Some("status".as_ref())).then_some(ended_log)
 }
 
 /// Where the scheduler keeps the tasks it decided for the attempts of run `run`, one JSON line
@@ -321,7 +321,7 @@ mod tests {
             files.stderr,
             Path::new("/state/logs/1/count/line%0Aone.2.err")
         );
-        assert_eq!(files.status_file, Path::new("/state/logs/1/ended.jsonl"));
+        assert_eq!(files.ended_log, Path::new("/state/logs/1/ended.jsonl"));
         assert_eq!(
             script_path(&files.stdout),
             Path::new("/state/logs/1/count/line%0Aone.2.sh")

@@ -15,10 +15,10 @@ pub struct Decided {
     pub key: String,
     pub identity: String,
     pub params: BTreeMap<String, ParamValue>,
-    pub outcome: Outcome,
+    pub verdict: Verdict,
 }
 
-pub enum Outcome {
+pub enum Verdict {
     /// A completed task with the same key, and its intact products.
     Cached {
         task: Box<TaskRecord>,
@@ -58,7 +58,7 @@ pub fn decide(
                             key,
                             identity,
                             params,
-                            outcome: Outcome::Cached { task, products },
+                            verdict: Verdict::Cached { task, products },
                         })
                     }
                     Err(path) => path.display().to_string(),
@@ -78,7 +78,7 @@ pub fn decide(
         key,
         identity,
         params,
-        outcome: Outcome::Run(why),
+        verdict: Verdict::Run(why),
     })
 }
 

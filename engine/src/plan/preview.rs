@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use dsl::model::{ParamValue, Pipeline};
 use serde::Serialize;
 
-use super::decide::{decide, Outcome};
+use super::decide::{decide, Verdict};
 use super::Force;
 use super::{inputs_of, Plan, Produced};
 use crate::store::{ProductRecord, Reason, Store, StoreError};
@@ -76,8 +76,8 @@ pub fn preview(
             force.applies_to(&step.name),
             false,
         )?;
-        match decided.outcome {
-            Outcome::Cached {
+        match decided.verdict {
+            Verdict::Cached {
                 task: cached,
                 products,
             } => {
@@ -89,7 +89,7 @@ pub fn preview(
                     products,
                 }));
             }
-            Outcome::Run(reason) => {
+            Verdict::Run(reason) => {
                 lines.push(line("run", Some(reason), Some(decided.key)));
                 known.push(None);
             }

@@ -15,7 +15,7 @@ use super::RunError;
 use crate::exec::files::{self as attempt_files, attempt_files};
 use crate::exec::{AttemptOutcome, AttemptSpec, AttemptTag, Ending, ATTEMPT_VAR, STATE_DIR_VAR};
 use crate::lifecycle::Event;
-use crate::plan::decide::{decide, Outcome};
+use crate::plan::decide::{decide, Verdict};
 use crate::plan::{inputs_of, Produced};
 use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason};
 
@@ -61,9 +61,9 @@ impl Scheduler<'_> {
         record.identity = decided.identity;
         record.params = decided.params;
         record.inputs = inputs;
-        let (cached, products) = match decided.outcome {
-            Outcome::Cached { task, products } => (task, products),
-            Outcome::Run(reason) => {
+        let (cached, products) = match decided.verdict {
+            Verdict::Cached { task, products } => (task, products),
+            Verdict::Run(reason) => {
                 record.reason = Some(reason);
                 return Ok(Decision::Run);
             }
@@ -198,7 +198,7 @@ impl Scheduler<'_> {
         let spec = AttemptSpec {
             command,
             tag,
-            ended_log: files.status_file.clone(),
+            ended_log: files.ended_log.clone(),
             script: attempt_files::script_path(&files.stdout),
             env,
             workdir: self.base.clone(),

@@ -48,8 +48,8 @@ impl Launcher {
     }
 
     /// Starts `spec` on `step`'s executor and records in `attempt` what identifies it. `tag`
-    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job. A `held` local command waits
-    /// at the executor's gate until [`Started::release`]. `meanwhile` is called at most once,
+    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job. A local command started `held`
+    /// waits at the executor's gate (its stdin) until [`Started::release`]. `meanwhile` is called at most once,
     /// while a local command starts, or once a SLURM job is submitted.
     #[allow(clippy::too_many_arguments)]
     pub fn start(

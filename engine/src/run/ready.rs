@@ -18,7 +18,7 @@ pub struct Ready {
     local: BinaryHeap<Entry>,
     slurm: BinaryHeap<Entry>,
     /// Tasks set aside while their step was at its concurrency limit, with the step's executor.
-    held: HashMap<usize, (ExecutorKind, BinaryHeap<Entry>)>,
+    aside: HashMap<usize, (ExecutorKind, BinaryHeap<Entry>)>,
     len: usize,
 }
 
@@ -59,11 +59,11 @@ impl Ready {
             let entry = self.heap(kind).pop()?;
             let (priority, Reverse(index), step) = entry;
             if full(step) {
-                let (_, held) = self
-                    .held
+                let (_, aside) = self
+                    .aside
                     .entry(step)
                     .or_insert_with(|| (kind, BinaryHeap::new()));
-                held.push(entry);
+                aside.push(entry);
                 continue;
             }
             self.len -= 1;
@@ -72,20 +72,20 @@ impl Ready {
     }
 
     /// Step `step` has room for `free` more tasks: as many of those set aside for it may start.
-    pub fn unhold(&mut self, step: usize, free: usize) {
-        let Some((kind, held)) = self.held.get_mut(&step) else {
+    pub fn make_room(&mut self, step: usize, free: usize) {
+        let Some((kind, aside)) = self.aside.get_mut(&step) else {
             return;
         };
         let kind = *kind;
         let mut back = Vec::new();
         for _ in 0..free {
-            match held.pop() {
+            match aside.pop() {
                 Some(entry) => back.push(entry),
                 None => break,
             }
         }
-        if held.is_empty() {
-            self.held.remove(&step);
+        if aside.is_empty() {
+            self.aside.remove(&step);
         }
         self.heap(kind).extend(back);
     }
@@ -133,12 +133,12 @@ mod tests {
         // Step 0 is full: its tasks are set aside, step 1's comes out.
         assert_eq!(drain(&mut ready, |step| step == 0), vec![9]);
         assert!(!ready.is_empty());
-        ready.unhold(0, 2);
+        ready.make_room(0, 2);
         assert_eq!(drain(&mut ready, |_| false), vec![0, 1]);
-        ready.unhold(0, 10);
+        ready.make_room(0, 10);
         assert_eq!(drain(&mut ready, |_| false), vec![2, 3, 4]);
         assert!(ready.is_empty());
-        ready.unhold(0, 1);
+        ready.make_room(0, 1);
         assert!(ready.is_empty());
     }
 }

@@ -9,21 +9,21 @@
 //!    just before the engine died and never committed, by the comment that names the state
 //!    directory and the attempt: recovery waits until every one of them has left the queue
 //!    (or, for `cancel`, `scancel`s them first). None is submitted again.
-//! 2. Every task of the run that was running is settled from its attempt's status file, which
-//!    the attempt's script writes when the command ends. The scheduler commits its transitions
-//!    in batches, so a task may have started, or even ended, without the store knowing: its
-//!    files say so (the task decided for its attempt, written to the run's decided log before the
-//!    command was released, and the attempt's status file), and it is settled the same way.
+//! 2. Every task of the run that was running is settled from the run's ended log, where the
+//!    supervisor appends how each command ended (a SLURM job's batch script records it beside
+//!    the attempt's files). The scheduler commits its transitions in batches, so a task may have
+//!    started, or even ended, without the store knowing: the run's decided log (the task as
+//!    decided for its attempt, written before the command was released) and the ended log say
+//!    so, and it is settled the same way.
 //!    - exit status 0: the outputs are published (or, if the rename into place already happened,
-//!      collected where they are) and the task completes; it never runs again;
-//!    - anything else, no status file, or an empty or partial one (the wrapper was killed while
-//!      writing it): the attempt is recorded as lost, and the task is left for `engine resume`
-//!      to run again.
+//!      collected where they are) and the task `task.recovered`; it never runs again;
+//!    - anything else, or no end recorded (a line cut short counts as none): `attempt.lost`, the
+//!      task fails, and `engine resume` runs it again.
 //!
 //!    A task with neither never ran its command (the executor holds a command at a gate until
-//!    the engine releases it, and one whose engine died never passes it), and is left for
-//!    `engine resume` as well.
-//! 3. The run becomes `interrupted`.
+//!    the engine releases it, and one whose engine died never passes it): `task.not_started`,
+//!    and `engine resume` runs it.
+//! 3. The run becomes `interrupted`. Every status change goes through the lifecycle tables.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -180,7 +180,7 @@ fn settle(
             let attempt = unrecorded_attempt(&options.state_dir, &task);
             let tag = AttemptTag::new(task.id, attempt.number).to_string();
             let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
-            let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.status_file, &tag).is_some();
+            let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.ended_log, &tag).is_some();
             match decided {
                 Some(decided) if ran => {
                     task.key = decided.key;
@@ -206,7 +206,7 @@ fn settle(
     // supervisor records a local command's in the run's ended log.
     let (slurm_view, exit_code) = match slurm_jobs.settle(&tag, &mut attempt) {
         Some((view, exit_code)) => (Some(view), exit_code),
-        None => (None, recorded_end(&attempt.status_file, &tag).flatten()),
+        None => (None, recorded_end(&attempt.ended_log, &tag).flatten()),
     };
     attempt.finished_ms = Some(now_ms());
     attempt.exit_code = exit_code;
@@ -346,7 +346,7 @@ fn adopt(pid: u32, tag: &str) {
             let task = tag
                 .parse::<AttemptTag>()
                 .map_or("?".to_string(), |t| t.task.to_string());
-            eprintln!(
+            tracing::warn!(
                 "waiting for task {task} (pid {pid}), still running from an engine that was stopped; \
                  `engine cancel` on its run stops it instead"
             );
@@ -462,7 +462,7 @@ fn reattach_slurm(
         }
         Err(error) => {
             if !ids.is_empty() {
-                eprintln!("cannot list this user's SLURM jobs: {error}");
+                tracing::warn!("cannot list this user's SLURM jobs: {error}");
             }
         }
     }
@@ -472,13 +472,13 @@ fn reattach_slurm(
     let job_ids: Vec<String> = ids.values().cloned().collect();
     if kill {
         if let Err(error) = slurm::query::scancel(&job_ids) {
-            eprintln!("cannot cancel SLURM jobs {}: {error}", job_ids.join(", "));
+            tracing::warn!("cannot cancel SLURM jobs {}: {error}", job_ids.join(", "));
         }
     }
     let mut announced = false;
     let views = slurm::wait_blocking(&job_ids, options.slurm.poll, |still| {
         if !announced {
-            eprintln!(
+            tracing::warn!(
                 "waiting for {still} SLURM job(s) still in the queue from an engine that was stopped; \
                  `engine cancel` on its run stops them instead"
             );

@@ -216,7 +216,7 @@ impl Scheduler<'_> {
             }
             // It took no room of its step's.
             ex.done_with.extend(claimed);
-            ex.ready.unhold(step, 1);
+            ex.ready.make_room(step, 1);
         }
         Ok(())
     }
@@ -259,7 +259,7 @@ impl Scheduler<'_> {
                 let step = ex.slots[index].planned.step;
                 ex.capacity
                     .ended(step, self.pipeline.steps[step].executor.kind);
-                ex.ready.unhold(step, 1);
+                ex.ready.make_room(step, 1);
                 if self.options.claims.is_some() {
                     ex.done_with.push(self.output(&ex.slots[index]));
                 }

@@ -219,9 +219,11 @@ pub struct AttemptRecord {
     pub stderr: PathBuf,
     /// The temporary output directory of this attempt.
     pub tmp_dir: PathBuf,
-    /// Where the attempt's wrapper writes the command's exit status, so an attempt that
-    /// finished while the engine was down is not run again.
-    pub status_file: PathBuf,
+    /// The run's ended log, where the supervisor appends how the command ended (stores from
+    /// before the supervisor name a status file of the attempt's own): an attempt that finished
+    /// while the engine was down is settled from it, not run again. Kept as `status_file`.
+    #[serde(rename = "status_file")]
+    pub ended_log: PathBuf,
     pub error: Option<String>,
     /// For an attempt run by the SLURM executor: its job. Absent in stores written before the
     /// SLURM executor existed, and for local attempts.
@@ -268,7 +270,7 @@ impl AttemptRecord {
             stdout: files.stdout,
             stderr: files.stderr,
             tmp_dir: files.tmp_dir,
-            status_file: files.status_file,
+            ended_log: files.ended_log,
             error: None,
             slurm: None,
         }
@@ -280,7 +282,8 @@ pub struct AttemptFiles {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
     pub tmp_dir: PathBuf,
-    pub status_file: PathBuf,
+    /// The run's ended log.
+    pub ended_log: PathBuf,
 }
 
 /// git-index-style stat fingerprint: when it is unchanged, the content is assumed unchanged.

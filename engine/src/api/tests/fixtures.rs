@@ -80,7 +80,7 @@ pub fn add_attempt(
         stdout: logs.join(format!("{number}.out")),
         stderr: logs.join(format!("{number}.err")),
         tmp_dir: logs.join("tmp"),
-        status_file: logs.join(format!("{number}.status")),
+        ended_log: logs.join(format!("{number}.status")),
     };
     let mut attempt = AttemptRecord::new(task, number, files);
     if let Some(ms) = wall_ms {
