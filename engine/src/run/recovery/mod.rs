@@ -502,3 +502,6 @@ fn uses_slurm(file: &Path, pipeline: &str) -> bool {
         })
     })
 }
+
+#[cfg(test)]
+mod tests;
