@@ -2,7 +2,7 @@
 //! leave, with the files the attempts left (the run's decided and ended logs, the temporary
 //! output directory, a product already renamed into place).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::*;
 use crate::exec::files::{attempt_files, DecidedLog};
