@@ -55,10 +55,17 @@ impl Slurm {
                    '{real}' \"$@\" > /dev/null && rm '{kill}' && kill -9 \"$PPID\"\n\
                    exit 1\n\
                  fi\n\
+                 if [ -e '{slow}' ]; then\n\
+                   # A controller slow to answer.\n\
+                   sleep \"$(cat '{slow}')\"\n\
+                   date +%s%N >> '{answered}'\n\
+                 fi\n\
                  exec '{real}' \"$@\"\n",
                 log = log.display(),
                 real = real.display(),
                 kill = env.path().join("kill-engine-on-submit").display(),
+                slow = env.path().join("slow-sbatch").display(),
+                answered = env.path().join("sbatch-answered").display(),
             ),
         )
         .unwrap();
@@ -693,4 +700,44 @@ fn the_daemon_sends_slurm_steps_to_the_cluster_with_its_slurm_options() {
     for pair in jobs.windows(2) {
         assert!(pair[1].0 >= pair[0].1, "jobs overlapped: {jobs:?}");
     }
+}
+
+#[test]
+fn local_tasks_keep_starting_while_sbatch_is_slow_to_answer() {
+    let slurm = Slurm::new();
+    std::fs::write(slurm.env.path().join("slow-sbatch"), "2").unwrap();
+    slurm.env.write(
+        "mixed.pipe",
+        r#"
+pipeline mixed {
+  step remote {
+    executor slurm
+    priority 10
+    run "echo remote > {out}/r.txt"
+  }
+  step a { run "date +%s%N > {out}/t" }
+  step b { run "date +%s%N > {out}/t" }
+  step c { run "date +%s%N > {out}/t" }
+}
+"#,
+    );
+    let run = slurm.engine(&["run", "mixed.pipe", "--jobs", "2", POLL]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let answered: u128 = std::fs::read_to_string(slurm.env.path().join("sbatch-answered"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The SLURM step starts first (its priority), and its `sbatch` takes 2 s to answer; the
+    // local steps ran meanwhile, every one of them, two at a time.
+    for step in ["a", "b", "c"] {
+        let done: u128 = slurm
+            .env
+            .read(&format!("out/mixed/{step}/_all/t"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(done < answered, "local step {step} waited for sbatch");
+    }
+    assert_eq!(slurm.env.read("out/mixed/remote/_all/r.txt"), "remote\n");
 }

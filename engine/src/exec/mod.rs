@@ -197,4 +197,7 @@ pub enum ExecError {
     /// The SLURM job could not be submitted.
     #[error(transparent)]
     Slurm(#[from] slurm::SlurmError),
+    /// The thread submitting the job died (a bug).
+    #[error("the SLURM submission was lost: {0} (a bug: please report it)")]
+    Submission(String),
 }

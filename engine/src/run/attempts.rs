@@ -13,7 +13,10 @@ use super::scheduler::{Execution, Message, Scheduler, Starting};
 use super::slots::{self, FilesAhead};
 use super::RunError;
 use crate::exec::files::{self as attempt_files, attempt_files};
-use crate::exec::{AttemptOutcome, AttemptSpec, AttemptTag, Ending, ATTEMPT_VAR, STATE_DIR_VAR};
+use super::launch::Started;
+use crate::exec::{
+    AttemptOutcome, AttemptSpec, AttemptTag, Ending, ExecError, ATTEMPT_VAR, STATE_DIR_VAR,
+};
 use crate::lifecycle::Event;
 use crate::plan::decide::{decide, Verdict};
 use crate::plan::{inputs_of, Produced};
@@ -23,6 +26,16 @@ use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason};
 pub enum Decision {
     Cached,
     Run,
+}
+
+/// How [`Scheduler::start`] went.
+pub enum Launch {
+    /// Started (held at the gate when its start must be committed first).
+    Started(Starting),
+    /// Being submitted to SLURM: [`Message::Submitted`] says how that went.
+    Submitting,
+    /// It could not start, and is recorded as a failed attempt.
+    Failed,
 }
 
 impl Scheduler<'_> {
@@ -83,19 +96,16 @@ impl Scheduler<'_> {
         Ok(Decision::Cached)
     }
 
-    /// Starts an attempt of task `index`, held at the executor's gate until its start is
-    /// committed. Returns `None` if it could not start (recorded as a failed attempt). While the
-    /// executor starts it, creates the files of the tasks waiting only on it, noted in their
-    /// slots, to be removed at the run's end if they never start.
-    pub(super) fn start(
-        &mut self,
-        ex: &mut Execution,
-        index: usize,
-    ) -> Result<Option<Starting>, RunError> {
+    /// Starts an attempt of task `index`: a local command, held at the executor's gate until its
+    /// start is committed when it must be, or a SLURM job, submitted on a blocking thread
+    /// ([`Message::Submitted`] says how that went). While the executor starts it, creates the
+    /// files of the tasks waiting only on it, noted in their slots, to be removed at the run's
+    /// end if they never start.
+    pub(super) fn start(&mut self, ex: &mut Execution, index: usize) -> Result<Launch, RunError> {
         let state = &self.options.state_dir;
         let downstream = slots::waiting_only_on(&ex.slots, index, self.pipeline);
         let mut created = Vec::with_capacity(downstream.len());
-        let prepare_ahead = || {
+        let mut prepare_ahead = || {
             for (down, task) in &downstream {
                 let number = task.attempts + 1;
                 let fresh = attempt_files::prepare(state, task, number);
@@ -104,71 +114,105 @@ impl Scheduler<'_> {
         };
         let step = &self.pipeline.steps[ex.slots[index].planned.step];
         let (spec, mut attempt) = self.attempt_spec(ex, index);
-        let record = &mut ex.slots[index].record;
-        let number = attempt.number;
         // The command may run before its start is committed (a SLURM job as soon as it is
         // submitted, a local command unless held): if the engine dies before that commit,
         // recovery completes the attempt from the run's ended log and decided log.
-        let kept = ex.decided_log.keep(&spec.tag, record);
-        // The journal commits later, in its own time, unless something outside the engine
-        // relies on the start: recovery knows of one uncommitted attempt per task only, and
-        // SLURM's queue is waited on by the job id committed. A local command whose start
-        // must be committed first waits at the gate until then.
-        let commit_first = !kept || number > 1 || step.executor.kind == ExecutorKind::Slurm;
-        let launched = ex.launcher.start(
-            step,
-            &self.pipeline.name,
-            &spec.tag,
-            &spec,
-            commit_first,
-            &mut attempt,
-            prepare_ahead,
-        );
-        let started = match launched {
-            Ok(handle) => {
-                let event = Event::AttemptStarted {
-                    number,
-                    executor: handle.describe(),
-                };
-                record.apply(&event)?;
-                self.progress.started(record);
-                // Committed before the command is released and before the scheduler waits for
-                // anything: after a crash, recovery finds this process.
-                let (record, started) = (record.clone(), attempt.clone());
-                self.journal.record(move |tx| {
-                    tx.put_attempt(&started)?;
-                    tx.task_event(&record, &event)
-                });
-                Some(Starting {
+        let kept = ex.decided_log.keep(&spec.tag, &ex.slots[index].record);
+        let launch = if step.executor.kind == ExecutorKind::Slurm {
+            let submission =
+                ex.launcher
+                    .submit(step, &self.pipeline.name, &spec.tag, &spec, &attempt);
+            prepare_ahead();
+            let sender = ex.sender.clone();
+            tokio::spawn(async move {
+                let result = submission.wait().await;
+                let attempt = Box::new(attempt);
+                let _ = sender.send(Message::Submitted {
                     index,
-                    handle,
-                    attempt: Box::new(attempt),
-                    commit_first,
-                })
-            }
-            Err(error) => {
-                attempt.end = Some(AttemptEnd::LaunchFailed);
-                attempt.finished_ms = Some(now_ms());
-                attempt.error = Some(error.to_string());
-                self.progress
-                    .note(&format!("cannot start {}: {error}", label(record)));
-                let event = Event::AttemptLaunchFailed {
-                    number,
-                    error: error.to_string(),
-                };
-                record.apply(&event)?;
-                let record = record.clone();
-                self.journal.record(move |tx| {
-                    tx.put_attempt(&attempt)?;
-                    tx.task_event(&record, &event)
+                    attempt,
+                    result,
                 });
-                None
+            });
+            Launch::Submitting
+        } else {
+            // The journal commits later, in its own time, unless something outside the engine
+            // relies on the start: recovery knows of one uncommitted attempt per task only. A
+            // command whose start must be committed first waits at the gate until then.
+            let commit_first = !kept || attempt.number > 1;
+            match ex
+                .launcher
+                .start_local(&spec, commit_first, &mut attempt, prepare_ahead)
+            {
+                Ok(handle) => Launch::Started(self.started(ex, index, handle, attempt, commit_first)?),
+                Err(error) => {
+                    self.launch_failed(ex, index, attempt, error)?;
+                    Launch::Failed
+                }
             }
         };
         for (down, files) in created {
             ex.slots[down].ahead = Some(files);
         }
-        Ok(started)
+        Ok(launch)
+    }
+
+    /// Records that attempt `attempt` of task `index` started as `handle`: committed before the
+    /// command is released (when `commit_first`) and before the scheduler waits for anything,
+    /// so that after a crash recovery finds it.
+    pub(super) fn started(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        handle: Started,
+        attempt: AttemptRecord,
+        commit_first: bool,
+    ) -> Result<Starting, RunError> {
+        let record = &mut ex.slots[index].record;
+        let event = Event::AttemptStarted {
+            number: attempt.number,
+            executor: handle.describe(),
+        };
+        record.apply(&event)?;
+        self.progress.started(record);
+        let (record, started) = (record.clone(), attempt.clone());
+        self.journal.record(move |tx| {
+            tx.put_attempt(&started)?;
+            tx.task_event(&record, &event)
+        });
+        Ok(Starting {
+            index,
+            handle,
+            attempt: Box::new(attempt),
+            commit_first,
+        })
+    }
+
+    /// Records that attempt `attempt` of task `index` could not start; the caller then retries
+    /// or fails the task.
+    pub(super) fn launch_failed(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        mut attempt: AttemptRecord,
+        error: ExecError,
+    ) -> Result<(), RunError> {
+        let record = &mut ex.slots[index].record;
+        attempt.end = Some(AttemptEnd::LaunchFailed);
+        attempt.finished_ms = Some(now_ms());
+        attempt.error = Some(error.to_string());
+        self.progress
+            .note(&format!("cannot start {}: {error}", label(record)));
+        let event = Event::AttemptLaunchFailed {
+            number: attempt.number,
+            error: error.to_string(),
+        };
+        record.apply(&event)?;
+        let record = record.clone();
+        self.journal.record(move |tx| {
+            tx.put_attempt(&attempt)?;
+            tx.task_event(&record, &event)
+        });
+        Ok(())
     }
 
     /// The next attempt of task `index`: counted on its record, its command rendered, and what

@@ -1,7 +1,7 @@
 //! The seam between the scheduler and the executors: starts an attempt on the executor its step
-//! names (a local process group, or a SLURM batch job), writes what identifies it into the
-//! attempt record (pid and pgid, or the SLURM job id) for the scheduler to commit before it
-//! waits. How many attempts may run at once is [`super::capacity`]'s to count; how fast SLURM
+//! names (a local process group, or a SLURM batch job submitted off the run loop's thread),
+//! writes what identifies it into the attempt record (pid and pgid, or the SLURM job id) for the
+//! scheduler to commit before it waits. How many attempts may run at once is [`super::capacity`]'s to count; how fast SLURM
 //! jobs may be submitted is the SLURM executor's.
 
 use std::sync::Arc;
@@ -47,47 +47,75 @@ impl Launcher {
         }
     }
 
-    /// Starts `spec` on `step`'s executor and records in `attempt` what identifies it. `tag`
-    /// (`TASK-ATTEMPT`) names the attempt's files and SLURM job. A local command started `held`
-    /// waits at the executor's gate (its stdin) until [`Started::release`]. `meanwhile` is called at most once,
-    /// while a local command starts, or once a SLURM job is submitted.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
+    /// Starts `spec` on the local executor and records its pid and pgid in `attempt`. A command
+    /// started `held` waits at the executor's gate (its stdin) until [`Started::release`].
+    /// `meanwhile` is called at most once, while the command starts.
+    pub fn start_local(
         &mut self,
-        step: &StepDef,
-        pipeline: &str,
-        tag: &str,
         spec: &AttemptSpec,
         held: bool,
         attempt: &mut AttemptRecord,
         meanwhile: impl FnOnce(),
     ) -> Result<Started, ExecError> {
-        match step.executor.kind {
-            ExecutorKind::Local => {
-                let handle = self.local.start_while(spec, held, meanwhile)?;
-                attempt.pid = Some(handle.pid());
-                attempt.pgid = Some(handle.pgid());
-                Ok(Started::Local(handle))
-            }
-            ExecutorKind::Slurm => {
-                let usage = attempt.tmp_dir.with_extension("usage");
-                let request =
-                    SlurmRequest::for_step(step, pipeline, tag, &self.state_id, spec, usage);
-                let script = request.script.clone();
-                let executor = self
-                    .slurm
-                    .get_or_insert_with(|| SlurmExecutor::new(self.settings.clone()));
-                let job = executor.submit(spec, &request)?;
-                meanwhile();
-                attempt.slurm = Some(SlurmJobRecord {
-                    job_id: job.id().to_string(),
-                    script,
-                    state: None,
-                    reason: None,
-                    nodes: None,
-                });
-                Ok(Started::Slurm(job, self.store.clone()))
-            }
+        let handle = self.local.start_while(spec, held, meanwhile)?;
+        attempt.pid = Some(handle.pid());
+        attempt.pgid = Some(handle.pgid());
+        Ok(Started::Local(handle))
+    }
+
+    /// Submits `spec`, attempt `tag` of `step` in `pipeline`, as a SLURM batch job, on a
+    /// blocking thread: `sbatch` talks to the controller and may take seconds, during which
+    /// the run goes on. The submission counts against the rate limit at once. Once it resolves,
+    /// [`Launcher::submitted`] makes the started attempt of the job.
+    pub fn submit(
+        &mut self,
+        step: &StepDef,
+        pipeline: &str,
+        tag: &str,
+        spec: &AttemptSpec,
+        attempt: &AttemptRecord,
+    ) -> Submission {
+        let usage = attempt.tmp_dir.with_extension("usage");
+        let request = SlurmRequest::for_step(step, pipeline, tag, &self.state_id, spec, usage);
+        let executor = self
+            .slurm
+            .get_or_insert_with(|| SlurmExecutor::new(self.settings.clone()))
+            .clone();
+        executor.take_submission();
+        let spec = spec.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            let job = executor.submit(&spec, &request)?;
+            Ok((job, request.script))
+        });
+        Submission(handle)
+    }
+
+    /// The started attempt of a SLURM job that `sbatch` accepted; records the job in `attempt`.
+    pub fn submitted(&self, job: SubmittedJob, attempt: &mut AttemptRecord) -> Started {
+        let (job, script) = job;
+        attempt.slurm = Some(SlurmJobRecord {
+            job_id: job.id().to_string(),
+            script,
+            state: None,
+            reason: None,
+            nodes: None,
+        });
+        Started::Slurm(job, self.store.clone())
+    }
+}
+
+/// A job `sbatch` accepted, with its batch script.
+pub type SubmittedJob = (SlurmJob, std::path::PathBuf);
+
+/// A SLURM submission under way on a blocking thread.
+pub struct Submission(tokio::task::JoinHandle<Result<SubmittedJob, ExecError>>);
+
+impl Submission {
+    /// The job, once `sbatch` has answered, or why it could not be submitted.
+    pub async fn wait(self) -> Result<SubmittedJob, ExecError> {
+        match self.0.await {
+            Ok(result) => result,
+            Err(error) => Err(ExecError::Submission(error.to_string())),
         }
     }
 }

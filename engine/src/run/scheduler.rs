@@ -18,18 +18,18 @@ use dsl::model::{ParamValue, Pipeline};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::attempts::Decision;
+use super::attempts::{Decision, Launch};
 use super::capacity::Capacity;
 use super::claims::Output;
 use super::journal::Journal;
-use super::launch::{self, Launcher};
+use super::launch::{self, Launcher, SubmittedJob};
 use super::progress::Progress;
 use super::ready::Ready;
 use super::slots::{self, Slot};
 use super::{RunError, RunOptions};
 use crate::exec::files::{self as attempt_files, DecidedLog};
 use crate::exec::local::sleep_until;
-use crate::exec::AttemptOutcome;
+use crate::exec::{AttemptOutcome, ExecError};
 use crate::lifecycle::Event;
 use crate::plan::Plan;
 use crate::store::{now_ms, AttemptRecord, RunRecord, Store, TaskRecord};
@@ -39,6 +39,12 @@ const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// What the attempts and their backoffs tell the run loop.
 pub(super) enum Message {
+    /// `sbatch` answered for attempt `attempt` of task `index`.
+    Submitted {
+        index: usize,
+        attempt: Box<AttemptRecord>,
+        result: Result<SubmittedJob, ExecError>,
+    },
     Finished {
         index: usize,
         attempt: Box<AttemptRecord>,
@@ -203,14 +209,20 @@ impl Scheduler<'_> {
                 None => None,
             };
             if let Decision::Run = self.decide(ex, index)? {
-                if let Some(attempt) = self.start(ex, index)? {
-                    let kind = self.pipeline.steps[step].executor.kind;
-                    ex.capacity.started(step, kind);
-                    ex.starting.push(attempt);
-                    continue;
+                let kind = self.pipeline.steps[step].executor.kind;
+                match self.start(ex, index)? {
+                    Launch::Started(attempt) => {
+                        ex.capacity.started(step, kind);
+                        ex.starting.push(attempt);
+                        continue;
+                    }
+                    // Its slots are taken while `sbatch` runs.
+                    Launch::Submitting => {
+                        ex.capacity.started(step, kind);
+                        continue;
+                    }
+                    Launch::Failed => self.fail_or_retry(ex, index)?,
                 }
-                // It could not start: recorded as a failed attempt.
-                self.fail_or_retry(ex, index)?;
             } else {
                 self.release(ex, index);
             }
@@ -251,6 +263,32 @@ impl Scheduler<'_> {
 
     fn on_message(&mut self, ex: &mut Execution, message: Message) -> Result<(), RunError> {
         match message {
+            Message::Submitted {
+                index,
+                mut attempt,
+                result: Ok(job),
+            } => {
+                let handle = ex.launcher.submitted(job, &mut attempt);
+                // SLURM's queue is waited on by the job id committed.
+                let started = self.started(ex, index, handle, *attempt, true)?;
+                ex.starting.push(started);
+                Ok(())
+            }
+            Message::Submitted {
+                index,
+                attempt,
+                result: Err(error),
+            } => {
+                let step = ex.slots[index].planned.step;
+                ex.capacity
+                    .ended(step, self.pipeline.steps[step].executor.kind);
+                ex.ready.make_room(step, 1);
+                if self.options.claims.is_some() {
+                    ex.done_with.push(self.output(&ex.slots[index]));
+                }
+                self.launch_failed(ex, index, *attempt, error)?;
+                self.fail_or_retry(ex, index)
+            }
             Message::Finished {
                 index,
                 attempt,

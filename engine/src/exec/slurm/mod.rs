@@ -140,10 +140,20 @@ impl SlurmExecutor {
             .unwrap_or(true)
     }
 
+    /// Counts a submission against the rate limit, before it is made (submissions may be under
+    /// way on several threads at once).
+    pub fn take_submission(&self) {
+        if let Ok(mut bucket) = self.inner.bucket.lock() {
+            bucket.take(Instant::now());
+        }
+    }
+
     /// Prepares the output directory and the log files, writes the batch script and submits
     /// it. Returns once `sbatch` has given the job id; the caller commits it, then waits.
+    /// The caller counts it against the rate limit first ([`Self::take_submission`]).
     ///
-    /// Blocks for as long as `sbatch` takes (it talks to the controller).
+    /// Blocks for as long as `sbatch` takes (it talks to the controller): call it on a blocking
+    /// thread.
     pub fn submit(
         &self,
         spec: &AttemptSpec,
@@ -158,9 +168,6 @@ impl SlurmExecutor {
         let script = script::batch_script(spec, &out_dir, request);
         write_script(&request.script, &script)?;
         let args = script::sbatch_args(spec, request)?;
-        if let Ok(mut bucket) = self.inner.bucket.lock() {
-            bucket.take(Instant::now());
-        }
         let id = query::sbatch(&args, &request.script)?;
         tracing::debug!(job = %id, name = %request.job_name, "SLURM job submitted");
         Ok(self.watch(
