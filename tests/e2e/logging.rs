@@ -60,4 +60,21 @@ fn engine_log_debug_prints_debug_lines() {
         "{}",
         run.stderr
     );
+    // Every transition, as the store records it.
+    for kind in [
+        "run.created",
+        "run.planned",
+        "run.started",
+        "attempt.started",
+        "task.succeeded",
+        "run.succeeded",
+    ] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|line| line.starts_with(&format!("debug engine::store: {kind} "))),
+            "no {kind} in:\n{}",
+            run.stderr
+        );
+    }
 }

@@ -446,6 +446,19 @@ fn runs_lists_history_and_filters() {
     assert_eq!(list[0]["id"], 2, "newest first");
     let failed = env.engine(&["runs", "--status", "failed", "--json"]);
     assert_eq!(failed.stdout.trim(), "[]");
+    let succeeded = env.engine(&["runs", "--status", "succeeded", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&succeeded.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // A status no run can have is a usage error that names the ones there are.
+    let bad = env.engine(&["runs", "--status", "done"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("invalid value 'done'")
+            && bad.stderr.contains("succeeded")
+            && bad.stderr.contains("interrupted"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use dsl::model::step::ExecutorKind;
 
+use super::launch::Started;
 use super::publish::publish;
 use super::render::{label, render_command, render_env};
 use super::scheduler::{Execution, Message, Scheduler, Starting};
 use super::slots::{self, FilesAhead};
 use super::RunError;
 use crate::exec::files::{self as attempt_files, attempt_files};
-use super::launch::Started;
 use crate::exec::{
     AttemptOutcome, AttemptSpec, AttemptTag, Ending, ExecError, ATTEMPT_VAR, STATE_DIR_VAR,
 };
@@ -143,7 +143,9 @@ impl Scheduler<'_> {
                 .launcher
                 .start_local(&spec, commit_first, &mut attempt, prepare_ahead)
             {
-                Ok(handle) => Launch::Started(self.started(ex, index, handle, attempt, commit_first)?),
+                Ok(handle) => {
+                    Launch::Started(self.started(ex, index, handle, attempt, commit_first)?)
+                }
                 Err(error) => {
                     self.launch_failed(ex, index, attempt, error)?;
                     Launch::Failed

@@ -515,6 +515,13 @@ impl Tx<'_> {
 
     /// Appends an event to the log.
     fn append(&mut self, run: Option<u64>, task: Option<u64>, event: &Event) -> Result<()> {
+        tracing::debug!(
+            run,
+            task,
+            detail = %event.detail(),
+            "{}",
+            event.kind()
+        );
         let seq = self.next_id("next_event")?;
         let record = EventRecord {
             seq,
