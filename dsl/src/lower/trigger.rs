@@ -3,12 +3,12 @@
 
 use std::str::FromStr;
 
-use croner::parser::{CronParser, Seconds, Year};
 
 use crate::ast;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lower::params::duration;
 use crate::lower::unknown;
+use crate::model::trigger::parse_cron;
 use crate::model::{Missed, Notify, Overlap, Trigger};
 
 pub(super) fn lower_trigger(
@@ -19,11 +19,7 @@ pub(super) fn lower_trigger(
         ast::Trigger::Manual => Some(Trigger::Manual),
         ast::Trigger::Cron { expr, tz, missed } => {
             let fields = expr.value.split_whitespace().count();
-            let parsed = CronParser::builder()
-                .seconds(Seconds::Optional)
-                .year(Year::Disallowed)
-                .build()
-                .parse(&expr.value);
+            let parsed = parse_cron(&expr.value);
             let mut ok = true;
             if !(5..=6).contains(&fields) || parsed.is_err() {
                 let reason = match parsed {

@@ -61,3 +61,13 @@ impl Missed {
         *self == Missed::default()
     }
 }
+
+/// Parses a cron expression as the engine reads every one, in `check` and in the daemon alike:
+/// five fields, or six with seconds first; no year field.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expr)
+}

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use croner::parser::{CronParser, Seconds, Year};
 use dsl::model::{Missed, Trigger};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -80,12 +79,7 @@ fn with_seconds(expr: &str) -> String {
 }
 
 fn parse(expr: &str) -> Option<croner::Cron> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-        .parse(expr)
-        .ok()
+    dsl::model::trigger::parse_cron(expr).ok()
 }
 
 /// When a cron trigger fires next after now (ms since the epoch).
