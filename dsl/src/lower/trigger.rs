@@ -3,7 +3,6 @@
 
 use std::str::FromStr;
 
-
 use crate::ast;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lower::params::duration;

@@ -15,9 +15,63 @@ use crate::exec::slurm::{state_id, SlurmExecutor, SlurmJob, SlurmRequest, SlurmS
 use crate::exec::{AttemptOutcome, AttemptSpec, Ending, ExecError, LocalExecutor, RunningAttempt};
 use crate::store::{AttemptRecord, SlurmJobRecord, Store};
 
+/// Where local attempts start: the supervisor's [`LocalExecutor`], or a test's script of the run
+/// loop.
+pub trait Local: Send {
+    /// Starts `spec` (held at the gate when `held`), calling `meanwhile` while it starts.
+    fn start(
+        &self,
+        spec: &AttemptSpec,
+        held: bool,
+        meanwhile: Box<dyn FnOnce() + '_>,
+    ) -> Result<Box<dyn LocalAttempt>, ExecError>;
+}
+
+/// A local attempt that has started.
+pub trait LocalAttempt: Send {
+    fn pid(&self) -> u32;
+    fn pgid(&self) -> u32;
+    /// Lets a held command run.
+    fn release(&mut self);
+    /// Waits for the command to end, stopping it on `cancel` or its timeout.
+    fn wait(self: Box<Self>, cancel: CancellationToken) -> BoxFuture<AttemptOutcome>;
+}
+
+/// A future an attempt's waiter runs to its end.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl Local for LocalExecutor {
+    fn start(
+        &self,
+        spec: &AttemptSpec,
+        held: bool,
+        meanwhile: Box<dyn FnOnce() + '_>,
+    ) -> Result<Box<dyn LocalAttempt>, ExecError> {
+        Ok(Box::new(self.start_while(spec, held, meanwhile)?))
+    }
+}
+
+impl LocalAttempt for RunningAttempt {
+    fn pid(&self) -> u32 {
+        RunningAttempt::pid(self)
+    }
+
+    fn pgid(&self) -> u32 {
+        RunningAttempt::pgid(self)
+    }
+
+    fn release(&mut self) {
+        RunningAttempt::release(self)
+    }
+
+    fn wait(self: Box<Self>, cancel: CancellationToken) -> BoxFuture<AttemptOutcome> {
+        Box::pin(RunningAttempt::wait(*self, cancel))
+    }
+}
+
 /// Starts attempts on their step's executor.
 pub struct Launcher {
-    local: LocalExecutor,
+    local: Box<dyn Local>,
     /// Created on the first SLURM attempt, so a run without one never touches SLURM.
     slurm: Option<SlurmExecutor>,
     settings: SlurmSettings,
@@ -28,9 +82,10 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    pub fn new(options: &RunOptions, store: Arc<Store>) -> Launcher {
+    /// Starts local attempts on `local`, or through the supervisor of the state directory.
+    pub fn new(options: &RunOptions, store: Arc<Store>, local: Option<Box<dyn Local>>) -> Launcher {
         Launcher {
-            local: LocalExecutor::new(&options.state_dir),
+            local: local.unwrap_or_else(|| Box::new(LocalExecutor::new(&options.state_dir))),
             slurm: None,
             settings: options.slurm.clone(),
             state_id: state_id(&options.state_dir),
@@ -57,7 +112,7 @@ impl Launcher {
         attempt: &mut AttemptRecord,
         meanwhile: impl FnOnce(),
     ) -> Result<Started, ExecError> {
-        let handle = self.local.start_while(spec, held, meanwhile)?;
+        let handle = self.local.start(spec, held, Box::new(meanwhile))?;
         attempt.pid = Some(handle.pid());
         attempt.pgid = Some(handle.pgid());
         Ok(Started::Local(handle))
@@ -122,7 +177,7 @@ impl Submission {
 
 /// An attempt that has started, on whichever executor.
 pub enum Started {
-    Local(RunningAttempt),
+    Local(Box<dyn LocalAttempt>),
     /// With the store, to record the job's state while it is in the queue.
     Slurm(SlurmJob, Arc<Store>),
 }

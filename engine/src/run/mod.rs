@@ -178,6 +178,7 @@ pub async fn execute_run(
         options,
         progress,
         journal: Default::default(),
+        local: None,
     };
     scheduler.execute(run, plan).await
 }

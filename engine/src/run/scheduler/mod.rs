@@ -73,6 +73,8 @@ pub struct Scheduler<'a> {
     pub progress: &'a mut Progress,
     /// Transitions recorded but not yet committed; see [`Journal`] for when they are.
     pub journal: Journal,
+    /// Where local attempts start, when not through the supervisor (the run loop's tests).
+    pub local: Option<Box<dyn launch::Local>>,
 }
 
 /// A run while it executes: its tasks, and what the run loop keeps between two turns.
@@ -120,6 +122,13 @@ impl Scheduler<'_> {
             let paused = *pause.borrow_and_update();
             if let Some(released) = &mut claims_released {
                 released.borrow_and_update();
+            }
+            // A stop that came while the loop handled something else: before anything starts.
+            if ex.stopping != Some(Stopping::Cancel) && self.options.stop.cancel.is_cancelled() {
+                self.stop(&mut ex, Stopping::Cancel);
+            }
+            if ex.stopping.is_none() && self.options.stop.drain.is_cancelled() {
+                self.stop(&mut ex, Stopping::Drain);
             }
             if ex.stopping.is_none() && !paused {
                 self.start_ready(&mut ex)?;
@@ -174,7 +183,7 @@ impl Scheduler<'_> {
             run,
             ready: Ready::default(),
             capacity: Capacity::new(self.pipeline, options.jobs, options.slurm.queue_size),
-            launcher: Launcher::new(options, self.store.clone()),
+            launcher: Launcher::new(options, self.store.clone(), self.local.take()),
             starting: Vec::new(),
             retries_pending: 0,
             stopping: None,
@@ -440,3 +449,6 @@ async fn claim_released(released: &mut Option<tokio::sync::watch::Receiver<u64>>
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
