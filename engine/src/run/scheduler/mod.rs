@@ -288,13 +288,7 @@ impl Scheduler<'_> {
                 attempt,
                 result: Err(error),
             } => {
-                let step = ex.slots[index].planned.step;
-                ex.capacity
-                    .ended(step, self.pipeline.steps[step].executor.kind);
-                ex.ready.make_room(step, 1);
-                if self.options.claims.is_some() {
-                    ex.done_with.push(self.output(&ex.slots[index]));
-                }
+                self.attempt_ended(ex, index);
                 self.launch_failed(ex, index, *attempt, error)?;
                 self.fail_or_retry(ex, index)
             }
@@ -303,13 +297,7 @@ impl Scheduler<'_> {
                 attempt,
                 outcome,
             } => {
-                let step = ex.slots[index].planned.step;
-                ex.capacity
-                    .ended(step, self.pipeline.steps[step].executor.kind);
-                ex.ready.make_room(step, 1);
-                if self.options.claims.is_some() {
-                    ex.done_with.push(self.output(&ex.slots[index]));
-                }
+                self.attempt_ended(ex, index);
                 self.finish(ex, index, *attempt, outcome)
             }
             Message::RetryDue(index) => {
@@ -319,6 +307,18 @@ impl Scheduler<'_> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// An attempt of task `index` ended, or its submission failed: its slots are free, and its
+    /// output is no longer being produced.
+    fn attempt_ended(&self, ex: &mut Execution, index: usize) {
+        let step = ex.slots[index].planned.step;
+        ex.capacity
+            .ended(step, self.pipeline.steps[step].executor.kind);
+        ex.ready.make_room(step, 1);
+        if self.options.claims.is_some() {
+            ex.done_with.push(self.output(&ex.slots[index]));
         }
     }
 
