@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use strum::VariantNames;
 
 use super::error::ApiError;
 use super::request::{QueryParams, RunId};
@@ -106,15 +107,12 @@ fn filter(query: &QueryParams) -> Result<Filter, ApiError> {
         if name.is_empty() {
             continue;
         }
-        let status = RunStatus::all()
-            .find(|s| s.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = RunStatus::all().map(|s| s.as_str()).collect();
-                ApiError::BadRequest(format!(
-                    "query parameter `status`: no status `{name}` (one of {})",
-                    known.join(", ")
-                ))
-            })?;
+        let status = name.parse::<RunStatus>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "query parameter `status`: no status `{name}` (one of {})",
+                RunStatus::VARIANTS.join(", ")
+            ))
+        })?;
         statuses.push(status);
     }
     Ok(Filter {
