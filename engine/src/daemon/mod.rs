@@ -245,18 +245,20 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
 
     // Runs whose engine died (this daemon, killed) are settled before anything starts.
     // Before any run of ours exists: a run owned by our own pid is from before a restart.
+    // Recovery may wait for orphaned commands to end: on a blocking thread, off the runtime.
     let mut recovery_options = daemon.run_options(Force::None);
     recovery_options.claims = None;
-    for run in daemon.store.live_runs()? {
-        let recovered = recovery::recover(
-            &daemon.store,
-            &recovery_options,
-            recovery::Scope::Run(run.id),
-        )?;
-        for id in recovered {
-            tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
+    let store = daemon.store.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for run in store.live_runs()? {
+            let scope = recovery::Scope::Run(run.id);
+            for id in recovery::recover(&store, &recovery_options, scope)? {
+                tracing::warn!(pipeline = %run.pipeline, run = id, "run interrupted: its engine was gone");
+            }
         }
-    }
+        Ok(())
+    })
+    .await??;
 
     let mut triggers = Triggers {
         watcher: continuous::Watcher::new(daemon.events.clone(), daemon.options.state_dir.clone())?,
