@@ -8,7 +8,7 @@ use std::time::Duration;
 use dsl::model::step::ExecutorKind;
 
 use super::launch::Started;
-use super::publish::publish;
+use super::publish::{move_into_place, PublishError};
 use super::render::{label, render_command, render_env};
 use super::scheduler::{Execution, Message, Scheduler, Starting};
 use super::slots::{self, FilesAhead};
@@ -21,6 +21,10 @@ use crate::lifecycle::Event;
 use crate::plan::decide::{decide, Verdict};
 use crate::plan::{inputs_of, Produced};
 use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason};
+
+/// Products up to this size are hashed on the run loop's thread (a millisecond or so); larger
+/// ones on a blocking thread.
+pub const HASH_INLINE_BYTES: u64 = 1 << 20;
 
 /// What [`Scheduler::decide`] found for a ready task.
 pub enum Decision {
@@ -259,7 +263,9 @@ impl Scheduler<'_> {
     }
 
     /// Settles an attempt of task `index` that ended: publishes its products and releases what
-    /// waits on it, or retries or fails the task.
+    /// waits on it, or retries or fails the task. Products of more than [`HASH_INLINE_BYTES`]
+    /// are hashed on a blocking thread ([`Message::Hashed`] brings them back), so a large
+    /// output does not stall the run loop.
     pub(super) fn finish(
         &mut self,
         ex: &mut Execution,
@@ -268,32 +274,68 @@ impl Scheduler<'_> {
         outcome: AttemptOutcome,
     ) -> Result<(), RunError> {
         record_outcome(&mut attempt, &outcome);
-        if outcome.succeeded() {
-            let slot = &ex.slots[index];
-            let step = &self.pipeline.steps[slot.planned.step];
-            let trash = self.options.state_dir.join("trash");
-            let out_dir = &slot.record.out_dir;
-            match publish(
-                &attempt.tmp_dir,
-                out_dir,
-                &step.outputs,
-                &trash,
-                slot.record.id,
-            ) {
-                Ok(products) => return self.succeeded(ex, index, attempt, products),
-                Err(error) => {
-                    attempt.end = Some(AttemptEnd::Failed);
-                    attempt.error = Some(error.to_string());
-                    append_to_log(&attempt.stderr, &format!("engine: {error}\n"));
-                }
-            }
-        } else {
+        if !outcome.succeeded() {
             attempt.end = Some(match outcome.ending {
                 Ending::TimedOut => AttemptEnd::TimedOut,
                 Ending::Cancelled => AttemptEnd::Cancelled,
                 _ => AttemptEnd::Failed,
             });
+            return self.attempt_failed(ex, index, attempt);
         }
+        let slot = &ex.slots[index];
+        let step = &self.pipeline.steps[slot.planned.step];
+        let trash = self.options.state_dir.join("trash");
+        let (tmp, out_dir, task) = (&attempt.tmp_dir, &slot.record.out_dir, slot.record.id);
+        match move_into_place(tmp, out_dir, &step.outputs, &trash, task) {
+            Ok(moved) if moved.bytes() <= HASH_INLINE_BYTES => {
+                self.published(ex, index, attempt, moved.hash())
+            }
+            Ok(moved) => {
+                ex.hashing += 1;
+                let sender = ex.sender.clone();
+                tokio::task::spawn_blocking(move || {
+                    let products = moved.hash();
+                    let attempt = Box::new(attempt);
+                    let _ = sender.send(Message::Hashed {
+                        index,
+                        attempt,
+                        products,
+                    });
+                });
+                Ok(())
+            }
+            Err(error) => self.published(ex, index, attempt, Err(error)),
+        }
+    }
+
+    /// The products of attempt `attempt` of task `index` are hashed, or could not be published:
+    /// the task succeeded, or the attempt failed.
+    pub(super) fn published(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        mut attempt: AttemptRecord,
+        products: Result<Vec<ProductRecord>, PublishError>,
+    ) -> Result<(), RunError> {
+        match products {
+            Ok(products) => self.succeeded(ex, index, attempt, products),
+            Err(error) => {
+                attempt.end = Some(AttemptEnd::Failed);
+                attempt.error = Some(error.to_string());
+                append_to_log(&attempt.stderr, &format!("engine: {error}\n"));
+                self.attempt_failed(ex, index, attempt)
+            }
+        }
+    }
+
+    /// Attempt `attempt` of task `index` ended without success: the task is cancelled, retried
+    /// or failed.
+    fn attempt_failed(
+        &mut self,
+        ex: &mut Execution,
+        index: usize,
+        attempt: AttemptRecord,
+    ) -> Result<(), RunError> {
         // Only once the failure is committed: recovery reads "status 0 and no temporary
         // directory" as "published".
         self.journal.remove_after_commit(attempt.tmp_dir.clone());

@@ -1,6 +1,8 @@
-//! The collector: turns a successful attempt's temporary directory into products. The files the
-//! step's `output` patterns select are hashed, then the whole directory is renamed into the task's
-//! output directory in one step, so a downstream task (or a crash) never sees half a result.
+//! The collector: turns a successful attempt's temporary directory into products. The step's
+//! `output` patterns are checked, the whole directory is renamed into the task's output
+//! directory in one step, so a downstream task (or a crash) never sees half a result, and the
+//! files the patterns select are hashed. The run loop hashes small outputs itself and large ones
+//! on a blocking thread ([`Moved::bytes`]).
 
 use std::path::{Path, PathBuf};
 
@@ -51,9 +53,61 @@ pub fn publish(
     trash: &Path,
     task: u64,
 ) -> Result<Vec<ProductRecord>, PublishError> {
-    let selected = select(tmp, patterns)?;
+    move_into_place(tmp, out_dir, patterns, trash, task)?.hash()
+}
+
+/// A task's outputs, moved into place and not yet hashed.
+#[derive(Debug)]
+pub struct Moved {
+    out_dir: PathBuf,
+    /// The selected files, relative to `out_dir`.
+    selected: Vec<String>,
+    bytes: u64,
+    task: u64,
+}
+
+impl Moved {
+    /// How many bytes the products hold: what hashing them costs.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The products, hashed.
+    pub fn hash(self) -> Result<Vec<ProductRecord>, PublishError> {
+        collect(&self.out_dir, self.selected, self.task)
+    }
+}
+
+/// Checks the output patterns against `tmp`, then renames `tmp` to `out_dir` (replacing what was
+/// there); the products are still to be hashed.
+pub fn move_into_place(
+    tmp: &Path,
+    out_dir: &Path,
+    patterns: &[String],
+    trash: &Path,
+    task: u64,
+) -> Result<Moved, PublishError> {
+    let (selected, bytes) = select_sized(tmp, patterns)?;
     replace_dir(tmp, out_dir, trash)?;
-    collect(out_dir, selected, task)
+    Ok(Moved {
+        out_dir: out_dir.to_path_buf(),
+        selected,
+        bytes,
+        task,
+    })
+}
+
+/// [`select`], with the selected files' total size.
+fn select_sized(dir: &Path, patterns: &[String]) -> Result<(Vec<String>, u64), PublishError> {
+    let selected = select(dir, patterns)?;
+    let mut bytes = 0;
+    for rel in &selected {
+        let path = dir.join(rel);
+        let meta =
+            std::fs::metadata(&path).map_err(|source| PublishError::Read { path, source })?;
+        bytes += meta.len();
+    }
+    Ok((selected, bytes))
 }
 
 /// The products of an output directory that is already in place (recovery after a crash between

@@ -24,6 +24,7 @@ use super::claims::Output;
 use super::journal::Journal;
 use super::launch::{self, Launcher, SubmittedJob};
 use super::progress::Progress;
+use super::publish::PublishError;
 use super::ready::Ready;
 use super::slots::{self, Slot};
 use super::{RunError, RunOptions};
@@ -32,7 +33,7 @@ use crate::exec::local::sleep_until;
 use crate::exec::{AttemptOutcome, ExecError};
 use crate::lifecycle::Event;
 use crate::plan::Plan;
-use crate::store::{now_ms, AttemptRecord, RunRecord, Store, TaskRecord};
+use crate::store::{now_ms, AttemptRecord, ProductRecord, RunRecord, Store, TaskRecord};
 
 /// How often the run's record is read for a `cancel_requested` from another process.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
@@ -49,6 +50,12 @@ pub(super) enum Message {
         index: usize,
         attempt: Box<AttemptRecord>,
         outcome: AttemptOutcome,
+    },
+    /// The products of attempt `attempt` of task `index`, hashed on a blocking thread.
+    Hashed {
+        index: usize,
+        attempt: Box<AttemptRecord>,
+        products: Result<Vec<ProductRecord>, PublishError>,
     },
     RetryDue(usize),
 }
@@ -88,6 +95,8 @@ pub(super) struct Execution {
     pub starting: Vec<Starting>,
     /// Tasks waiting out their backoff before a retry.
     pub retries_pending: usize,
+    /// Tasks whose products are being hashed on a blocking thread.
+    pub hashing: usize,
     stopping: Option<Stopping>,
     /// With overlapping runs: tasks whose output another run is producing...
     deferred: Vec<(i64, Reverse<usize>)>,
@@ -186,6 +195,7 @@ impl Scheduler<'_> {
             launcher: Launcher::new(options, self.store.clone(), self.local.take()),
             starting: Vec::new(),
             retries_pending: 0,
+            hashing: 0,
             stopping: None,
             deferred: Vec::new(),
             done_with: Vec::new(),
@@ -299,6 +309,14 @@ impl Scheduler<'_> {
             } => {
                 self.attempt_ended(ex, index);
                 self.finish(ex, index, *attempt, outcome)
+            }
+            Message::Hashed {
+                index,
+                attempt,
+                products,
+            } => {
+                ex.hashing -= 1;
+                self.published(ex, index, *attempt, products)
             }
             Message::RetryDue(index) => {
                 ex.retries_pending -= 1;
@@ -434,6 +452,7 @@ impl Execution {
         let nothing_ready = self.ready.is_empty() && self.deferred.is_empty();
         self.capacity.running() == 0
             && self.retries_pending == 0
+            && self.hashing == 0
             && (nothing_ready || self.stopping.is_some())
     }
 }

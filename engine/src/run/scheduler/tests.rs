@@ -37,6 +37,13 @@ impl Begun {
         let _ = self.end.send(Ending::Exited(0));
     }
 
+    /// Writes `file` of `bytes` bytes into the attempt's output directory, and ends it with
+    /// status 0.
+    fn succeed_with(self, file: &str, bytes: usize) {
+        std::fs::write(self.spec.out_dir.join(file), vec![b'x'; bytes]).unwrap();
+        let _ = self.end.send(Ending::Exited(0));
+    }
+
     fn fail(self, code: i32) {
         let _ = self.end.send(Ending::Exited(code));
     }
@@ -452,4 +459,39 @@ async fn a_cancelled_run_stops_what_runs_and_starts_nothing_more() {
         ["attempt.started", "attempt.finished", "task.cancelled"]
     );
     assert_eq!(test.events_of(&run, "b"), ["task.cancelled"]);
+}
+
+#[tokio::test]
+async fn a_large_product_is_hashed_off_the_loop_and_then_released() {
+    let big = crate::run::attempts::HASH_INLINE_BYTES as usize + 1;
+    let test = Test::new(CHAIN, 4);
+    let run = test
+        .run(|mut driver| async move {
+            let mut first = driver.turn().await.into_iter();
+            let (a, c) = (first.next().unwrap(), first.next().unwrap());
+            a.succeed_with("big.bin", big);
+            // b starts once a's product is hashed; c meanwhile is still running.
+            let b = driver.next().await;
+            assert_eq!(b.step(), "b");
+            c.succeed("c.txt");
+            b.succeed("b.txt");
+        })
+        .await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let tasks = test.store.tasks_of(run.id).unwrap();
+    let a = &tasks[0];
+    let product = test
+        .store
+        .product(&a.products[0].to_string_lossy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(product.size, big as u64);
+    assert_eq!(
+        product.hash,
+        crate::scan::hash_file(&a.products[0]).unwrap()
+    );
+    assert_eq!(
+        tasks[1].inputs[0].hash, product.hash,
+        "b consumed the hashed product"
+    );
 }
