@@ -781,3 +781,44 @@ fn an_aggregate_over_thousands_of_inputs_runs() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(env.read("out/many/all/_all/lines").trim(), "3000");
 }
+
+/// Issue 15: `Ω` and `:9` (and `.x` and `_.x`) were put in one output directory each pair.
+#[test]
+fn groups_whose_keys_escape_alike_keep_their_own_directories() {
+    let env = Env::new();
+    env.write(
+        "keys.pipe",
+        r#"pipeline keys {
+  source texts {
+    root "data"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }
+  step echo each file {
+    input texts
+    run "cat {inputs} > {out}/v"
+  }
+  step all {
+    input echo
+    run "cat {inputs} | sort > {out}/all.txt"
+  }
+}
+"#,
+    );
+    for key in ["Ω", ":9", ".x", "_.x"] {
+        env.write(&format!("data/{key}.txt"), &format!("{key}\n"));
+    }
+    let run = env.engine(&["run", "keys.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.read("out/keys/all/_all/all.txt"), ".x\n:9\n_.x\nΩ\n");
+    let mut dirs: Vec<String> = std::fs::read_dir(env.path().join("out/keys/echo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["%2Ex", "%3A9", "%CE%A9", "_.x"]);
+    // Nothing was overwritten, so nothing runs again.
+    let again = env.engine(&["run", "keys.pipe"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(count_status(&env, 2, "cached"), 5, "{}", again.stderr);
+}

@@ -23,24 +23,9 @@ use std::path::{Path, PathBuf};
 use std::fs::{self, File};
 use std::io;
 
+pub use super::segment::path_segment;
 use super::ExecError;
 use crate::store::{AttemptFiles, TaskRecord};
-
-/// A group key as one safe path segment.
-pub fn path_segment(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || "._-".contains(c) {
-            out.push(c);
-        } else {
-            out.push_str(&format!("%{:02X}", c as u32));
-        }
-    }
-    if out.is_empty() || out.starts_with('.') {
-        out.insert(0, '_');
-    }
-    out
-}
 
 /// Empties (removes and recreates) the output directory, unless it is an empty directory already;
 /// returns its absolute path.

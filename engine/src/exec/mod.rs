@@ -12,6 +12,7 @@ pub mod direct;
 pub mod files;
 pub mod local;
 mod process;
+pub mod segment;
 pub mod slurm;
 pub mod supervisor;
 pub mod tag;
