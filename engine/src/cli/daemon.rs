@@ -125,6 +125,12 @@ pub fn run(args: &DaemonArgs) -> Result<Exit> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // A client that goes away mid-answer must not kill the daemon: `engine` takes SIGPIPE's
+        // default (so `engine runs | head` ends quietly), and hyper's writes raise it. With a
+        // handler installed, a write to a closed connection fails with EPIPE instead. The
+        // handler lasts as long as the process; exec resets it, so commands get the default.
+        let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
+            .context("cannot handle SIGPIPE")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

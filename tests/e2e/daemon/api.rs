@@ -245,3 +245,32 @@ fn a_running_tasks_log_streams_line_by_line_as_it_is_written() {
     assert!(received.contains(r#""status":"succeeded""#), "{received}");
     drop(daemon);
 }
+
+/// Issue 15.0: clients that leave before their answers are written (a closed browser tab) made
+/// the daemon die of SIGPIPE after some 100 connections.
+#[test]
+fn clients_that_hang_up_mid_answer_do_not_kill_the_daemon() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let mut daemon = Daemon::start(&env, &[]);
+    let address = daemon.address();
+    let pipelined = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20);
+    let unauthorised =
+        "POST /runs/1/cancel HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".repeat(20);
+    for round in 0..300 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let requests = if round % 2 == 0 {
+            &pipelined
+        } else {
+            &unauthorised
+        };
+        // The daemon may close first when it has answered: that is fine too.
+        let _ = stream.write_all(requests.as_bytes());
+        drop(stream);
+    }
+    let alive = daemon.child.as_mut().unwrap().try_wait().unwrap().is_none();
+    assert!(alive, "the daemon died:\n{}", daemon.log());
+    let reply = http(&address, "GET", "/healthz", None, "");
+    assert_eq!(reply.0, 200, "{}", daemon.log());
+    assert_eq!(daemon.stop(), 0);
+}
