@@ -822,3 +822,33 @@ fn groups_whose_keys_escape_alike_keep_their_own_directories() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(count_status(&env, 2, "cached"), 5, "{}", again.stderr);
 }
+
+/// Issue 15.3: an output named with a backslash was looked for under a directory of that name.
+#[test]
+fn a_backslash_in_a_name_is_an_ordinary_character() {
+    let env = Env::new();
+    env.write(
+        "copy.pipe",
+        r#"pipeline copy {
+  source texts {
+    root "data"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }
+  step copy each file {
+    input texts
+    run "cp {inputs} {out}/"
+  }
+}
+"#,
+    );
+    env.write("data/back\\slash.txt", "b\n");
+    let run = env.engine(&["run", "copy.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        env.read("out/copy/copy/back%5Cslash/back\\slash.txt"),
+        "b\n"
+    );
+    let again = env.engine(&["run", "copy.pipe"]);
+    assert_eq!(count_status(&env, 2, "cached"), 1, "{}", again.stderr);
+}

@@ -37,8 +37,9 @@ fn files_under(dir: &Path) -> Result<Vec<String>, PublishError> {
             source: e.into(),
         })?;
         if entry.file_type().is_file() {
+            // On Unix a backslash is an ordinary character of a name, not a separator.
             let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-            files.push(rel.to_string_lossy().replace('\\', "/"));
+            files.push(rel.to_string_lossy().into_owned());
         }
     }
     Ok(files)
