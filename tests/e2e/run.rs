@@ -852,3 +852,40 @@ fn a_backslash_in_a_name_is_an_ordinary_character() {
     let again = env.engine(&["run", "copy.pipe"]);
     assert_eq!(count_status(&env, 2, "cached"), 1, "{}", again.stderr);
 }
+
+/// Issue 15.4: a newline in a group's key broke `show`'s table and the run's progress lines.
+#[test]
+fn control_characters_in_names_are_escaped_for_people_and_exact_in_json() {
+    let env = Env::new();
+    env.write(
+        "copy.pipe",
+        r#"pipeline copy {
+  source texts {
+    root "data"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }
+  step copy each file {
+    input texts
+    run "cp {inputs} {out}/"
+  }
+}
+"#,
+    );
+    env.write("data/two\nlines.txt", "x\n");
+    let run = env.engine(&["run", "copy.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("copy [two\\nlines]"), "{}", run.stderr);
+    let shown = env.engine(&["show", "1"]);
+    let row = shown
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("copy "))
+        .unwrap();
+    assert!(
+        row.contains("two\\nlines") && row.contains("succeeded"),
+        "{}",
+        shown.stdout
+    );
+    assert_eq!(show(&env, 1)["tasks"][0]["group"], "two\nlines");
+}

@@ -8,6 +8,7 @@ use super::target::StateArgs;
 use super::Exit;
 use crate::inspect::run_detail;
 use crate::run::progress::human_ms;
+use crate::run::render::printable;
 
 /// Show a run: its tasks and their attempts.
 #[derive(Debug, Args)]
@@ -76,7 +77,7 @@ pub fn run(args: &ShowArgs) -> Result<Exit> {
         println!(
             "{:<20} {:<16} {:<10} {:>3} {:>9} {:>9} {:>5}  {why}",
             task.step,
-            task.group.as_deref().unwrap_or("-"),
+            printable(task.group.as_deref().unwrap_or("-")),
             task.status.as_str(),
             task.attempts,
             time,
@@ -107,7 +108,7 @@ fn print_slurm_jobs(tasks: &[crate::inspect::TaskDetail]) {
             println!(
                 "{:<20} {:<16} {:>3} {:>10} {:<14} {:<16} {}",
                 shown.task.step,
-                shown.task.group.as_deref().unwrap_or("-"),
+                printable(shown.task.group.as_deref().unwrap_or("-")),
                 attempt.number,
                 job.job_id,
                 job.state.as_deref().unwrap_or("SUBMITTED"),

@@ -72,7 +72,37 @@ pub fn render_env(
 /// `step [group]`, for messages.
 pub fn label(task: &TaskRecord) -> String {
     match &task.group {
-        Some(group) => format!("{} [{group}]", task.step),
+        Some(group) => format!("{} [{}]", task.step, printable(group)),
         None => task.step.clone(),
+    }
+}
+
+/// `text` for a terminal or a table: control characters (a newline in a group key, an escape
+/// sequence in a file name) are written as escapes (`\n`, `\u{1b}`), so that one value stays
+/// on one line and cannot drive the terminal. JSON output keeps the text exact.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("S01 é"), "S01 é");
+        assert_eq!(printable("a\nb\tc\u{1b}[31m"), "a\\nb\\tc\\u{1b}[31m");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
     }
 }
