@@ -889,3 +889,42 @@ fn control_characters_in_names_are_escaped_for_people_and_exact_in_json() {
     );
     assert_eq!(show(&env, 1)["tasks"][0]["group"], "two\nlines");
 }
+
+/// Issue 15.2: a file whose name is not UTF-8 made `engine run` panic in the store, and every
+/// later run with it. Such a file is skipped, with a warning that names it.
+#[test]
+fn a_file_whose_name_is_not_utf8_is_skipped_with_a_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = count_env();
+    let odd = env
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"data/caf\xe9.txt"));
+    std::fs::write(odd, "latin-1\n").unwrap();
+    for run in 1..=2 {
+        let ran = env.engine(&["run", "count.pipe"]);
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("skipping") && ran.stderr.contains("caf\\xe9.txt"),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(statuses(&env, run).len(), 4, "a, b, c and the total");
+    }
+}
+
+/// Issue 15.2, for products: an output whose name is not UTF-8 fails its task with a clear error.
+#[test]
+fn an_output_whose_name_is_not_utf8_fails_its_task_clearly() {
+    let env = Env::new();
+    env.write(
+        "odd.pipe",
+        "pipeline odd {\n  step make { run \"printf x > {out}/caf$(printf '\\\\351').txt\" }\n}\n",
+    );
+    let ran = env.engine(&["run", "odd.pipe"]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let shown = show(&env, 1);
+    let error = shown["tasks"][0]["attempts_detail"][0]["error"]
+        .as_str()
+        .unwrap();
+    assert!(error.contains("not valid UTF-8"), "{error}");
+}

@@ -16,6 +16,9 @@ use crate::store::ProductRecord;
 pub enum PublishError {
     #[error("output pattern `{0}` matched no file")]
     MissingOutput(String),
+    /// The store keeps products' paths as text.
+    #[error("the output `{0}` has a name that is not valid UTF-8 (shown with U+FFFD); rename it in the command")]
+    NotUtf8(String),
     #[error("cannot read the output of the attempt in `{path}`: {source}")]
     Read {
         path: PathBuf,
@@ -39,7 +42,11 @@ fn files_under(dir: &Path) -> Result<Vec<String>, PublishError> {
         if entry.file_type().is_file() {
             // On Unix a backslash is an ordinary character of a name, not a separator.
             let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-            files.push(rel.to_string_lossy().into_owned());
+            let Some(rel) = rel.to_str() else {
+                let name = rel.to_string_lossy().into_owned();
+                return Err(PublishError::NotUtf8(name));
+            };
+            files.push(rel.to_string());
         }
     }
     Ok(files)

@@ -117,6 +117,15 @@ pub(crate) fn walk(
         if !wanted {
             continue;
         }
+        if entry.path().to_str().is_none() {
+            // The store keeps paths as text; such a name could not be recorded.
+            tracing::warn!(
+                source = %source.name,
+                "skipping {}: its name is not valid UTF-8",
+                escaped(entry.path())
+            );
+            continue;
+        }
         let rel = relative(entry.path(), root);
         if !matcher.matches(&rel) {
             continue;
@@ -130,6 +139,17 @@ pub(crate) fn walk(
         });
     }
     Ok(candidates)
+}
+
+/// `path` with every byte that is not printable ASCII written as `\xNN`.
+fn escaped(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    bytes
+        .iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
 }
 
 /// `path` relative to `root`, `/`-separated (lossy for names that are not UTF-8).

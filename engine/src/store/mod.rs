@@ -75,6 +75,11 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("store commit failed: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("cannot record a value in table `{table}` (a path that is not UTF-8?): {source}")]
+    Unencodable {
+        table: &'static str,
+        source: serde_json::Error,
+    },
     #[error("corrupt record in table `{table}`: {source}")]
     Corrupt {
         table: &'static str,
@@ -533,7 +538,7 @@ impl Tx<'_> {
         };
         self.txn
             .open_table(EVENTS)?
-            .insert(seq, encode(&record).as_str())?;
+            .insert(seq, encode("events", &record)?.as_str())?;
         Ok(())
     }
 
@@ -636,7 +641,7 @@ impl Tx<'_> {
     fn put_run(&mut self, run: &RunRecord) -> Result<()> {
         self.txn
             .open_table(RUNS)?
-            .insert(run.id, encode(run).as_str())?;
+            .insert(run.id, encode("runs", run)?.as_str())?;
         index_run(self.txn, run)
     }
 
@@ -678,7 +683,7 @@ impl Tx<'_> {
     fn put_task(&mut self, task: &TaskRecord) -> Result<()> {
         self.txn
             .open_table(TASKS)?
-            .insert(task.id, encode(task).as_str())?;
+            .insert(task.id, encode("tasks", task)?.as_str())?;
         Ok(())
     }
 
@@ -689,16 +694,17 @@ impl Tx<'_> {
     }
 
     pub fn put_attempt(&mut self, attempt: &AttemptRecord) -> Result<()> {
-        self.txn
-            .open_table(ATTEMPTS)?
-            .insert((attempt.task, attempt.number), encode(attempt).as_str())?;
+        self.txn.open_table(ATTEMPTS)?.insert(
+            (attempt.task, attempt.number),
+            encode("attempts", attempt)?.as_str(),
+        )?;
         Ok(())
     }
 
     pub fn put_item(&mut self, path: &str, item: &ItemRecord) -> Result<()> {
         self.txn
             .open_table(ITEMS)?
-            .insert(path, encode(item).as_str())?;
+            .insert(path, encode("items", item)?.as_str())?;
         Ok(())
     }
 
@@ -706,7 +712,7 @@ impl Tx<'_> {
         let path = product.path.to_string_lossy();
         self.txn
             .open_table(PRODUCTS)?
-            .insert(path.as_ref(), encode(product).as_str())?;
+            .insert(path.as_ref(), encode("products", product)?.as_str())?;
         Ok(())
     }
 
@@ -773,8 +779,9 @@ fn latest_key(pipeline: &str, step: &str, group: Option<&str>) -> String {
     format!("{pipeline}\0{step}\0{}", group.unwrap_or(""))
 }
 
-fn encode<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("records always serialize")
+/// A record as JSON. Fails on a path that is not UTF-8 (the records keep paths as text).
+fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| StoreError::Unencodable { table, source })
 }
 
 fn decode<T: DeserializeOwned>(table: &'static str, text: &str) -> Result<T> {
@@ -842,7 +849,8 @@ mod tests {
                         status,
                         ..run_of(pipeline)
                     };
-                    runs.insert(id, encode(&run).as_str()).unwrap();
+                    runs.insert(id, encode("runs", &run).unwrap().as_str())
+                        .unwrap();
                 }
             }
             txn.commit().unwrap();
