@@ -223,9 +223,11 @@ async fn cancel_kills_the_whole_group() {
     assert_eq!(pgid, attempt.pid());
     let cancel = CancellationToken::new();
     let waiting = tokio::spawn(attempt.wait(cancel.clone()));
-    // Cancel once the leader and both children exist, so there is a group to kill.
+    // Cancel once the leader and both children exist, so there is a group to kill, and both
+    // children's pids are written (a child runs a moment before the shell writes its pid).
     let begin = Instant::now();
-    while live_members(pgid).len() < 3 {
+    let written = || fs::read_to_string(spec.out_dir.join("pids")).unwrap_or_default();
+    while live_members(pgid).len() < 3 || written().lines().count() < 2 {
         assert!(begin.elapsed() < PROMPTLY, "the children never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
