@@ -823,13 +823,8 @@ fn groups_whose_keys_escape_alike_keep_their_own_directories() {
     assert_eq!(count_status(&env, 2, "cached"), 5, "{}", again.stderr);
 }
 
-/// Issue 15.3: an output named with a backslash was looked for under a directory of that name.
-#[test]
-fn a_backslash_in_a_name_is_an_ordinary_character() {
-    let env = Env::new();
-    env.write(
-        "copy.pipe",
-        r#"pipeline copy {
+/// Each text file copied into its own task's output directory.
+const COPY: &str = r#"pipeline copy {
   source texts {
     root "data"
     glob "*.txt"
@@ -840,8 +835,13 @@ fn a_backslash_in_a_name_is_an_ordinary_character() {
     run "cp {inputs} {out}/"
   }
 }
-"#,
-    );
+"#;
+
+/// Issue 15.3: an output named with a backslash was looked for under a directory of that name.
+#[test]
+fn a_backslash_in_a_name_is_an_ordinary_character() {
+    let env = Env::new();
+    env.write("copy.pipe", COPY);
     env.write("data/back\\slash.txt", "b\n");
     let run = env.engine(&["run", "copy.pipe"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -857,21 +857,7 @@ fn a_backslash_in_a_name_is_an_ordinary_character() {
 #[test]
 fn control_characters_in_names_are_escaped_for_people_and_exact_in_json() {
     let env = Env::new();
-    env.write(
-        "copy.pipe",
-        r#"pipeline copy {
-  source texts {
-    root "data"
-    glob "*.txt"
-    group file by regex "^(?P<file>[^/]+)[.]txt$"
-  }
-  step copy each file {
-    input texts
-    run "cp {inputs} {out}/"
-  }
-}
-"#,
-    );
+    env.write("copy.pipe", COPY);
     env.write("data/two\nlines.txt", "x\n");
     let run = env.engine(&["run", "copy.pipe"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
