@@ -19,11 +19,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, extra: &[&str]) -> Daemon {
+        Daemon::start_with(env, extra, &[])
+    }
+
+    /// A daemon with `vars` in its environment.
+    fn start_with(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
         let log = env.path().join("daemon.log");
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_engine"))
             .args(["daemon", "--listen", "127.0.0.1:0", "--grace", "2"])
             .args(extra)
+            .envs(vars.iter().copied())
             .current_dir(env.path())
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -516,4 +522,53 @@ fn the_api_of_a_running_daemon_triggers_validates_and_cancels() {
     let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(shown["tasks"][0]["status"], "cancelled");
     drop(daemon);
+}
+
+/// Issue 15.2: a run whose loop panicked stayed `running`, and its pipeline took no run again
+/// until the daemon restarted. It ends failed, and the daemon goes on (this debug build panics
+/// where `ENGINE_FAULT` says).
+#[test]
+fn a_run_that_panics_fails_and_the_daemon_goes_on() {
+    let env = Env::new();
+    env.write(
+        "two.pipe",
+        "pipeline boom {\n  step bad { run \"true\" }\n}\npipeline fine {\n  step good { run \"echo ok > {out}/ok\" }\n}\n",
+    );
+    let daemon = Daemon::start_with(&env, &[], &[("ENGINE_FAULT", "panic-deciding:bad")]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    let (address, token) = (daemon.address(), api_token(&env));
+    for attempt in 1..=2 {
+        let (status, body) = http(
+            &address,
+            "POST",
+            "/pipelines/boom/trigger",
+            Some(&token),
+            "{}",
+        );
+        assert_eq!(status, 201, "attempt {attempt}: {body}\n{}", daemon.log());
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                let all = runs(&env);
+                all.len() == attempt && all.iter().all(|r| r["status"] == "failed")
+            }),
+            "{:?}\n{}",
+            runs(&env),
+            daemon.log()
+        );
+    }
+    assert!(daemon.log().contains("fault injected"), "{}", daemon.log());
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/pipelines/fine/trigger",
+        Some(&token),
+        "{}",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(wait_for(Duration::from_secs(10), || {
+        runs(&env)
+            .first()
+            .is_some_and(|r| r["pipeline"] == "fine" && r["status"] == "succeeded")
+    }));
+    assert_eq!(daemon.stop(), 0);
 }

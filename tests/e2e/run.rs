@@ -914,3 +914,41 @@ fn an_output_whose_name_is_not_utf8_fails_its_task_clearly() {
         .unwrap();
     assert!(error.contains("not valid UTF-8"), "{error}");
 }
+
+/// Issue 15.2: a panic in the run loop left its run `running` for ever. It now ends the run as
+/// failed, with what is done kept (this debug build panics where `ENGINE_FAULT` says).
+#[test]
+fn a_panic_in_the_run_loop_fails_the_run_and_keeps_what_is_done() {
+    let env = Env::new();
+    env.write(
+        "chain.pipe",
+        "pipeline chain {\n  step a { run \"echo a > {out}/a\" }\n  step b {\n    input a\n    run \"cat {inputs} > {out}/b\"\n  }\n}\n",
+    );
+    let ran = env.engine_with(
+        &[("ENGINE_FAULT", "panic-deciding:b")],
+        &["run", "chain.pipe"],
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("the engine panicked") && ran.stderr.contains("fault injected"),
+        "{}",
+        ran.stderr
+    );
+    let shown = show(&env, 1);
+    assert_eq!(shown["run"]["status"], "failed", "{shown}");
+    assert_eq!(
+        statuses(&env, 1)[0].1,
+        "succeeded",
+        "a ran before the panic"
+    );
+    // Nothing is left running: the next run goes on from there.
+    let again = env.engine(&["run", "chain.pipe"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        statuses(&env, 2),
+        [
+            ("a[]".to_string(), "cached".to_string()),
+            ("b[]".to_string(), "succeeded".to_string())
+        ]
+    );
+}

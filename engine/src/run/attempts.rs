@@ -51,6 +51,8 @@ impl Scheduler<'_> {
     ) -> Result<Decision, RunError> {
         let slots = &mut ex.slots;
         let step = &self.pipeline.steps[slots[index].planned.step];
+        #[cfg(debug_assertions)]
+        inject_fault(&step.name);
         let inputs = inputs_of(&slots[index].planned, |up| {
             let slot = &slots[up];
             Produced {
@@ -445,6 +447,17 @@ impl Scheduler<'_> {
             Ok(())
         });
         Ok(())
+    }
+}
+
+/// A fault the end-to-end tests inject into a debug build, to prove that a panic in the run loop
+/// ends the run as failed: `ENGINE_FAULT=panic-deciding:STEP` panics when a task of `STEP` is
+/// decided. Release builds have no such thing.
+#[cfg(debug_assertions)]
+fn inject_fault(step: &str) {
+    let fault = std::env::var("ENGINE_FAULT").unwrap_or_default();
+    if fault.strip_prefix("panic-deciding:") == Some(step) {
+        panic!("fault injected: deciding a task of {step}");
     }
 }
 

@@ -60,6 +60,19 @@ impl Claims {
         }
     }
 
+    /// Gives up every claim `run` holds (it ended without giving them up one by one: its loop
+    /// failed).
+    pub fn release_run(&self, run: u64) {
+        let mut held = self.held.lock().expect("claims lock");
+        let before = held.len();
+        held.retain(|_, holder| *holder != run);
+        let any = held.len() != before;
+        drop(held);
+        if any {
+            self.released.send_modify(|n| *n += 1);
+        }
+    }
+
     /// Whether some run is producing `output` now.
     pub fn held(&self, output: &Output) -> bool {
         self.held.lock().expect("claims lock").contains_key(output)
@@ -105,5 +118,16 @@ mod tests {
             .await
             .expect("woken")
             .unwrap();
+    }
+
+    #[test]
+    fn a_failed_run_gives_up_all_it_held_and_only_that() {
+        let claims = Claims::default();
+        assert!(claims.try_claim(&output("a"), 1));
+        assert!(claims.try_claim(&output("b"), 1));
+        assert!(claims.try_claim(&output("c"), 2));
+        claims.release_run(1);
+        assert!(!claims.held(&output("a")) && !claims.held(&output("b")));
+        assert!(claims.held(&output("c")));
     }
 }

@@ -19,11 +19,13 @@ pub mod scheduler;
 mod slots;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dsl::model::{ParamValue, Pipeline};
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::exec;
@@ -78,6 +80,8 @@ pub enum RunError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Lifecycle(#[from] IllegalTransition),
+    #[error("the engine panicked (a bug: please report it): {0}")]
+    Panicked(String),
     #[error("pipeline `{pipeline}` is already being run by run {run} (engine pid {pid}); wait for it, or cancel it with `engine cancel {run}`")]
     AlreadyRunning {
         pipeline: String,
@@ -180,7 +184,35 @@ pub async fn execute_run(
         journal: Default::default(),
         local: None,
     };
-    scheduler.execute(run, plan).await
+    let id = run.id;
+    let executed = AssertUnwindSafe(scheduler.execute(run, plan))
+        .catch_unwind()
+        .await;
+    let error = match executed {
+        Ok(Ok(run)) => return Ok(run),
+        Ok(Err(error)) => error,
+        Err(panic) => RunError::Panicked(panic_message(panic.as_ref())),
+    };
+    // The run must not stay `running` for ever: its attempts are stopped, its tasks settled,
+    // and the outputs it claimed given up.
+    tracing::error!(run = id, %error, "the run failed");
+    if let Some(claims) = &options.claims {
+        claims.release_run(id);
+    }
+    let why = format!("the engine failed: {error}");
+    if let Err(settling) = recovery::end_failed(&store, options, id, why) {
+        tracing::error!(run = id, error = %settling, "cannot settle the run after its failure");
+    }
+    Err(error)
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic without a message".to_string(),
+    }
 }
 
 /// `wait    STEP [GROUP]: ...`, for a task left out until its inputs settle.

@@ -88,6 +88,35 @@ pub fn recover_with(
         .filter(|run| !run.status.is_finished())
         .filter(|run| !run.owner_pid.is_some_and(|pid| owner_is_live(pid, options)))
         .collect();
+    settle_runs(store, options, orphaned, kill, &Event::RunInterrupted)
+}
+
+/// Ends run `run` of this very process as failed (`why`), after its scheduler failed or
+/// panicked: its attempts are killed, its tasks settled as recovery settles them.
+pub fn end_failed(
+    store: &Store,
+    options: &RunOptions,
+    run: u64,
+    why: String,
+) -> Result<(), RunError> {
+    let runs: Vec<RunRecord> = store
+        .live_runs()?
+        .into_iter()
+        .filter(|r| r.id == run)
+        .collect();
+    settle_runs(store, options, runs, true, &Event::RunFailed { why }).map(drop)
+}
+
+/// Settles `runs`, whose engine is gone (or whose scheduler failed): adopts or (with `kill`)
+/// kills what they left running, settles their tasks, and ends each with `ending`. Returns
+/// their ids.
+fn settle_runs(
+    store: &Store,
+    options: &RunOptions,
+    orphaned: Vec<RunRecord>,
+    kill: bool,
+    ending: &Event,
+) -> Result<Vec<u64>, RunError> {
     if orphaned.is_empty() {
         return Ok(Vec::new());
     }
@@ -143,7 +172,7 @@ pub fn recover_with(
             )?;
         }
         store.write(|tx| {
-            tx.run_event(run.id, &Event::RunInterrupted, |run| {
+            tx.run_event(run.id, ending, |run| {
                 run.finished_ms = Some(now_ms());
                 run.owner_pid = None;
             })
