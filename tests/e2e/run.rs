@@ -553,7 +553,7 @@ fn a_group_whose_inputs_are_still_changing_waits_out_its_cooldown() {
   }
   step calibrate each night {
     input scans
-    cooldown 10m
+    cooldown 2s
     run "cat {inputs} > {out}/night.txt"
   }
   step catalogue {
@@ -564,14 +564,9 @@ fn a_group_whose_inputs_are_still_changing_waits_out_its_cooldown() {
 "#,
     );
     env.write("raw/n1/a.dat", "1\n");
+    // n1 has settled: it arrived longer ago than the cooldown; n2 is still being written.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     env.write("raw/n2/a.dat", "2\n");
-    // n1 settled an hour ago; n2 is still being written.
-    let touched = std::process::Command::new("touch")
-        .args(["-d", "1 hour ago", "raw/n1/a.dat"])
-        .current_dir(env.path())
-        .status()
-        .unwrap();
-    assert!(touched.success());
     let run = env.engine(&["run", "c.pipe"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -591,11 +586,8 @@ fn a_group_whose_inputs_are_still_changing_waits_out_its_cooldown() {
         vec![("calibrate[n1]".to_string(), "succeeded".to_string())]
     );
 
-    std::process::Command::new("touch")
-        .args(["-d", "1 hour ago", "raw/n2/a.dat"])
-        .current_dir(env.path())
-        .status()
-        .unwrap();
+    // Once n2 has settled too.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let later = env.engine(&["run", "c.pipe"]);
     assert_eq!(later.code, 0, "{}", later.stderr);
     assert_eq!(env.read("out/c/catalogue/_all/all.txt"), "1\n2\n");
@@ -950,5 +942,33 @@ fn a_panic_in_the_run_loop_fails_the_run_and_keeps_what_is_done() {
             ("a[]".to_string(), "cached".to_string()),
             ("b[]".to_string(), "succeeded".to_string())
         ]
+    );
+}
+
+/// Issue 15.6: a file copied in with its old modification time (`cp -p`, `rsync -a`, `tar x`)
+/// was taken as settled at once, while the copy was still going.
+#[test]
+fn a_file_copied_in_with_an_old_mtime_waits_out_its_cooldown() {
+    let env = Env::new();
+    env.write(
+        "c.pipe",
+        "pipeline c {\n  source scans {\n    root \"raw\"\n    glob \"*.dat\"\n  }\n  step calibrate {\n    input scans\n    cooldown 10m\n    run \"cat {inputs} > {out}/all.txt\"\n  }\n}\n",
+    );
+    env.write("raw/a.dat", "1\n");
+    // What `cp -p` does after writing: the modification time of the original, a day ago.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(env.path().join("raw/a.dat"))
+        .unwrap();
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    file.set_modified(day_ago).unwrap();
+    drop(file);
+    let run = env.engine(&["run", "c.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("wait    calibrate: inputs changed less than its cooldown ago"),
+        "{}",
+        run.stderr
     );
 }

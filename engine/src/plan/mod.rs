@@ -298,13 +298,15 @@ pub fn plan(
             if step.each.is_none() && declared_inputs && !has_inputs {
                 continue; // an aggregate step with nothing to aggregate yet
             }
-            // Inputs still arriving: a group waits until its newest input is older than the
-            // cooldown; whatever consumes a waiting step waits with it.
+            // Inputs still arriving: a group waits until its newest input arrived longer ago
+            // than the cooldown; whatever consumes a waiting step waits with it. An input's
+            // arrival is the newer of its modification and change times: a file copied or
+            // moved in with its old mtime (`rsync -a`, `cp -p`, `tar x`, `mv`) has a new ctime.
             let settling = step.policy.cooldown_ms.and_then(|cooldown| {
                 let newest = source_inputs
                     .iter()
                     .flat_map(|(_, items)| items)
-                    .map(|i| i.fingerprint.mtime_ns)
+                    .map(|i| i.fingerprint.mtime_ns.max(i.fingerprint.ctime_ns))
                     .max()?;
                 let age_ms = (now_ns - newest).max(0) / 1_000_000;
                 (age_ms < cooldown as i128).then(|| cooldown - age_ms as u64)
