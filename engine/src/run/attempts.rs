@@ -9,7 +9,7 @@ use dsl::model::step::ExecutorKind;
 
 use super::launch::Started;
 use super::publish::{move_into_place, PublishError};
-use super::render::{label, render_command, render_env};
+use super::render::{label, Values};
 use super::scheduler::{Execution, Message, Scheduler, Starting};
 use super::slots::{self, FilesAhead};
 use super::RunError;
@@ -237,10 +237,16 @@ impl Scheduler<'_> {
         let tag = AttemptTag::new(record.id, number).to_string();
         let files = attempt_files(state, record, number);
         let tmp_dir = files.tmp_dir.clone();
-        let (pipeline, params) = (&self.pipeline.name, self.params);
-        let command = render_command(step, record, &slot.planned, &tmp_dir, pipeline, params);
+        let values = Values {
+            task: record,
+            planned: &slot.planned,
+            out: &tmp_dir,
+            pipeline: &self.pipeline.name,
+            params: self.params,
+        };
+        let command = values.command(step);
+        let mut env = values.env(step);
         record.command = command.clone();
-        let mut env = render_env(step, record, &slot.planned, &tmp_dir, pipeline, params);
         // How recovery recognises this attempt's processes, even before their pid is committed.
         env.push((
             STATE_DIR_VAR.to_string(),

@@ -10,7 +10,7 @@ use globset::{Glob, GlobSetBuilder};
 use walkdir::WalkDir;
 
 use crate::scan;
-use crate::store::ProductRecord;
+use crate::store::{Fingerprint, ProductRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -64,30 +64,44 @@ pub fn publish(
     move_into_place(tmp, out_dir, patterns, trash, task)?.hash()
 }
 
-/// A task's outputs, moved into place and not yet hashed.
+/// A task's outputs, moved into place and fingerprinted, not yet hashed.
 #[derive(Debug)]
 pub struct Moved {
-    out_dir: PathBuf,
-    /// The selected files, relative to `out_dir`.
-    selected: Vec<String>,
-    bytes: u64,
+    /// Each selected file, with its fingerprint.
+    files: Vec<(PathBuf, Fingerprint)>,
     task: u64,
 }
 
 impl Moved {
     /// How many bytes the products hold: what hashing them costs.
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        self.files.iter().map(|(_, f)| f.size).sum()
     }
 
     /// The products, hashed.
     pub fn hash(self) -> Result<Vec<ProductRecord>, PublishError> {
-        collect(&self.out_dir, self.selected, self.task)
+        let task = self.task;
+        self.files
+            .into_iter()
+            .map(|(path, fingerprint)| {
+                let hash = scan::hash_file(&path).map_err(|source| PublishError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(ProductRecord {
+                    size: fingerprint.size,
+                    path,
+                    hash,
+                    fingerprint,
+                    task,
+                })
+            })
+            .collect()
     }
 }
 
 /// Checks the output patterns against `tmp`, then renames `tmp` to `out_dir` (replacing what was
-/// there); the products are still to be hashed.
+/// there) and fingerprints the selected files; they are still to be hashed.
 pub fn move_into_place(
     tmp: &Path,
     out_dir: &Path,
@@ -95,27 +109,23 @@ pub fn move_into_place(
     trash: &Path,
     task: u64,
 ) -> Result<Moved, PublishError> {
-    let (selected, bytes) = select_sized(tmp, patterns)?;
+    let selected = select(tmp, patterns)?;
     replace_dir(tmp, out_dir, trash)?;
-    Ok(Moved {
-        out_dir: out_dir.to_path_buf(),
-        selected,
-        bytes,
-        task,
-    })
+    fingerprinted(out_dir, selected, task)
 }
 
-/// [`select`], with the selected files' total size.
-fn select_sized(dir: &Path, patterns: &[String]) -> Result<(Vec<String>, u64), PublishError> {
-    let selected = select(dir, patterns)?;
-    let mut bytes = 0;
-    for rel in &selected {
-        let path = dir.join(rel);
-        let meta =
-            std::fs::metadata(&path).map_err(|source| PublishError::Read { path, source })?;
-        bytes += meta.len();
+/// The selected files of `out_dir`, with their fingerprints (taken once they are in place: the
+/// rename changes their ctime).
+fn fingerprinted(out_dir: &Path, selected: Vec<String>, task: u64) -> Result<Moved, PublishError> {
+    let mut files = Vec::with_capacity(selected.len());
+    for rel in selected {
+        let path = out_dir.join(&rel);
+        match scan::fingerprint(&path) {
+            Ok(fingerprint) => files.push((path, fingerprint)),
+            Err(source) => return Err(PublishError::Read { path, source }),
+        }
     }
-    Ok((selected, bytes))
+    Ok(Moved { files, task })
 }
 
 /// The products of an output directory that is already in place (recovery after a crash between
@@ -126,7 +136,7 @@ pub fn collect_published(
     task: u64,
 ) -> Result<Vec<ProductRecord>, PublishError> {
     let selected = select(out_dir, patterns)?;
-    collect(out_dir, selected, task)
+    fingerprinted(out_dir, selected, task)?.hash()
 }
 
 /// The files of `dir` the patterns select (every file when there are none); a pattern that
@@ -155,31 +165,6 @@ fn select(dir: &Path, patterns: &[String]) -> Result<Vec<String>, PublishError> 
         chosen
     };
     Ok(selected)
-}
-
-fn collect(
-    out_dir: &Path,
-    selected: Vec<String>,
-    task: u64,
-) -> Result<Vec<ProductRecord>, PublishError> {
-    let mut products = Vec::with_capacity(selected.len());
-    for rel in selected {
-        let path = out_dir.join(&rel);
-        let read = |source| PublishError::Read {
-            path: path.clone(),
-            source,
-        };
-        let fingerprint = scan::fingerprint(&path).map_err(read)?;
-        let hash = scan::hash_file(&path).map_err(read)?;
-        products.push(ProductRecord {
-            size: fingerprint.size,
-            path,
-            hash,
-            fingerprint,
-            task,
-        });
-    }
-    Ok(products)
 }
 
 /// Moves `from` to `to`: the old `to` is first moved into `trash` and then deleted, so `to` is at

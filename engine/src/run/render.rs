@@ -3,70 +3,70 @@
 //! template.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dsl::model::command::Placeholder;
-use dsl::model::ParamValue;
+use dsl::model::{ParamValue, StepDef};
 
 use crate::plan::PlannedTask;
 use crate::store::TaskRecord;
 
-/// The text of one placeholder of a task.
-fn placeholder_values(
-    p: &Placeholder,
-    task: &TaskRecord,
-    planned: &PlannedTask,
-    out: &Path,
-    pipeline: &str,
-    params: &BTreeMap<String, ParamValue>,
-) -> Vec<String> {
-    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
-    match p {
-        Placeholder::Inputs => task.inputs.iter().map(|i| path(&i.path)).collect(),
-        Placeholder::InputsOf(name) => task
-            .inputs
-            .iter()
-            .filter(|i| &i.from == name)
-            .map(|i| path(&i.path))
-            .collect(),
-        Placeholder::Out => vec![path(&out.to_path_buf())],
-        Placeholder::Group => task.group.iter().cloned().collect(),
-        Placeholder::GroupField(field) => planned.fields.get(field).cloned().into_iter().collect(),
-        Placeholder::Param(name) => params.get(name).map(|v| v.render()).into_iter().collect(),
-        Placeholder::Arg(_) => Vec::new(),
-        Placeholder::Pipeline => vec![pipeline.to_string()],
-        Placeholder::Step => vec![task.step.clone()],
+/// What a task's placeholders are filled from.
+pub struct Values<'a> {
+    pub task: &'a TaskRecord,
+    pub planned: &'a PlannedTask,
+    /// The attempt's output directory: `{out}`.
+    pub out: &'a Path,
+    pub pipeline: &'a str,
+    pub params: &'a BTreeMap<String, ParamValue>,
+}
+
+impl Values<'_> {
+    /// The text of one placeholder.
+    fn of(&self, p: &Placeholder) -> Vec<String> {
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let task = self.task;
+        match p {
+            Placeholder::Inputs => task.inputs.iter().map(|i| path(&i.path)).collect(),
+            Placeholder::InputsOf(name) => task
+                .inputs
+                .iter()
+                .filter(|i| &i.from == name)
+                .map(|i| path(&i.path))
+                .collect(),
+            Placeholder::Out => vec![path(self.out)],
+            Placeholder::Group => task.group.iter().cloned().collect(),
+            Placeholder::GroupField(field) => self
+                .planned
+                .fields
+                .get(field)
+                .cloned()
+                .into_iter()
+                .collect(),
+            Placeholder::Param(name) => self
+                .params
+                .get(name)
+                .map(|v| v.render())
+                .into_iter()
+                .collect(),
+            Placeholder::Arg(_) => Vec::new(),
+            Placeholder::Pipeline => vec![self.pipeline.to_string()],
+            Placeholder::Step => vec![task.step.clone()],
+        }
     }
-}
 
-pub fn render_command(
-    step: &dsl::model::StepDef,
-    task: &TaskRecord,
-    planned: &PlannedTask,
-    out: &Path,
-    pipeline: &str,
-    params: &BTreeMap<String, ParamValue>,
-) -> String {
-    step.run
-        .render_shell(|p| placeholder_values(p, task, planned, out, pipeline, params))
-}
+    /// The step's command, every value shell-quoted.
+    pub fn command(&self, step: &StepDef) -> String {
+        step.run.render_shell(|p| self.of(p))
+    }
 
-pub fn render_env(
-    step: &dsl::model::StepDef,
-    task: &TaskRecord,
-    planned: &PlannedTask,
-    out: &Path,
-    pipeline: &str,
-    params: &BTreeMap<String, ParamValue>,
-) -> Vec<(String, String)> {
-    step.env
-        .iter()
-        .map(|(name, template)| {
-            let value = template
-                .render(|p| placeholder_values(p, task, planned, out, pipeline, params).join(" "));
-            (name.clone(), value)
-        })
-        .collect()
+    /// The step's `env`, each value's pieces joined by spaces.
+    pub fn env(&self, step: &StepDef) -> Vec<(String, String)> {
+        step.env
+            .iter()
+            .map(|(name, template)| (name.clone(), template.render(|p| self.of(p).join(" "))))
+            .collect()
+    }
 }
 
 /// `step [group]`, for messages.

@@ -99,11 +99,12 @@ pub fn end_failed(
     run: u64,
     why: String,
 ) -> Result<(), RunError> {
-    let runs: Vec<RunRecord> = store
-        .live_runs()?
-        .into_iter()
-        .filter(|r| r.id == run)
-        .collect();
+    let run = store.run(run)?;
+    let runs = if run.status.is_finished() {
+        Vec::new()
+    } else {
+        vec![run]
+    };
     settle_runs(store, options, runs, true, &Event::RunFailed { why }).map(drop)
 }
 
