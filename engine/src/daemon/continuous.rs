@@ -42,10 +42,12 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
     let Some((file, pipeline)) = daemon.pipeline(name) else {
         return;
     };
-    if daemon.runs.hold_fire(name, pipeline.overlap) {
+    // A check of another kind of pipeline (a reload looks at every pipeline it loaded) is no
+    // fire: it must not be held for when a cron run ends.
+    if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
         return;
     }
-    if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
+    if daemon.runs.hold_fire(name, pipeline.overlap) {
         return;
     }
     let Looked {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
+use chrono::{TimeZone, Timelike, Utc};
 use dsl::model::{Missed, Trigger};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -88,7 +88,8 @@ pub fn next_fire_ms(trigger: &Trigger) -> Option<u64> {
         return None;
     };
     let zone = chrono_tz::Tz::from_str(tz).ok()?;
-    let now = zone.from_utc_datetime(&Utc::now().naive_utc());
+    // From the current whole second: croner keeps the sub-second part of the time it starts at.
+    let now = zone.from_utc_datetime(&Utc::now().naive_utc().with_nanosecond(0)?);
     let next = parse(expr)?.find_next_occurrence(&now, false).ok()?;
     u64::try_from(next.timestamp_millis()).ok()
 }
@@ -169,5 +170,6 @@ mod tests {
             next > now && next <= now + 24 * 3600 * 1000,
             "{next} vs {now}"
         );
+        assert_eq!(next % 1000, 0, "a fire falls on a whole second: {next}");
     }
 }

@@ -162,6 +162,65 @@ fn a_missed_cron_fire_runs_once_at_start_up_or_is_skipped() {
     drop(daemon);
 }
 
+/// A cron pipeline that fires at two seconds of each minute, the first `first` seconds from now
+/// and the second `second` seconds from now; its one step takes `sleep` seconds.
+fn cron_at(first: u64, second: u64, sleep: &str) -> String {
+    let now = super::now_ms() / 1000;
+    let (a, b) = ((now + first) % 60, (now + second) % 60);
+    format!(
+        r#"pipeline tick {{
+  trigger cron "{a},{b} * * * * *"
+
+  step stamp {{
+    run "sleep {sleep}; date +%s%N > {{out}}/at"
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn each_cron_fire_is_one_run_through_reloads_and_restarts() {
+    let env = Env::new();
+    let fired_at = super::now_ms();
+    env.write("tick.pipe", &cron_at(3, 8, "2"));
+    let daemon = Daemon::start(&env, &[]);
+    // The first fire, and an edit of its file while its run is going: the reload looks at the
+    // pipeline, which is no fire.
+    assert!(wait_for(Duration::from_secs(10), || runs(&env).len() == 1));
+    let edited = std::fs::read_to_string(env.path().join("tick.pipe"))
+        .unwrap()
+        .replace("sleep 2;", "sleep 2.1;");
+    env.write("tick.pipe", &edited);
+    assert!(wait_for(Duration::from_secs(5), || daemon
+        .log()
+        .matches("pipeline loaded")
+        .count()
+        == 2));
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&env).len(), 1, "{}", daemon.log());
+    assert_eq!(daemon.stop(), 0);
+
+    // Down over the second fire: it is run once at start-up, and once only.
+    let missed = fired_at + 8000 + 500;
+    std::thread::sleep(Duration::from_millis(
+        missed.saturating_sub(super::now_ms()),
+    ));
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("running it once now", Duration::from_secs(10));
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 2));
+    std::thread::sleep(Duration::from_millis(1500));
+    let all = runs(&env);
+    assert_eq!(all.len(), 2, "{all:?}\n{}", daemon.log());
+    assert!(all.iter().all(|r| r["trigger"] == "cron"));
+    drop(daemon);
+}
+
 /// What a webhook receiver was sent: (path, JSON body).
 type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
