@@ -185,6 +185,8 @@ pub enum Trigger {
     },
     Continuous {
         cooldown: Option<Quantity>,
+        /// `cooldown 3s max 1h`: the longest an input waits for the gap to settle.
+        max_wait: Option<Quantity>,
         poll: Option<Quantity>,
     },
 }

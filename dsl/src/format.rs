@@ -240,10 +240,17 @@ fn trigger(t: &Trigger) -> String {
             }
             text
         }
-        Trigger::Continuous { cooldown, poll } => {
+        Trigger::Continuous {
+            cooldown,
+            max_wait,
+            poll,
+        } => {
             let mut text = "trigger continuous".to_string();
             if let Some(c) = cooldown {
                 text.push_str(&format!(" cooldown {}", c.text));
+            }
+            if let Some(m) = max_wait {
+                text.push_str(&format!(" max {}", m.text));
             }
             if let Some(p) = poll {
                 text.push_str(&format!(" poll {}", p.text));

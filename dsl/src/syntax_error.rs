@@ -266,6 +266,7 @@ fn phrase(rule: Rule) -> &'static str {
         | kw_continuous => "a trigger kind (`manual`, `cron` or `continuous`)",
         kw_tz => "`tz`",
         kw_poll => "`poll`",
+        kw_max => "`max`",
         kw_missed => "`missed`",
         overlap_decl => "an overlap policy",
         notify_decl => "a webhook",

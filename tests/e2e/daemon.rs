@@ -200,6 +200,85 @@ fn a_file_still_growing_is_processed_only_once_it_stops() {
 }
 
 #[test]
+fn the_trigger_cooldown_waits_for_the_whole_gap_so_a_burst_is_one_run() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("2s", "cat {inputs} > {out}/copy"));
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    // Four bursts a second apart, one group per file: each burst's groups settle on their own
+    // before the last burst lands, but the gap does not.
+    let mut last = None;
+    for burst in 0..4 {
+        for n in 0..5 {
+            last = Some(env.write(&format!("in/b{burst}f{n}.txt"), &format!("{burst}.{n}\n")));
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        assert!(
+            runs(&env).is_empty(),
+            "a run started while files kept arriving"
+        );
+    }
+    let last = mtime_ms(&last.unwrap());
+    assert!(wait_for(Duration::from_secs(15), || finished_runs(&env)
+        .len()
+        == 1));
+    std::thread::sleep(Duration::from_millis(1000));
+    let all = runs(&env);
+    assert_eq!(all.len(), 1, "one run for the burst: {all:?}");
+    let started = all[0]["created_ms"].as_u64().unwrap();
+    assert!(
+        started >= last + 2000,
+        "the run started {} ms after the last file",
+        started as i64 - last as i64
+    );
+    let shown = env.engine(&["show", "1", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["tasks"].as_array().unwrap().len(), 20);
+    drop(daemon);
+}
+
+#[test]
+fn the_max_wait_processes_data_that_keeps_arriving() {
+    let env = Env::new();
+    env.write(
+        "watch.pipe",
+        &watch_pipe("1s max 3s", "cat {inputs} > {out}/copy"),
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    // A file every 400 ms for 8 s: the gap never settles.
+    let began = now_ms();
+    let mut first_run_at = None;
+    for n in 0..20 {
+        env.write(&format!("in/f{n:02}.txt"), &format!("{n}\n"));
+        std::thread::sleep(Duration::from_millis(400));
+        if first_run_at.is_none() && !runs(&env).is_empty() {
+            first_run_at = Some(now_ms());
+        }
+    }
+    let first_run_at = first_run_at.expect("no run while data kept arriving");
+    assert!(
+        first_run_at >= began + 3000,
+        "a run started {} ms in, before the max wait",
+        first_run_at - began
+    );
+    // Once the data stops, the rest settles and is processed: every file once.
+    assert!(wait_for(Duration::from_secs(15), || {
+        (0..20).all(|n| {
+            env.path()
+                .join(format!("out/watch/count/f{n:02}/copy"))
+                .exists()
+        }) && runs(&env).iter().all(|r| r["status"] == "succeeded")
+    }));
+    assert!(daemon.log().contains("max wait"), "{}", daemon.log());
+    drop(daemon);
+}
+
+#[test]
 fn files_that_arrive_during_a_run_go_to_the_next_run() {
     let env = Env::new();
     env.write(

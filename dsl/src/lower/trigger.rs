@@ -68,17 +68,39 @@ pub(super) fn lower_trigger(
                 missed,
             })
         }
-        ast::Trigger::Continuous { cooldown, poll } => {
+        ast::Trigger::Continuous {
+            cooldown,
+            max_wait,
+            poll,
+        } => {
             let cooldown_ms = match cooldown {
                 Some(q) => duration(q, diags)?,
                 None => Trigger::DEFAULT_COOLDOWN_MS,
             };
+            let max_wait_ms = match max_wait {
+                Some(q) => Some(duration(q, diags)?),
+                None => None,
+            };
+            if let (Some(max), Some(q)) = (max_wait_ms, max_wait) {
+                if max <= cooldown_ms {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::InvalidDuration,
+                            format!("the max wait `{}` is not longer than the cooldown", q.text),
+                        )
+                        .label(q.span, "must be longer than the cooldown")
+                        .help("`max` bounds how long data waits for the whole gap to settle, e.g. `cooldown 3s max 1h`"),
+                    );
+                    return None;
+                }
+            }
             let poll_ms = match poll {
                 Some(q) => duration(q, diags)?,
                 None => Trigger::DEFAULT_POLL_MS,
             };
             Some(Trigger::Continuous {
                 cooldown_ms,
+                max_wait_ms,
                 poll_ms,
             })
         }

@@ -18,8 +18,16 @@ pub enum Trigger {
         missed: Missed,
     },
     /// Whenever new data has settled: a gap is acted on once its newest change is older than
-    /// the cooldown; the sources are rescanned every `poll` as well as on file-system events.
-    Continuous { cooldown_ms: u64, poll_ms: u64 },
+    /// the cooldown, or once an input in it has waited `max_wait` since it arrived; the sources
+    /// are rescanned every `poll` as well as on file-system events.
+    Continuous {
+        cooldown_ms: u64,
+        /// Left out of the canonical form when not set, so pipelines written before the setting
+        /// existed keep their definition hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_wait_ms: Option<u64>,
+        poll_ms: u64,
+    },
 }
 
 impl Trigger {

@@ -229,6 +229,7 @@ impl<'t> TreeBuilder<'t> {
             }
             Rule::trigger_continuous => {
                 let mut cooldown = None;
+                let mut max_wait = None;
                 let mut poll = None;
                 let mut last_keyword = Rule::kw_continuous;
                 for part in kind.into_inner() {
@@ -236,11 +237,18 @@ impl<'t> TreeBuilder<'t> {
                         Rule::quantity if last_keyword == Rule::kw_cooldown => {
                             cooldown = Some(self.quantity(part))
                         }
+                        Rule::quantity if last_keyword == Rule::kw_max => {
+                            max_wait = Some(self.quantity(part))
+                        }
                         Rule::quantity => poll = Some(self.quantity(part)),
                         keyword => last_keyword = keyword,
                     }
                 }
-                Trigger::Continuous { cooldown, poll }
+                Trigger::Continuous {
+                    cooldown,
+                    max_wait,
+                    poll,
+                }
             }
             rule => unreachable!("trigger {rule:?}"),
         }

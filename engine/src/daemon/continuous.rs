@@ -1,8 +1,9 @@
 //! Continuous triggers: a pipeline runs when its sources hold data it has not processed (the
 //! gap) and that data has settled. The daemon looks when the file system says something changed
-//! under a source root, every `poll` as a safety net, and when a cooldown runs out. A group whose
-//! newest input changed less than the cooldown ago waits, so a file still being copied in is not
-//! processed half-written. One run covers the whole gap, however much arrived meanwhile.
+//! under a source root, every `poll` as a safety net, and when a cooldown runs out. Nothing fires
+//! while any group of the gap had an input arrive less than the cooldown ago, so a file still
+//! being copied in is not processed half-written and a burst of files is one run (see [`check`]
+//! for `max` and a step's own cooldown). One run covers the whole gap, however much arrived.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,7 +35,13 @@ pub fn with_trigger_cooldown(pipeline: &Pipeline) -> Pipeline {
 }
 
 /// Looks at a continuous pipeline's sources: starts a run when there is a gap that has settled,
-/// and comes back when the newest waiting group's cooldown runs out.
+/// and comes back when the gap's newest waiting group's cooldown runs out.
+///
+/// The trigger's cooldown is over the whole gap: while any group of a step without a cooldown
+/// of its own is still settling, nothing fires, so a burst of files is one run once the burst is
+/// over. With `max`, a task whose newest input arrived longer ago than that is processed all the
+/// same, with the other groups that have settled (an instrument that never pauses). A step's own
+/// cooldown is per group: its settling groups hold back no other work.
 pub fn check(daemon: &Arc<Daemon>, name: &str) {
     if daemon.stop.drain.is_cancelled() {
         return;
@@ -44,9 +51,9 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
     };
     // A check of another kind of pipeline (a reload looks at every pipeline it loaded) is no
     // fire: it must not be held for when a cron run ends.
-    if !matches!(pipeline.trigger, Trigger::Continuous { .. }) {
+    let Trigger::Continuous { max_wait_ms, .. } = pipeline.trigger else {
         return;
-    }
+    };
     if daemon.runs.hold_fire(name, pipeline.overlap) {
         return;
     }
@@ -64,17 +71,62 @@ pub fn check(daemon: &Arc<Daemon>, name: &str) {
             return;
         }
     };
-    // With `overlap allow`, what a going run is producing now is not new work.
-    let new_work = decisions.iter().any(|d| {
-        d.decision == "run"
-            && !daemon
-                .claims
-                .held(&(name.to_string(), d.step.clone(), d.group.clone()))
-    });
-    if new_work {
-        daemon.fire(name, "continuous");
+    let now_ns = crate::store::now_ms() as i128 * 1_000_000;
+    // With `overlap allow`, what a going run is producing or has planned is not new work. Of
+    // the rest: how long ago the data of the longest waiting task arrived.
+    let waited_ms = planned
+        .tasks
+        .iter()
+        .zip(&decisions)
+        .filter(|(_, d)| {
+            d.decision == "run"
+                && !daemon
+                    .claims
+                    .busy(&(name.to_string(), d.step.clone(), d.group.clone()))
+        })
+        .map(|(task, _)| {
+            task.arrived_ns()
+                .map_or(0, |at| ((now_ns - at) / 1_000_000).max(0))
+        })
+        .max();
+    // The groups still settling under the trigger's cooldown.
+    let settling = planned
+        .waiting
+        .iter()
+        .filter(|w| {
+            pipeline
+                .step(&w.step)
+                .is_some_and(|s| s.policy.cooldown_ms.is_none())
+        })
+        .filter_map(|w| w.remaining_ms)
+        .max();
+    let overdue = |waited: i128| max_wait_ms.is_some_and(|max| waited >= i128::from(max));
+    match (waited_ms, settling) {
+        (Some(_), None) => daemon.fire(name, "continuous"),
+        (Some(waited), Some(_)) if overdue(waited) => {
+            tracing::info!(
+                pipeline = name,
+                waited_ms = waited as u64,
+                "data has waited the trigger's max wait: processing what has settled"
+            );
+            daemon.fire(name, "continuous");
+        }
+        _ => {}
     }
-    if let Some(ms) = planned.waiting.iter().filter_map(|w| w.remaining_ms).min() {
+    // Come back when a cooldown runs out, or when the max wait does.
+    let max_wait_left = match (waited_ms, max_wait_ms) {
+        (Some(waited), Some(max)) if settling.is_some() && !overdue(waited) => {
+            Some((i128::from(max) - waited) as u64)
+        }
+        _ => None,
+    };
+    let next = planned
+        .waiting
+        .iter()
+        .filter_map(|w| w.remaining_ms)
+        .chain(max_wait_left)
+        .min();
+    if let Some(ms) = next {
         let events = daemon.events.clone();
         let name = name.to_string();
         tracing::debug!(pipeline = %name, wait_ms = ms, "inputs settling");

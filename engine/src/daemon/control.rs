@@ -302,8 +302,16 @@ fn trigger_detail(trigger: &Trigger) -> Option<String> {
         }
         Trigger::Continuous {
             cooldown_ms,
+            max_wait_ms: None,
             poll_ms,
         } => Some(format!("cooldown {cooldown_ms} ms, poll {poll_ms} ms")),
+        Trigger::Continuous {
+            cooldown_ms,
+            max_wait_ms: Some(max),
+            poll_ms,
+        } => Some(format!(
+            "cooldown {cooldown_ms} ms, max wait {max} ms, poll {poll_ms} ms"
+        )),
     }
 }
 

@@ -67,6 +67,24 @@ pub struct PlannedTask {
     pub after: Vec<usize>,
 }
 
+impl PlannedTask {
+    /// When the newest of its source inputs arrived (see [`arrival_ns`]); `None` without any.
+    pub fn arrived_ns(&self) -> Option<i128> {
+        self.source_inputs
+            .iter()
+            .flat_map(|(_, items)| items)
+            .map(arrival_ns)
+            .max()
+    }
+}
+
+/// When an input arrived, in nanoseconds since the Unix epoch: the newer of its modification
+/// and change times, since a file copied or moved in with its old mtime (`rsync -a`, `cp -p`,
+/// `tar x`, `mv`) has a new ctime.
+pub fn arrival_ns(item: &Item) -> i128 {
+    item.fingerprint.mtime_ns.max(item.fingerprint.ctime_ns)
+}
+
 /// The tasks of a run, upstream before downstream.
 #[derive(Debug)]
 pub struct Plan {
@@ -299,14 +317,12 @@ pub fn plan(
                 continue; // an aggregate step with nothing to aggregate yet
             }
             // Inputs still arriving: a group waits until its newest input arrived longer ago
-            // than the cooldown; whatever consumes a waiting step waits with it. An input's
-            // arrival is the newer of its modification and change times: a file copied or
-            // moved in with its old mtime (`rsync -a`, `cp -p`, `tar x`, `mv`) has a new ctime.
+            // than the cooldown; whatever consumes a waiting step waits with it.
             let settling = step.policy.cooldown_ms.and_then(|cooldown| {
                 let newest = source_inputs
                     .iter()
                     .flat_map(|(_, items)| items)
-                    .map(|i| i.fingerprint.mtime_ns.max(i.fingerprint.ctime_ns))
+                    .map(arrival_ns)
                     .max()?;
                 let age_ms = (now_ns - newest).max(0) / 1_000_000;
                 (age_ms < cooldown as i128).then(|| cooldown - age_ms as u64)

@@ -7,7 +7,7 @@
 //! Runs of different processes never overlap (the store refuses a second live run), so the
 //! claims live in memory, shared by the runs of one daemon.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -18,6 +18,10 @@ pub type Output = (String, String, Option<String>);
 /// The output directories being produced, and by which run.
 pub struct Claims {
     held: Mutex<HashMap<Output, u64>>,
+    /// The outputs each live run has planned and is not done with, by output: a newer run
+    /// leaves them to the older one (which may not have reached them yet), and a trigger does
+    /// not fire for them.
+    planned: Mutex<HashMap<Output, BTreeSet<u64>>>,
     /// Bumped on every release, so waiting runs look again.
     released: watch::Sender<u64>,
 }
@@ -26,14 +30,36 @@ impl Default for Claims {
     fn default() -> Claims {
         Claims {
             held: Mutex::default(),
+            planned: Mutex::default(),
             released: watch::Sender::new(0),
         }
     }
 }
 
 impl Claims {
-    /// Claims `output` for `run`. False when another run holds it.
+    /// Records the outputs `run` has planned; each is given up with [`Claims::release`] (or
+    /// [`Claims::release_run`]) like a claim.
+    pub fn plan(&self, outputs: impl IntoIterator<Item = Output>, run: u64) {
+        let mut planned = self.planned.lock().expect("claims lock");
+        for output in outputs {
+            planned.entry(output).or_default().insert(run);
+        }
+    }
+
+    /// Claims `output` for `run`. False when another run holds it, or an older run has planned
+    /// it and is not done with it. (Runs wait only for older runs' plans, and a held claim
+    /// waits for nothing, so no two runs wait for each other.)
     pub fn try_claim(&self, output: &Output, run: u64) -> bool {
+        let older_plans = self
+            .planned
+            .lock()
+            .expect("claims lock")
+            .get(output)
+            .and_then(|runs| runs.first().copied())
+            .is_some_and(|oldest| oldest < run);
+        if older_plans {
+            return false;
+        }
         let mut held = self.held.lock().expect("claims lock");
         match held.get(output) {
             Some(&holder) => holder == run,
@@ -47,14 +73,21 @@ impl Claims {
     /// Gives up `run`'s claims on `outputs`; runs waiting for one of them look again.
     pub fn release(&self, outputs: impl IntoIterator<Item = Output>, run: u64) {
         let mut held = self.held.lock().expect("claims lock");
+        let mut planned = self.planned.lock().expect("claims lock");
         let mut any = false;
         for output in outputs {
             if held.get(&output) == Some(&run) {
                 held.remove(&output);
                 any = true;
             }
+            if let Some(runs) = planned.get_mut(&output) {
+                any |= runs.remove(&run);
+                if runs.is_empty() {
+                    planned.remove(&output);
+                }
+            }
         }
-        drop(held);
+        drop((held, planned));
         if any {
             self.released.send_modify(|n| *n += 1);
         }
@@ -64,10 +97,15 @@ impl Claims {
     /// failed).
     pub fn release_run(&self, run: u64) {
         let mut held = self.held.lock().expect("claims lock");
+        let mut planned = self.planned.lock().expect("claims lock");
         let before = held.len();
         held.retain(|_, holder| *holder != run);
-        let any = held.len() != before;
-        drop(held);
+        let mut any = held.len() != before;
+        planned.retain(|_, runs| {
+            any |= runs.remove(&run);
+            !runs.is_empty()
+        });
+        drop((held, planned));
         if any {
             self.released.send_modify(|n| *n += 1);
         }
@@ -76,6 +114,16 @@ impl Claims {
     /// Whether some run is producing `output` now.
     pub fn held(&self, output: &Output) -> bool {
         self.held.lock().expect("claims lock").contains_key(output)
+    }
+
+    /// Whether some live run is producing `output` or has it still to do.
+    pub fn busy(&self, output: &Output) -> bool {
+        self.held(output)
+            || self
+                .planned
+                .lock()
+                .expect("claims lock")
+                .contains_key(output)
     }
 
     /// Changes whenever a claim is released.
@@ -105,6 +153,26 @@ mod tests {
         claims.release([output("a")], 1);
         assert!(!claims.held(&output("a")));
         assert!(claims.try_claim(&output("a"), 2));
+    }
+
+    #[test]
+    fn a_newer_run_leaves_an_older_runs_planned_output_to_it() {
+        let claims = Claims::default();
+        claims.plan([output("a"), output("b")], 1);
+        claims.plan([output("a"), output("b"), output("c")], 2);
+        assert!(claims.busy(&output("a")) && !claims.held(&output("a")));
+        assert!(!claims.try_claim(&output("a"), 2), "run 1 has it to do");
+        assert!(claims.try_claim(&output("c"), 2), "only run 2 planned c");
+        assert!(
+            claims.try_claim(&output("a"), 1),
+            "the older run is not held back"
+        );
+        claims.release([output("a")], 1);
+        assert!(claims.try_claim(&output("a"), 2), "run 1 is done with a");
+        claims.release_run(1);
+        assert!(claims.try_claim(&output("b"), 2), "run 1 ended");
+        claims.release([output("a"), output("b"), output("c")], 2);
+        assert!(!claims.busy(&output("a")) && !claims.busy(&output("c")));
     }
 
     #[tokio::test]

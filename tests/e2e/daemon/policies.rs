@@ -127,6 +127,70 @@ fn overlap_allow_starts_a_run_at_once_and_runs_each_task_once() {
     drop(daemon);
 }
 
+#[test]
+fn overlap_allow_leaves_a_going_runs_pending_tasks_to_it_and_waits_for_new_data_to_settle() {
+    let env = Env::new();
+    env.write(
+        "watch.pipe",
+        &overlap_pipe("allow", 1.0).replace("cooldown 0s", "cooldown 1s"),
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &["--jobs", "1"]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+
+    for name in ["a", "b", "c"] {
+        env.write(&format!("in/{name}.txt"), &format!("{name}\n"));
+    }
+    assert!(wait_for(Duration::from_secs(10), || runs(&env).len() == 1));
+    // Run 1 does a, then b and c, one at a time; d lands meanwhile.
+    let landed = super::mtime_ms(&env.write("in/d.txt", "d\n"));
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let all = runs(&env);
+            all.len() == 2 && all.iter().all(|r| r["status"] == "succeeded")
+        }),
+        "{:?}\n{}",
+        runs(&env),
+        daemon.log()
+    );
+    let second = runs(&env).into_iter().find(|r| r["id"] == 2).unwrap();
+    assert!(
+        second["created_ms"].as_u64().unwrap() >= landed + 1000,
+        "run 2 fired within d's cooldown"
+    );
+    assert_eq!(ran(&env), ["a", "b", "c", "d"], "{}", daemon.log());
+    let statuses = |run: &str| -> Vec<(String, String)> {
+        let shown = env.engine(&["show", run, "--json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        let mut tasks: Vec<(String, String)> = shown["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["group"].as_str().unwrap().to_string(),
+                    t["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        tasks.sort();
+        tasks
+    };
+    // Run 1 did what it planned; run 2 took none of it.
+    let one = statuses("1");
+    assert!(
+        one.iter().all(|(_, status)| status == "succeeded"),
+        "run 1: {one:?}"
+    );
+    let two = statuses("2");
+    assert!(
+        two.iter()
+            .all(|(group, status)| (group == "d") == (status == "succeeded")),
+        "run 2: {two:?}"
+    );
+    drop(daemon);
+}
+
 fn cron_pipe(missed: &str) -> String {
     format!(
         r#"pipeline tick {{

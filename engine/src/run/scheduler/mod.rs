@@ -203,6 +203,9 @@ impl Scheduler<'_> {
             cancel: options.stop.cancel.child_token(),
             slots,
         };
+        if let Some(claims) = &options.claims {
+            claims.plan(ex.slots.iter().map(|slot| self.output(slot)), ex.run.id);
+        }
         for index in 0..ex.slots.len() {
             if ex.slots[index].waiting_on == 0 {
                 self.enqueue(&mut ex, index);
