@@ -302,16 +302,14 @@ fn trigger_detail(trigger: &Trigger) -> Option<String> {
         }
         Trigger::Continuous {
             cooldown_ms,
-            max_wait_ms: None,
+            max_wait_ms,
             poll_ms,
-        } => Some(format!("cooldown {cooldown_ms} ms, poll {poll_ms} ms")),
-        Trigger::Continuous {
-            cooldown_ms,
-            max_wait_ms: Some(max),
-            poll_ms,
-        } => Some(format!(
-            "cooldown {cooldown_ms} ms, max wait {max} ms, poll {poll_ms} ms"
-        )),
+        } => {
+            let max_wait = max_wait_ms.map_or(String::new(), |max| format!(", max wait {max} ms"));
+            Some(format!(
+                "cooldown {cooldown_ms} ms{max_wait}, poll {poll_ms} ms"
+            ))
+        }
     }
 }
 

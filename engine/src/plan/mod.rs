@@ -70,12 +70,17 @@ pub struct PlannedTask {
 impl PlannedTask {
     /// When the newest of its source inputs arrived (see [`arrival_ns`]); `None` without any.
     pub fn arrived_ns(&self) -> Option<i128> {
-        self.source_inputs
-            .iter()
-            .flat_map(|(_, items)| items)
-            .map(arrival_ns)
-            .max()
+        newest_arrival(&self.source_inputs)
     }
+}
+
+/// When the newest of `inputs` arrived; `None` without any.
+fn newest_arrival(inputs: &[(String, Vec<Item>)]) -> Option<i128> {
+    inputs
+        .iter()
+        .flat_map(|(_, items)| items)
+        .map(arrival_ns)
+        .max()
 }
 
 /// When an input arrived, in nanoseconds since the Unix epoch: the newer of its modification
@@ -319,11 +324,7 @@ pub fn plan(
             // Inputs still arriving: a group waits until its newest input arrived longer ago
             // than the cooldown; whatever consumes a waiting step waits with it.
             let settling = step.policy.cooldown_ms.and_then(|cooldown| {
-                let newest = source_inputs
-                    .iter()
-                    .flat_map(|(_, items)| items)
-                    .map(arrival_ns)
-                    .max()?;
+                let newest = newest_arrival(&source_inputs)?;
                 let age_ms = (now_ns - newest).max(0) / 1_000_000;
                 (age_ms < cooldown as i128).then(|| cooldown - age_ms as u64)
             });

@@ -17,20 +17,24 @@ pub type Output = (String, String, Option<String>);
 
 /// The output directories being produced, and by which run.
 pub struct Claims {
-    held: Mutex<HashMap<Output, u64>>,
+    state: Mutex<State>,
+    /// Bumped on every release, so waiting runs look again.
+    released: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    held: HashMap<Output, u64>,
     /// The outputs each live run has planned and is not done with, by output: a newer run
     /// leaves them to the older one (which may not have reached them yet), and a trigger does
     /// not fire for them.
-    planned: Mutex<HashMap<Output, BTreeSet<u64>>>,
-    /// Bumped on every release, so waiting runs look again.
-    released: watch::Sender<u64>,
+    planned: HashMap<Output, BTreeSet<u64>>,
 }
 
 impl Default for Claims {
     fn default() -> Claims {
         Claims {
-            held: Mutex::default(),
-            planned: Mutex::default(),
+            state: Mutex::default(),
             released: watch::Sender::new(0),
         }
     }
@@ -40,9 +44,9 @@ impl Claims {
     /// Records the outputs `run` has planned; each is given up with [`Claims::release`] (or
     /// [`Claims::release_run`]) like a claim.
     pub fn plan(&self, outputs: impl IntoIterator<Item = Output>, run: u64) {
-        let mut planned = self.planned.lock().expect("claims lock");
+        let mut state = self.state.lock().expect("claims lock");
         for output in outputs {
-            planned.entry(output).or_default().insert(run);
+            state.planned.entry(output).or_default().insert(run);
         }
     }
 
@@ -50,21 +54,19 @@ impl Claims {
     /// it and is not done with it. (Runs wait only for older runs' plans, and a held claim
     /// waits for nothing, so no two runs wait for each other.)
     pub fn try_claim(&self, output: &Output, run: u64) -> bool {
-        let older_plans = self
+        let mut state = self.state.lock().expect("claims lock");
+        let older_plans = state
             .planned
-            .lock()
-            .expect("claims lock")
             .get(output)
-            .and_then(|runs| runs.first().copied())
-            .is_some_and(|oldest| oldest < run);
+            .and_then(|runs| runs.first())
+            .is_some_and(|&oldest| oldest < run);
         if older_plans {
             return false;
         }
-        let mut held = self.held.lock().expect("claims lock");
-        match held.get(output) {
+        match state.held.get(output) {
             Some(&holder) => holder == run,
             None => {
-                held.insert(output.clone(), run);
+                state.held.insert(output.clone(), run);
                 true
             }
         }
@@ -72,22 +74,21 @@ impl Claims {
 
     /// Gives up `run`'s claims on `outputs`; runs waiting for one of them look again.
     pub fn release(&self, outputs: impl IntoIterator<Item = Output>, run: u64) {
-        let mut held = self.held.lock().expect("claims lock");
-        let mut planned = self.planned.lock().expect("claims lock");
+        let mut state = self.state.lock().expect("claims lock");
         let mut any = false;
         for output in outputs {
-            if held.get(&output) == Some(&run) {
-                held.remove(&output);
+            if state.held.get(&output) == Some(&run) {
+                state.held.remove(&output);
                 any = true;
             }
-            if let Some(runs) = planned.get_mut(&output) {
+            if let Some(runs) = state.planned.get_mut(&output) {
                 any |= runs.remove(&run);
                 if runs.is_empty() {
-                    planned.remove(&output);
+                    state.planned.remove(&output);
                 }
             }
         }
-        drop((held, planned));
+        drop(state);
         if any {
             self.released.send_modify(|n| *n += 1);
         }
@@ -96,16 +97,15 @@ impl Claims {
     /// Gives up every claim `run` holds (it ended without giving them up one by one: its loop
     /// failed).
     pub fn release_run(&self, run: u64) {
-        let mut held = self.held.lock().expect("claims lock");
-        let mut planned = self.planned.lock().expect("claims lock");
-        let before = held.len();
-        held.retain(|_, holder| *holder != run);
-        let mut any = held.len() != before;
-        planned.retain(|_, runs| {
+        let mut state = self.state.lock().expect("claims lock");
+        let before = state.held.len();
+        state.held.retain(|_, holder| *holder != run);
+        let mut any = state.held.len() != before;
+        state.planned.retain(|_, runs| {
             any |= runs.remove(&run);
             !runs.is_empty()
         });
-        drop((held, planned));
+        drop(state);
         if any {
             self.released.send_modify(|n| *n += 1);
         }
@@ -113,17 +113,17 @@ impl Claims {
 
     /// Whether some run is producing `output` now.
     pub fn held(&self, output: &Output) -> bool {
-        self.held.lock().expect("claims lock").contains_key(output)
+        self.state
+            .lock()
+            .expect("claims lock")
+            .held
+            .contains_key(output)
     }
 
     /// Whether some live run is producing `output` or has it still to do.
     pub fn busy(&self, output: &Output) -> bool {
-        self.held(output)
-            || self
-                .planned
-                .lock()
-                .expect("claims lock")
-                .contains_key(output)
+        let state = self.state.lock().expect("claims lock");
+        state.held.contains_key(output) || state.planned.contains_key(output)
     }
 
     /// Changes whenever a claim is released.
