@@ -259,6 +259,7 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
         Ok(())
     })
     .await??;
+    daemon.webhooks.resume();
 
     let mut triggers = Triggers {
         watcher: continuous::Watcher::new(daemon.events.clone(), daemon.options.state_dir.clone())?,

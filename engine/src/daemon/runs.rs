@@ -104,6 +104,9 @@ impl Runs {
             live.running.entry(name.clone()).or_default().insert(run.id);
             run
         };
+        if let Err(error) = self.webhooks.expect(&launch.pipeline.notify, run.id) {
+            tracing::error!(run = run.id, %error, "cannot keep the run's webhooks: they may not be sent");
+        }
         tracing::info!(pipeline = %name, run = run.id, trigger = %run.trigger, "run started");
         let this = self.clone();
         let started = run.clone();
@@ -125,7 +128,7 @@ impl Runs {
                 ),
                 Err(error) => tracing::error!(pipeline = %name, %error, "run failed to execute"),
             }
-            this.webhooks.run_ended(&launch.pipeline.notify, started_id);
+            this.webhooks.run_ended(started_id);
             let again = {
                 let mut live = this.live.lock().expect("runs lock");
                 if let Some(runs) = live.running.get_mut(&name) {

@@ -3,8 +3,14 @@
 //! task of its own, retried with exponential backoff on connection errors, timeouts, 5xx, 408
 //! and 429; a dead or slow receiver delays nothing but its own deliveries. The outcome of each
 //! delivery is an event of the run (`webhook.delivered` or `webhook.failed`).
+//!
+//! A delivery is kept in the store (table `webhooks`) from the moment its run is created until it
+//! is over, with the attempts begun and the time the next may begin, written before each attempt:
+//! a daemon that stops or is killed goes on with it when it starts again, with the next attempt
+//! number and the same backoff, and never makes one attempt twice.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dsl::model::Notify;
@@ -18,7 +24,7 @@ use serde_json::{json, Value};
 use tokio_util::task::TaskTracker;
 
 use crate::lifecycle::Event;
-use crate::store::{RunStatus, Store, TaskStatus};
+use crate::store::{now_ms, DeliveryRecord, RunRecord, RunStatus, Store, StoreError, TaskStatus};
 
 /// How deliveries are attempted.
 #[derive(Debug, Clone)]
@@ -49,12 +55,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// A delivery's key in the store: (run, the hook's place among the pipeline's `notify` lines).
+type Key = (u64, u32);
+
 /// Delivers the daemon's webhooks.
 pub struct Webhooks {
     client: HttpsClient,
     settings: WebhookSettings,
     store: Arc<Store>,
     deliveries: TaskTracker,
+    /// The deliveries a task is on: a run's end and the look at start-up never both take one.
+    taken: Mutex<HashSet<Key>>,
 }
 
 impl Webhooks {
@@ -73,58 +84,95 @@ impl Webhooks {
             settings,
             store,
             deliveries: TaskTracker::new(),
+            taken: Mutex::default(),
         }
     }
 
-    /// Tells the receivers in `hooks` that `run` ended, in the background. Runs that were
-    /// cancelled are told to none.
-    pub fn run_ended(self: &Arc<Self>, hooks: &[Notify], run: u64) {
+    /// Keeps the deliveries `run` may owe the receivers in `hooks`, before it executes: a daemon
+    /// killed once the run has ended still makes them when it starts again.
+    pub fn expect(&self, hooks: &[Notify], run: u64) -> Result<(), StoreError> {
         if hooks.is_empty() {
-            return;
+            return Ok(());
         }
+        self.store.write(|tx| {
+            for (hook, notify) in (0..).zip(hooks) {
+                let delivery = DeliveryRecord {
+                    url: notify.url.clone(),
+                    on_success: notify.on_success,
+                    on_failure: notify.on_failure,
+                    attempts: 0,
+                    next_ms: 0,
+                    last_problem: None,
+                };
+                tx.put_delivery((run, hook), &delivery)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Tells the receivers that `run` ended, in the background: those that asked for its outcome
+    /// are sent it; a cancelled or interrupted run is told to none.
+    pub fn run_ended(self: &Arc<Self>, run: u64) {
+        self.settle(Some(run));
+    }
+
+    /// At start-up: goes on with the deliveries of the runs that ended, from where they were.
+    pub fn resume(self: &Arc<Self>) {
+        self.settle(None);
+    }
+
+    /// Starts the deliveries owed by the ended runs among `run` (every run if `None`) that no
+    /// task is on yet, and forgets those their run's outcome does not call for.
+    fn settle(self: &Arc<Self>, run: Option<u64>) {
         let this = self.clone();
-        let hooks = hooks.to_vec();
         self.deliveries.spawn(async move {
             let store = this.store.clone();
             let base = this.settings.base_url.clone();
-            let summary = tokio::task::spawn_blocking(move || summary(&store, run, &base)).await;
-            let (status, body) = match summary {
-                Ok(Ok(summary)) => summary,
+            let owed = tokio::task::spawn_blocking(move || owed(&store, run, &base)).await;
+            let owed = match owed {
+                Ok(Ok(owed)) => owed,
                 Ok(Err(error)) => {
                     tracing::error!(run, %error, "cannot read the run for its webhooks");
                     return;
                 }
                 Err(_) => return,
             };
-            let body = Bytes::from(body.to_string());
-            for hook in hooks {
-                let wanted = match status {
-                    RunStatus::Succeeded => hook.on_success,
-                    RunStatus::Failed => hook.on_failure,
-                    _ => false,
-                };
-                if wanted {
-                    let this = this.clone();
-                    let body = body.clone();
-                    this.deliveries
-                        .clone()
-                        .spawn(async move { this.deliver(&hook.url, body, run).await });
+            for (key, delivery, body) in owed {
+                if !this.taken.lock().expect("webhooks lock").insert(key) {
+                    continue;
                 }
+                let this = this.clone();
+                this.deliveries.clone().spawn(async move {
+                    this.deliver(key, delivery, body).await;
+                    this.taken.lock().expect("webhooks lock").remove(&key);
+                });
             }
         });
     }
 
-    /// POSTs `body` to `url` until it is taken or the attempts run out; records the outcome.
-    async fn deliver(&self, target: &str, body: Bytes, run: u64) {
+    /// POSTs `body` to the delivery's URL until it is taken or the attempts run out, keeping
+    /// the delivery's progress in the store; records the outcome.
+    async fn deliver(&self, key: Key, mut delivery: DeliveryRecord, body: Bytes) {
+        let (run, _) = key;
         // Webhook URLs often carry a secret in their path or query: logs and events name the
         // receiver by its scheme and host only.
-        let shown = shown(target);
+        let shown = shown(&delivery.url);
         let url = shown.as_str();
-        let mut backoff = self.settings.backoff;
         let attempts = self.settings.attempts.max(1);
-        let mut last_problem = String::new();
-        for attempt in 1..=attempts {
-            match self.post(target, body.clone()).await {
+        while delivery.attempts < attempts {
+            let wait = delivery.next_ms.saturating_sub(now_ms());
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            delivery.attempts += 1;
+            let attempt = delivery.attempts;
+            let backoff = backoff(self.settings.backoff, attempt);
+            delivery.next_ms = now_ms() + backoff.as_millis() as u64;
+            // Kept before the attempt: an attempt cut short is not made again.
+            if !self.keep(key, &delivery).await {
+                return;
+            }
+            let problem = match self.post(&delivery.url, key, attempt, body.clone()).await {
                 Ok(status) if status.is_success() => {
                     tracing::info!(
                         run,
@@ -133,44 +181,84 @@ impl Webhooks {
                         status = status.as_u16(),
                         "webhook delivered"
                     );
-                    self.record(
-                        run,
-                        Event::WebhookDelivered {
-                            detail: format!("{url}: HTTP {status}, attempt {attempt}"),
-                        },
-                    );
+                    let detail = format!("{url}: HTTP {status}, attempt {attempt}");
+                    self.finish(key, Event::WebhookDelivered { detail }).await;
                     return;
                 }
                 Ok(status) => {
-                    last_problem = format!("HTTP {status}");
                     let retryable = status.is_server_error()
                         || status == StatusCode::REQUEST_TIMEOUT
                         || status == StatusCode::TOO_MANY_REQUESTS;
                     if !retryable {
+                        delivery.last_problem = Some(format!("HTTP {status}"));
                         break;
                     }
+                    format!("HTTP {status}")
                 }
-                Err(problem) => last_problem = problem,
-            }
+                Err(problem) => problem,
+            };
+            delivery.last_problem = Some(problem.clone());
             if attempt < attempts {
-                tracing::warn!(run, url, attempt, problem = %last_problem, retry_in_ms = backoff.as_millis() as u64, "webhook not delivered; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                tracing::warn!(run, url, attempt, %problem, retry_in_ms = backoff.as_millis() as u64, "webhook not delivered; retrying");
+                if !self.keep(key, &delivery).await {
+                    return;
+                }
             }
         }
-        tracing::error!(run, url, problem = %last_problem, "webhook not delivered; giving up");
-        self.record(
-            run,
-            Event::WebhookFailed {
-                detail: format!("{url}: {last_problem}"),
-            },
-        );
+        let problem = delivery
+            .last_problem
+            .unwrap_or_else(|| "the daemon stopped during the last attempt".to_string());
+        tracing::error!(run, url, %problem, "webhook not delivered; giving up");
+        let detail = format!("{url}: {problem}");
+        self.finish(key, Event::WebhookFailed { detail }).await;
+    }
+
+    /// Writes the delivery's progress; whether it was written (the delivery stops if not).
+    async fn keep(&self, key: Key, delivery: &DeliveryRecord) -> bool {
+        let store = self.store.clone();
+        let delivery = delivery.clone();
+        let kept =
+            tokio::task::spawn_blocking(move || store.write(|tx| tx.put_delivery(key, &delivery)))
+                .await;
+        match kept {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::error!(run = key.0, %error, "cannot keep the webhook's progress; it stops");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Forgets the delivery and records its outcome, in one transaction.
+    async fn finish(&self, key: Key, event: Event) {
+        let store = self.store.clone();
+        let finished = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.remove_delivery(key)?;
+                tx.note(Some(key.0), &event)
+            })
+        })
+        .await;
+        if let Ok(Err(error)) = finished {
+            tracing::error!(run = key.0, %error, "cannot record the webhook's outcome");
+        }
     }
 
     /// One attempt: the response's status, or what went wrong.
-    async fn post(&self, url: &str, body: Bytes) -> Result<StatusCode, String> {
+    async fn post(
+        &self,
+        url: &str,
+        (run, hook): Key,
+        attempt: u32,
+        body: Bytes,
+    ) -> Result<StatusCode, String> {
         let request = Request::post(url)
             .header(hyper::header::CONTENT_TYPE, "application/json")
+            // What a receiver needs to take each delivery once: the same delivery keeps its id
+            // through retries and restarts, and each attempt has a number of its own.
+            .header("x-engine-delivery", format!("{run}-{hook}"))
+            .header("x-engine-attempt", attempt.to_string())
             .header(
                 hyper::header::USER_AGENT,
                 concat!("engine/", env!("CARGO_PKG_VERSION")),
@@ -197,15 +285,6 @@ impl Webhooks {
             .map_err(|_| format!("no response within {:?}", self.settings.timeout))?
     }
 
-    fn record(&self, run: u64, event: Event) {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = store.write(|tx| tx.note(Some(run), &event)) {
-                tracing::error!(run, %error, "cannot record the webhook's outcome");
-            }
-        });
-    }
-
     /// Waits up to `limit` for the deliveries under way (at shutdown).
     pub async fn wait(&self, limit: Duration) {
         self.deliveries.close();
@@ -218,18 +297,72 @@ impl Webhooks {
     }
 }
 
-/// The run's outcome and the body its webhooks are sent.
-fn summary(store: &Store, run: u64, base_url: &str) -> Result<(RunStatus, Value), String> {
-    let record = store.run(run).map_err(|e| e.to_string())?;
+/// The deliveries owed by the ended runs among `run` (every run if `None`), with the body each
+/// is sent; deliveries the run's outcome does not call for, or whose run is gone, are forgotten.
+fn owed(
+    store: &Store,
+    run: Option<u64>,
+    base_url: &str,
+) -> Result<Vec<(Key, DeliveryRecord, Bytes)>, StoreError> {
+    let mut by_run: BTreeMap<u64, Vec<(Key, DeliveryRecord)>> = BTreeMap::new();
+    for (key, delivery) in store.deliveries(run)? {
+        by_run.entry(key.0).or_default().push((key, delivery));
+    }
+    let mut owed = Vec::new();
+    for (run, deliveries) in by_run {
+        let record = match store.run(run) {
+            Ok(record) => Some(record),
+            Err(StoreError::NoRun(_)) => None,
+            Err(error) => return Err(error),
+        };
+        // A run still going (one the API started while the daemon started) is told at its end.
+        if record.as_ref().is_some_and(|r| !r.status.is_finished()) {
+            continue;
+        }
+        let body = match &record {
+            Some(record) => Bytes::from(summary(store, record, base_url)?.to_string()),
+            None => Bytes::new(),
+        };
+        let status = record.map(|r| r.status);
+        let mut unwanted = Vec::new();
+        for (key, delivery) in deliveries {
+            let wanted = match status {
+                Some(RunStatus::Succeeded) => delivery.on_success,
+                Some(RunStatus::Failed) => delivery.on_failure,
+                _ => false,
+            };
+            if wanted {
+                owed.push((key, delivery, body.clone()));
+            } else {
+                unwanted.push(key);
+            }
+        }
+        if !unwanted.is_empty() {
+            store.write(|tx| unwanted.iter().try_for_each(|&key| tx.remove_delivery(key)))?;
+        }
+    }
+    Ok(owed)
+}
+
+/// The wait after attempt `attempt` failed: `first`, doubled after each attempt, up to a minute.
+fn backoff(first: Duration, attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    first
+        .checked_mul(2u32.pow(doublings))
+        .map_or(MAX_BACKOFF, |wait| wait.min(MAX_BACKOFF))
+}
+
+/// The body a run's webhooks are sent.
+fn summary(store: &Store, record: &RunRecord, base_url: &str) -> Result<Value, StoreError> {
+    let run = record.id;
     let base = base_url.trim_end_matches('/');
     let mut failed = Vec::new();
-    for task in store.tasks_of(run).map_err(|e| e.to_string())? {
+    for task in store.tasks_of(run)? {
         if task.status != TaskStatus::Failed {
             continue;
         }
         let last = store
-            .attempts_of(task.id)
-            .map_err(|e| e.to_string())?
+            .attempts_of(task.id)?
             .into_iter()
             .max_by_key(|a| a.number);
         failed.push(json!({
@@ -252,7 +385,7 @@ fn summary(store: &Store, run: u64, base_url: &str) -> Result<(RunStatus, Value)
         "failed_tasks": failed,
         "link": format!("{base}/runs/{run}"),
     });
-    Ok((record.status, body))
+    Ok(body)
 }
 
 /// `url` without what may be secret: its user, path and query (`https://hooks.example.org/…`).
@@ -282,7 +415,22 @@ fn empty_tls_config() -> rustls::ClientConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use std::time::Duration;
+
+    use super::{backoff, shown};
+
+    #[test]
+    fn the_backoff_doubles_after_each_attempt_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|attempt| backoff(Duration::from_secs(1), attempt).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(Duration::MAX, 3), Duration::from_secs(60));
+        assert_eq!(
+            backoff(Duration::from_secs(1), u32::MAX),
+            Duration::from_secs(60)
+        );
+    }
 
     #[test]
     fn logs_name_the_receiver_without_its_secrets() {

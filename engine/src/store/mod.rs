@@ -45,6 +45,9 @@ const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
 const LIVE_RUNS: TableDefinition<u64, &str> = TableDefinition::new("live_runs");
 /// (pipeline, run) -> (): each pipeline's runs in creation order (schema 2).
 const PIPELINE_RUNS: TableDefinition<(&str, u64), ()> = TableDefinition::new("pipeline_runs");
+/// (run, hook) -> the webhook deliveries not yet over (added without a version change: an older
+/// engine leaves the table alone).
+const WEBHOOKS: TableDefinition<(u64, u32), &str> = TableDefinition::new("webhooks");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -252,6 +255,7 @@ impl Store {
             txn.open_table(EVENTS)?;
             txn.open_table(LIVE_RUNS)?;
             txn.open_table(PIPELINE_RUNS)?;
+            txn.open_table(WEBHOOKS)?;
         }
         txn.commit()?;
         Ok(())
@@ -379,6 +383,19 @@ impl Store {
         for entry in table.range((task, 0)..=(task, u32::MAX))? {
             let (_, value) = entry?;
             out.push(decode("attempts", value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The webhook deliveries not yet over, by (run, hook); of one run if `run` is given.
+    pub fn deliveries(&self, run: Option<u64>) -> Result<Vec<((u64, u32), DeliveryRecord)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WEBHOOKS)?;
+        let (first, last) = run.map_or((0, u64::MAX), |run| (run, run));
+        let mut out = Vec::new();
+        for entry in table.range((first, 0)..=(last, u32::MAX))? {
+            let (key, value) = entry?;
+            out.push((key.value(), decode("webhooks", value.value())?));
         }
         Ok(out)
     }
@@ -698,6 +715,18 @@ impl Tx<'_> {
             (attempt.task, attempt.number),
             encode("attempts", attempt)?.as_str(),
         )?;
+        Ok(())
+    }
+
+    pub fn put_delivery(&mut self, key: (u64, u32), delivery: &DeliveryRecord) -> Result<()> {
+        self.txn
+            .open_table(WEBHOOKS)?
+            .insert(key, encode("webhooks", delivery)?.as_str())?;
+        Ok(())
+    }
+
+    pub fn remove_delivery(&mut self, key: (u64, u32)) -> Result<()> {
+        self.txn.open_table(WEBHOOKS)?.remove(key)?;
         Ok(())
     }
 

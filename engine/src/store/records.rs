@@ -349,3 +349,20 @@ pub struct EventRecord {
     pub kind: String,
     pub detail: String,
 }
+
+/// A webhook delivery not yet over: kept from the moment its run is created until the receiver
+/// took it or the attempts ran out, so a daemon that stops, or is killed, goes on with it when it
+/// starts again. Keyed by (run, the hook's place among its pipeline's `notify` lines).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub url: String,
+    pub on_success: bool,
+    pub on_failure: bool,
+    /// The attempts begun so far: written before each attempt, so an attempt cut short by a
+    /// stop is never made again under the same number.
+    pub attempts: u32,
+    /// When the next attempt may begin: the backoff after the last one.
+    pub next_ms: Millis,
+    /// What went wrong with the last attempt, if it was answered or failed before the stop.
+    pub last_problem: Option<String>,
+}

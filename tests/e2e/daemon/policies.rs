@@ -431,3 +431,150 @@ fn webhooks_tell_of_success_and_failure_and_a_dead_receiver_delays_nothing() {
     drop(dead);
     drop(daemon);
 }
+
+/// One request a webhook receiver got: the delivery's id, the attempt's number, when.
+#[derive(Debug, Clone)]
+struct Attempt {
+    delivery: String,
+    number: u32,
+    at: std::time::Instant,
+    taken: bool,
+}
+
+/// An HTTP receiver on a free port that answers 503 until `accept` is set, then 200.
+fn switchable_receiver() -> (
+    u16,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<Mutex<Vec<Attempt>>>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accept = Arc::new(AtomicBool::new(false));
+    let attempts: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let (accepting, seen) = (accept.clone(), attempts.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let (mut length, mut delivery, mut number) = (0, String::new(), 0);
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    let value = value.trim();
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.parse().unwrap(),
+                        "x-engine-delivery" => delivery = value.to_string(),
+                        "x-engine-attempt" => number = value.parse().unwrap(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let taken = accepting.load(Ordering::SeqCst);
+            seen.lock().unwrap().push(Attempt {
+                delivery,
+                number,
+                at: std::time::Instant::now(),
+                taken,
+            });
+            let status = if taken {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, accept, attempts)
+}
+
+#[test]
+fn a_webhook_pending_when_the_daemon_is_killed_is_delivered_after_it_starts_again() {
+    let env = Env::new();
+    let (port, accept, attempts) = switchable_receiver();
+    env.write(
+        "hooks.pipe",
+        &format!(
+            r#"pipeline hooks {{
+  trigger continuous cooldown 0s poll 1h
+  notify "http://127.0.0.1:{port}/failures" on failure
+
+  source files {{
+    root "in"
+    glob "*.txt"
+  }}
+
+  step check {{
+    input files
+    run "grep -q ok {{inputs}}"
+  }}
+}}
+"#
+        ),
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let flags = ["--webhook-backoff", "2", "--webhook-attempts", "4"];
+    let daemon = Daemon::start(&env, &flags);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    env.write("in/bad.txt", "no\n");
+    assert!(
+        wait_for(Duration::from_secs(10), || !attempts
+            .lock()
+            .unwrap()
+            .is_empty()),
+        "{}",
+        daemon.log()
+    );
+    // Killed during the backoff after the first attempt was refused.
+    drop(daemon);
+    accept.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let daemon = Daemon::start(&env, &flags);
+    let of_run_1 = || -> Vec<Attempt> {
+        let attempts = attempts.lock().unwrap();
+        attempts
+            .iter()
+            .filter(|a| a.delivery == "1-0")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || of_run_1()
+            .iter()
+            .any(|a| a.taken)),
+        "{:?}\n{}",
+        of_run_1(),
+        daemon.log()
+    );
+    // Time for a wrong second delivery to show up.
+    std::thread::sleep(Duration::from_millis(500));
+    let attempts = of_run_1();
+    let numbers: Vec<(String, u32, bool)> = attempts
+        .iter()
+        .map(|a| (a.delivery.clone(), a.number, a.taken))
+        .collect();
+    // The same delivery, its attempt 1 never made again, and taken once.
+    assert_eq!(
+        numbers,
+        [("1-0".to_string(), 1, false), ("1-0".to_string(), 2, true)],
+        "{}",
+        daemon.log()
+    );
+    // The backoff after attempt 1 was kept through the restart.
+    let gap = attempts[1].at - attempts[0].at;
+    assert!(gap >= Duration::from_millis(1900), "{gap:?}");
+    drop(daemon);
+}
