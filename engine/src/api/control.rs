@@ -32,8 +32,12 @@ pub struct PipelineStatus {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepGap {
     pub step: String,
-    /// Tasks that would run (new or changed inputs).
+    /// Tasks that would run (new or changed inputs) or wait for their inputs to settle.
     pub tasks: u64,
+    /// Tasks held for a retry by hand: the same task failed after its retries (or one upstream
+    /// of it did), and the trigger does not run it again until someone retries it or its
+    /// inputs, command or params change.
+    pub held: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

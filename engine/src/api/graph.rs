@@ -157,7 +157,7 @@ fn from_tasks(pipeline: &str, tasks: &[TaskRecord]) -> PipelineGraph {
 }
 
 /// One word for a step's tasks in a run, the first that holds of: `running` (any task runs),
-/// `failed` (any failed), `pending` (any waits), `cancelled`, `not_started`, `blocked`, `cached` (every task
+/// `failed` (any failed), `pending` (any waits), `cancelled`, `not_started`, `blocked`, `held`, `cached` (every task
 /// was cached), `succeeded` (every task succeeded or was cached). `None` without tasks.
 pub fn step_state(tasks: &BTreeMap<&'static str, u64>) -> Option<&'static str> {
     let has = |status: TaskStatus| tasks.get(status.as_str()).is_some_and(|n| *n > 0);
@@ -168,6 +168,7 @@ pub fn step_state(tasks: &BTreeMap<&'static str, u64>) -> Option<&'static str> {
         TaskStatus::Cancelled,
         TaskStatus::NotStarted,
         TaskStatus::Blocked,
+        TaskStatus::Held,
     ];
     if let Some(status) = order.into_iter().find(|s| has(*s)) {
         return Some(status.as_str());

@@ -102,6 +102,7 @@ fn again(
         only: None,
         stop: Default::default(),
         claims: None,
+        hold_failed: false,
         slurm: exec.slurm(),
     };
     recovery::recover(&store, &options, recovery::Scope::Run(run_id))?;

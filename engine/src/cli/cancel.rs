@@ -46,6 +46,7 @@ pub fn run(args: &CancelArgs) -> Result<Exit> {
             only: None,
             stop: Default::default(),
             claims: None,
+            hold_failed: false,
             slurm: Default::default(),
         };
         crate::run::recovery::recover_with(

@@ -47,7 +47,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit> {
         &store,
         threads,
     )?;
-    let lines = preview(&target.pipeline, &params, &planned, &store, &force)?;
+    let lines = preview(&target.pipeline, &params, &planned, &store, &force, false)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(Exit::Success);

@@ -215,6 +215,7 @@ pub fn execute(
         only,
         stop: Default::default(),
         claims: None,
+        hold_failed: false,
         slurm: exec.slurm(),
     };
     let mut progress = Progress::new(exec.quiet);

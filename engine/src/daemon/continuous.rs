@@ -15,6 +15,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use super::{Daemon, Event};
+use crate::api::control::StepGap;
 use crate::plan::preview::{preview, Previewed};
 use crate::plan::{base_dir, plan, Plan, PlanError};
 use crate::run::Force;
@@ -153,8 +154,8 @@ pub struct Looked {
     pub planned: Plan,
     /// Each task's decision.
     pub decisions: Vec<Previewed>,
-    /// The tasks per step that would run or wait.
-    pub gap: BTreeMap<String, u64>,
+    /// The tasks per step that would run or wait, and those held.
+    pub gap: BTreeMap<String, StepGap>,
 }
 
 /// Looks at `pipeline` as a run fired by its trigger would (the params' defaults, the trigger's
@@ -164,7 +165,14 @@ pub fn look(daemon: &Daemon, file: &Path, pipeline: &Pipeline) -> Result<Looked,
     let params = resolve_params(&pipeline.params, &[]).map_err(LookError::Params)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let planned = plan(&pipeline, &params, &base_dir(file), &daemon.store, threads)?;
-    let decisions = preview(&pipeline, &params, &planned, &daemon.store, &Force::None)?;
+    let decisions = preview(
+        &pipeline,
+        &params,
+        &planned,
+        &daemon.store,
+        &Force::None,
+        true,
+    )?;
     let gap = gap_of(&decisions, &planned);
     daemon
         .gaps
@@ -178,17 +186,34 @@ pub fn look(daemon: &Daemon, file: &Path, pipeline: &Pipeline) -> Result<Looked,
     })
 }
 
-/// The gap per step: the tasks that would run, and those waiting for their inputs to settle.
-/// Steps with nothing to do are left out.
-fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, u64> {
-    let mut gap: BTreeMap<String, u64> = BTreeMap::new();
+/// The gap per step: the tasks that would run, those waiting for their inputs to settle, and
+/// those held for a retry by hand. Steps with nothing to do are left out.
+fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, StepGap> {
+    let mut gap: BTreeMap<String, StepGap> = BTreeMap::new();
     for decision in decisions.iter().filter(|d| d.decision != "cached") {
-        *gap.entry(decision.step.clone()).or_default() += 1;
+        let entry = gap
+            .entry(decision.step.clone())
+            .or_insert_with(|| empty_gap(&decision.step));
+        if decision.decision == "held" {
+            entry.held += 1;
+        } else {
+            entry.tasks += 1;
+        }
     }
     for waiting in &planned.waiting {
-        *gap.entry(waiting.step.clone()).or_default() += 1;
+        gap.entry(waiting.step.clone())
+            .or_insert_with(|| empty_gap(&waiting.step))
+            .tasks += 1;
     }
     gap
+}
+
+fn empty_gap(step: &str) -> StepGap {
+    StepGap {
+        step: step.to_string(),
+        tasks: 0,
+        held: 0,
+    }
 }
 
 /// The continuous pipelines with a source root at or above `path`.

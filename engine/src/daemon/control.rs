@@ -49,14 +49,7 @@ impl Control for Daemon {
                     overlap: pipeline.overlap.as_str().to_string(),
                     gap: gaps
                         .get(&pipeline.name)
-                        .map(|gap| {
-                            gap.iter()
-                                .map(|(step, tasks)| StepGap {
-                                    step: step.clone(),
-                                    tasks: *tasks,
-                                })
-                                .collect()
-                        })
+                        .map(|gap| gap.values().cloned().collect())
                         .unwrap_or_default(),
                     last_run: last.map(|r| r.id),
                     last_run_status: last.map(|r| r.status.as_str().to_string()),
@@ -172,9 +165,12 @@ impl Control for Daemon {
         let steps = pipeline
             .steps
             .iter()
-            .map(|step| StepGap {
-                step: step.name.clone(),
-                tasks: looked.gap.get(&step.name).copied().unwrap_or(0),
+            .map(|step| {
+                looked.gap.get(&step.name).cloned().unwrap_or(StepGap {
+                    step: step.name.clone(),
+                    tasks: 0,
+                    held: 0,
+                })
             })
             .collect();
         Ok(steps)

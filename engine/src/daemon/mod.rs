@@ -21,6 +21,7 @@ use std::time::Duration;
 use dsl::model::{Pipeline, Trigger};
 use tokio::sync::mpsc;
 
+use crate::api::control::StepGap;
 use crate::run::claims::Claims;
 use crate::run::{recovery, Force, RunOptions, RunRequest, Stop};
 use crate::store::{RunRecord, Store};
@@ -87,7 +88,7 @@ pub struct Daemon {
     /// Stops every run: drain on SIGTERM, cancel after the grace.
     pub stop: Stop,
     /// Per continuous pipeline, the tasks per step that would run or wait, as of its last check.
-    pub gaps: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+    pub gaps: Mutex<BTreeMap<String, BTreeMap<String, StepGap>>>,
     /// The outputs being produced, shared by all runs so that runs of one pipeline may overlap.
     pub claims: Arc<Claims>,
     pub webhooks: Arc<Webhooks>,
@@ -127,6 +128,7 @@ impl Daemon {
                 pause: self.stop.pause.clone(),
             },
             claims: Some(self.claims.clone()),
+            hold_failed: false,
         }
     }
 
@@ -164,7 +166,10 @@ impl Daemon {
                 trigger: trigger.to_string(),
                 parent: None,
             },
-            options: self.run_options(Force::None),
+            options: RunOptions {
+                hold_failed: true,
+                ..self.run_options(Force::None)
+            },
         };
         match self.runs.start(launch) {
             Ok(_) => {}

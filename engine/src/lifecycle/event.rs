@@ -71,6 +71,11 @@ pub enum Event {
     /// Not run: the upstream task `by` failed.
     #[strum_discriminants(strum(serialize = "task.blocked"))]
     TaskBlocked { by: u64 },
+    /// Not run: the same task (same key) failed after its retries as task `failed`, and a
+    /// trigger's run waits for someone to retry it (or for its inputs, command or params to
+    /// change); or it is downstream of such a task.
+    #[strum_discriminants(strum(serialize = "task.held"))]
+    TaskHeld { failed: u64 },
     /// Its run was cancelled while it ran or before it started.
     #[strum_discriminants(strum(serialize = "task.cancelled"))]
     TaskCancelled,
@@ -115,7 +120,7 @@ impl EventKind {
             RunCreated | RunPlanned | RunStarted | RunCancelRequested | RunStopping
             | RunStopped | RunSucceeded | RunFailed | RunCancelled | RunInterrupted => Entity::Run,
             TaskCached | AttemptStarted | AttemptLaunchFailed | AttemptFinished | TaskSucceeded
-            | TaskRetry | TaskFailed | TaskBlocked | TaskCancelled | TaskNotStarted
+            | TaskRetry | TaskFailed | TaskBlocked | TaskHeld | TaskCancelled | TaskNotStarted
             | TaskRecovered | AttemptLost => Entity::Task,
             WebhookDelivered | WebhookFailed | Gc => Entity::Neither,
         }
@@ -166,6 +171,9 @@ impl Event {
             Event::TaskRetry { delay_ms } => format!("in {delay_ms} ms"),
             Event::TaskFailed { attempts } => format!("after {attempts} attempts"),
             Event::TaskBlocked { by } => format!("by task {by}"),
+            Event::TaskHeld { failed } => {
+                format!("task {failed} failed after its retries: waits for a retry by hand")
+            }
             Event::TaskNotStarted => "its engine stopped before it started".to_string(),
             Event::TaskRecovered => "finished while the engine was down".to_string(),
             Event::WebhookDelivered { detail } | Event::WebhookFailed { detail } => detail.clone(),
@@ -216,6 +224,7 @@ impl Event {
             K::TaskRetry => Event::TaskRetry { delay_ms: 1 },
             K::TaskFailed => Event::TaskFailed { attempts: 1 },
             K::TaskBlocked => Event::TaskBlocked { by: 1 },
+            K::TaskHeld => Event::TaskHeld { failed: 1 },
             K::TaskCancelled => Event::TaskCancelled,
             K::TaskNotStarted => Event::TaskNotStarted,
             K::TaskRecovered => Event::TaskRecovered,

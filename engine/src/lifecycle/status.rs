@@ -81,6 +81,9 @@ pub enum TaskStatus {
     Cancelled,
     /// Not run because an upstream task failed.
     Blocked,
+    /// Not run by a trigger's run: the same task (same key) failed after its retries in an
+    /// earlier run, or an upstream task is held; waits for a retry by hand.
+    Held,
     /// Never ran its command: its run's engine died before it started.
     NotStarted,
 }

@@ -23,6 +23,8 @@ pub const TABLE: &[Transition<TaskStatus>] = transitions!(TaskStatus {
     Running --(TaskFailed)-->          Failed,
     // Something it depends on failed; its run was cancelled.
     Pending --(TaskBlocked)-->         Blocked,
+    // A trigger's run: the same task failed after its retries, and waits for a person.
+    Pending --(TaskHeld)-->            Held,
     Pending --(TaskCancelled)-->       Cancelled,
     Running --(TaskCancelled)-->       Cancelled,
     // Recovery, after its engine died. An attempt may have started (even ended) before its

@@ -25,11 +25,23 @@ pub enum Verdict {
         products: Vec<ProductRecord>,
     },
     Run(Reason),
+    /// Not run: a trigger's run, and the same task failed after its retries.
+    Held(Reason),
+}
+
+/// What a run asks of the decision for one task.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked {
+    /// Ignore the cache (`--force`, `rerun`).
+    pub forced: bool,
+    /// A previous attempt of this task, in this run, failed.
+    pub retry: bool,
+    /// A trigger's run: a task that failed after its retries with the same key is left for a
+    /// person.
+    pub hold: bool,
 }
 
 /// Decides for a task of `step` (in `pipeline`) for `group` with these inputs.
-/// `forced` ignores the cache; `retry` says a previous attempt of this task failed.
-#[allow(clippy::too_many_arguments)]
 pub fn decide(
     store: &Store,
     pipeline: &str,
@@ -37,9 +49,13 @@ pub fn decide(
     group: Option<&str>,
     run_params: &BTreeMap<String, ParamValue>,
     inputs: &[InputRef],
-    forced: bool,
-    retry: bool,
+    asked: Asked,
 ) -> Result<Decided, StoreError> {
+    let Asked {
+        forced,
+        retry,
+        hold,
+    } = asked;
     let identity = step.identity_hash();
     let params = params_used(step, run_params);
     let key = task_key(&identity, group, &params, inputs);
@@ -71,7 +87,19 @@ pub fn decide(
                 Reason::ProductsMissing(missing)
             }
         }
-        Some(Found::Latest(_)) if retry => Reason::Retry,
+        Some(Found::Failed(_) | Found::Latest(_)) if retry => Reason::Retry,
+        Some(Found::Failed(failed)) => {
+            let (task, run) = (failed.id, failed.run);
+            if hold {
+                return Ok(Decided {
+                    key,
+                    identity,
+                    params,
+                    verdict: Verdict::Held(Reason::Held { task, run }),
+                });
+            }
+            Reason::FailedBefore { task, run }
+        }
         Some(Found::Latest(latest)) => reason(&identity, &params, inputs, latest.as_deref()),
     };
     Ok(Decided {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use dsl::model::{ParamValue, Pipeline};
 use serde::Serialize;
 
-use super::decide::{decide, Verdict};
+use super::decide::{decide, Asked, Verdict};
 use super::Force;
 use super::{inputs_of, Plan, Produced};
 use crate::store::{ProductRecord, Reason, Store, StoreError};
@@ -19,7 +19,8 @@ use crate::store::{ProductRecord, Reason, Store, StoreError};
 pub struct Previewed {
     pub step: String,
     pub group: Option<String>,
-    /// `cached`, `run`, or `after-upstream` (decided once upstream tasks have run).
+    /// `cached`, `run`, `after-upstream` (decided once upstream tasks have run), or `held` (by
+    /// a trigger's run: the same task, or one upstream of it, failed after its retries).
     pub decision: &'static str,
     pub reason: Option<Reason>,
     pub key: Option<String>,
@@ -32,15 +33,19 @@ struct Known {
     products: Vec<ProductRecord>,
 }
 
-/// Decides every task of `plan` as a run would, without running anything.
+/// Decides every task of `plan` as a run would, without running anything; `hold` as a run
+/// fired by a trigger does.
 pub fn preview(
     pipeline: &Pipeline,
     params: &BTreeMap<String, ParamValue>,
     plan: &Plan,
     store: &Store,
     force: &Force,
+    hold: bool,
 ) -> Result<Vec<Previewed>, StoreError> {
     let mut known: Vec<Option<Known>> = Vec::with_capacity(plan.tasks.len());
+    // Per task, why it is held, if it is.
+    let mut held: Vec<Option<Reason>> = Vec::with_capacity(plan.tasks.len());
     let mut lines = Vec::with_capacity(plan.tasks.len());
     for task in &plan.tasks {
         let step = &pipeline.steps[task.step];
@@ -51,6 +56,13 @@ pub fn preview(
             reason,
             key,
         };
+        if let Some(reason) = task.upstream.iter().find_map(|&u| held[u].clone()) {
+            known.push(None);
+            held.push(Some(reason.clone()));
+            lines.push(line("held", Some(reason), None));
+            continue;
+        }
+        held.push(None);
         if !task.upstream.iter().all(|&u| known[u].is_some()) {
             known.push(None);
             lines.push(line("after-upstream", Some(Reason::UpstreamChanged), None));
@@ -73,8 +85,11 @@ pub fn preview(
             task.group.as_deref(),
             params,
             &inputs,
-            force.applies_to(&step.name),
-            false,
+            Asked {
+                forced: force.applies_to(&step.name),
+                retry: false,
+                hold,
+            },
         )?;
         match decided.verdict {
             Verdict::Cached {
@@ -92,6 +107,11 @@ pub fn preview(
             Verdict::Run(reason) => {
                 lines.push(line("run", Some(reason), Some(decided.key)));
                 known.push(None);
+            }
+            Verdict::Held(reason) => {
+                lines.push(line("held", Some(reason.clone()), Some(decided.key)));
+                known.push(None);
+                *held.last_mut().expect("pushed above") = Some(reason);
             }
         }
     }

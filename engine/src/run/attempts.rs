@@ -18,9 +18,9 @@ use crate::exec::{
     AttemptOutcome, AttemptSpec, AttemptTag, Ending, ExecError, ATTEMPT_VAR, STATE_DIR_VAR,
 };
 use crate::lifecycle::Event;
-use crate::plan::decide::{decide, Verdict};
+use crate::plan::decide::{decide, Asked, Verdict};
 use crate::plan::{inputs_of, Produced};
-use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason};
+use crate::store::{now_ms, AttemptEnd, AttemptRecord, ProductRecord, Reason, TaskStatus};
 
 /// Products up to this size are hashed on the run loop's thread (a millisecond or so); larger
 /// ones on a blocking thread.
@@ -30,6 +30,8 @@ pub const HASH_INLINE_BYTES: u64 = 1 << 20;
 pub enum Decision {
     Cached,
     Run,
+    /// Held for a person, with what is downstream of it.
+    Held,
 }
 
 /// How [`Scheduler::start`] went.
@@ -63,8 +65,11 @@ impl Scheduler<'_> {
                 products: &slot.products,
             }
         });
-        let forced = self.options.force.applies_to(&step.name);
-        let retry = slots[index].record.attempts > 0;
+        let asked = Asked {
+            forced: self.options.force.applies_to(&step.name),
+            retry: slots[index].record.attempts > 0,
+            hold: self.options.hold_failed,
+        };
         let decided = decide(
             &self.store,
             &self.pipeline.name,
@@ -72,8 +77,7 @@ impl Scheduler<'_> {
             slots[index].planned.group.as_deref(),
             self.params,
             &inputs,
-            forced,
-            retry,
+            asked,
         )?;
         let record = &mut slots[index].record;
         record.key = decided.key;
@@ -85,6 +89,10 @@ impl Scheduler<'_> {
             Verdict::Run(reason) => {
                 record.reason = Some(reason);
                 return Ok(Decision::Run);
+            }
+            Verdict::Held(reason) => {
+                self.hold(ex, index, reason)?;
+                return Ok(Decision::Held);
             }
         };
         let event = Event::TaskCached { same_as: cached.id };
@@ -100,6 +108,38 @@ impl Scheduler<'_> {
         slots[index].products = products;
         self.progress.cached(&slots[index].record);
         Ok(Decision::Cached)
+    }
+
+    /// Holds task `index` for a retry by hand (`reason` names the failed task), and every task
+    /// downstream of it.
+    fn hold(&mut self, ex: &mut Execution, index: usize, reason: Reason) -> Result<(), RunError> {
+        let Reason::Held { task: failed, .. } = reason else {
+            unreachable!("a task is held for a failed task");
+        };
+        let event = Event::TaskHeld { failed };
+        let mut held = vec![index];
+        let mut next = ex.slots[index].downstream.clone();
+        while let Some(down) = next.pop() {
+            if ex.slots[down].record.status == TaskStatus::Pending && !held.contains(&down) {
+                held.push(down);
+                next.extend(ex.slots[down].downstream.iter().copied());
+            }
+        }
+        let mut records = Vec::with_capacity(held.len());
+        for &slot in &held {
+            let record = &mut ex.slots[slot].record;
+            record.apply(&event)?;
+            record.reason = Some(reason.clone());
+            record.finished_ms = Some(now_ms());
+            self.progress.held(record);
+            records.push(record.clone());
+        }
+        self.journal.record(move |tx| {
+            records
+                .iter()
+                .try_for_each(|record| tx.task_event(record, &event))
+        });
+        Ok(())
     }
 
     /// Starts an attempt of task `index`: a local command, held at the executor's gate until its
@@ -446,6 +486,7 @@ impl Scheduler<'_> {
         self.progress.failed(&failed, blocked.len());
         self.journal.record(move |tx| {
             tx.task_event(&failed, &event)?;
+            tx.failed_for_good(&failed)?;
             let blocked_by = Event::TaskBlocked { by: failed.id };
             for task in &blocked {
                 tx.task_event(task, &blocked_by)?;

@@ -54,6 +54,9 @@ pub struct RunOptions {
     /// Set when runs of this process may overlap with others of the same pipeline: they take
     /// turns at each output directory. Without it a live run of the pipeline refuses the next.
     pub claims: Option<Arc<claims::Claims>>,
+    /// Set for the runs the daemon's triggers fire: a task that failed after its retries is not
+    /// run again with the same key (inputs, command, params) until someone retries it.
+    pub hold_failed: bool,
 }
 
 /// How a run is stopped from outside (a `cancel_requested` in the store is the other way).

@@ -19,6 +19,7 @@ pub struct Progress {
     done: usize,
     cached: usize,
     failed: usize,
+    held: usize,
     /// Prints nothing at all, not even the summary: the daemon logs runs its own way.
     silent: bool,
 }
@@ -56,6 +57,7 @@ impl Progress {
             done: 0,
             cached: 0,
             failed: 0,
+            held: 0,
             silent: false,
         }
     }
@@ -76,7 +78,7 @@ impl Progress {
 
     fn refresh(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_position((self.done + self.cached + self.failed) as u64);
+            bar.set_position((self.done + self.cached + self.failed + self.held) as u64);
             bar.set_message(format!(
                 "{} running, {} ran, {} cached, {} failed",
                 self.running, self.done, self.cached, self.failed
@@ -172,6 +174,17 @@ impl Progress {
         self.refresh();
     }
 
+    pub fn held(&mut self, task: &TaskRecord) {
+        self.held += 1;
+        let why = task
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        self.line(&format!("held    {}{why}", label(task)));
+        self.refresh();
+    }
+
     pub fn cancelled(&mut self, task: &TaskRecord) {
         self.running = self.running.saturating_sub(1);
         self.line(&format!("cancel  {}", label(task)));
@@ -188,6 +201,7 @@ impl Progress {
             (TaskStatus::Cached, "cached"),
             (TaskStatus::Failed, "failed"),
             (TaskStatus::Blocked, "blocked"),
+            (TaskStatus::Held, "held"),
             (TaskStatus::Cancelled, "cancelled"),
         ]
         .iter()

@@ -170,9 +170,13 @@ pub fn cancel_unfinished(slots: &mut [Slot]) -> Result<Vec<TaskRecord>, IllegalT
     Ok(cancelled)
 }
 
-/// How a run ends: cancelled when it was stopped, else succeeded when every task is done.
+/// How a run ends: cancelled when it was stopped, else succeeded when every task is done or held
+/// (a held task's failure was its earlier run's).
 pub fn run_end(slots: &[Slot], stopped: bool) -> Event {
-    let not_done = slots.iter().filter(|s| !s.record.status.is_done()).count();
+    let not_done = slots
+        .iter()
+        .filter(|s| !s.record.status.is_done() && s.record.status != TaskStatus::Held)
+        .count();
     let why = || format!("{not_done} of {} tasks not done", slots.len());
     if stopped {
         Event::RunCancelled { why: why() }

@@ -47,6 +47,9 @@ const LIVE_RUNS: TableDefinition<u64, &str> = TableDefinition::new("live_runs");
 const PIPELINE_RUNS: TableDefinition<(&str, u64), ()> = TableDefinition::new("pipeline_runs");
 /// (run, hook) -> the webhook deliveries not yet over (added without a version change: an older
 /// engine leaves the table alone).
+/// task key -> the task with that key that failed after its retries, until a task with the key
+/// completes: what a trigger's run holds for a retry by hand (added without a version change).
+const FAILED: TableDefinition<&str, u64> = TableDefinition::new("failed");
 const WEBHOOKS: TableDefinition<(u64, u32), &str> = TableDefinition::new("webhooks");
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +145,8 @@ fn live_runs_in(
 pub enum Found {
     /// The completed task with the key, and its products if they are all still its own.
     Cached(Box<TaskRecord>, Option<Vec<ProductRecord>>),
+    /// No completed task has the key, but this task with it failed after its retries.
+    Failed(Box<TaskRecord>),
     /// No completed task has the key; the latest completed task of its step and group, if any.
     Latest(Option<Box<TaskRecord>>),
 }
@@ -256,6 +261,7 @@ impl Store {
             txn.open_table(LIVE_RUNS)?;
             txn.open_table(PIPELINE_RUNS)?;
             txn.open_table(WEBHOOKS)?;
+            txn.open_table(FAILED)?;
         }
         txn.commit()?;
         Ok(())
@@ -449,6 +455,12 @@ impl Store {
             let cached = task(id)?;
             let products = products_in(&txn, &cached)?;
             return Ok(Found::Cached(Box::new(cached), products));
+        }
+        if let Some(id) = txn.open_table(FAILED)?.get(key)?.map(|v| v.value()) {
+            // `engine gc` may have dropped the task: then nothing is held.
+            if let Some(value) = tasks.get(id)? {
+                return Ok(Found::Failed(Box::new(decode("tasks", value.value())?)));
+            }
         }
         let latest = txn
             .open_table(LATEST)?
@@ -750,15 +762,25 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records a completed task as the cached result for its key and the latest of its step and group.
+    /// Records a completed task as the cached result for its key and the latest of its step and
+    /// group; a failure with the key is over.
     pub fn complete(&mut self, pipeline: &str, task: &TaskRecord) -> Result<()> {
         self.txn
             .open_table(CACHE)?
             .insert(task.key.as_str(), task.id)?;
+        self.txn.open_table(FAILED)?.remove(task.key.as_str())?;
         let latest = latest_key(pipeline, &task.step, task.group.as_deref());
         self.txn
             .open_table(LATEST)?
             .insert(latest.as_str(), task.id)?;
+        Ok(())
+    }
+
+    /// Records that `task` failed after its retries: triggers hold its key for a retry by hand.
+    pub fn failed_for_good(&mut self, task: &TaskRecord) -> Result<()> {
+        self.txn
+            .open_table(FAILED)?
+            .insert(task.key.as_str(), task.id)?;
         Ok(())
     }
 

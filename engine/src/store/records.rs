@@ -94,6 +94,11 @@ pub enum Reason {
     Forced,
     /// The previous attempt of this task failed, was cancelled or was interrupted.
     Retry,
+    /// The same task (same key) failed after its retries in `run`: a run by hand tries again.
+    FailedBefore { task: u64, run: u64 },
+    /// Not run (a trigger's run): the same task failed after its retries as `task` of `run`,
+    /// or, downstream, an upstream task is held for that one.
+    Held { task: u64, run: u64 },
 }
 
 impl std::fmt::Display for Reason {
@@ -108,6 +113,14 @@ impl std::fmt::Display for Reason {
             Reason::ProductsMissing(path) => write!(f, "product missing or modified: {path}"),
             Reason::Forced => f.write_str("forced"),
             Reason::Retry => f.write_str("previous attempt failed"),
+            Reason::FailedBefore { task, run } => write!(
+                f,
+                "failed after its retries in run {run} (task {task}); triggers hold it for a retry by hand"
+            ),
+            Reason::Held { task, run } => write!(
+                f,
+                "held: task {task} failed after its retries in run {run}; waits for `engine retry {run}` or changed inputs"
+            ),
         }
     }
 }

@@ -578,3 +578,121 @@ fn a_webhook_pending_when_the_daemon_is_killed_is_delivered_after_it_starts_agai
     assert!(gap >= Duration::from_millis(1900), "{gap:?}");
     drop(daemon);
 }
+
+/// The status of each task of `run`, by group.
+fn statuses(env: &Env, run: u64) -> Vec<(String, String)> {
+    let shown = env.engine(&["show", &run.to_string(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let mut out: Vec<(String, String)> = shown["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let group = t["group"].as_str().unwrap_or("").to_string();
+            (
+                format!("{}/{group}", t["step"].as_str().unwrap()),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_failed_group_is_left_for_a_person_until_it_is_retried_or_its_inputs_change() {
+    let env = Env::new();
+    env.write(
+        "samples.pipe",
+        r#"pipeline samples {
+  trigger continuous cooldown 0s poll 300ms
+
+  source files {
+    root "in"
+    glob "*.txt"
+    group file by regex "^(?P<file>[^/]+)[.]txt$"
+  }
+
+  step check each file {
+    input files
+    retries 1
+    backoff fixed 100ms
+    run "grep -q ok {inputs} && cp {inputs} {out}/"
+  }
+
+  step report each file {
+    input check
+    run "cat {inputs} > {out}/report"
+  }
+}
+"#,
+    );
+    std::fs::create_dir_all(env.path().join("in")).unwrap();
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    env.write("in/bad.txt", "no\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 1));
+    assert_eq!(finished_runs(&env)[0]["status"], "failed");
+
+    // Polls come and go: the failed group is not run again.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&env).len(), 1, "{}", daemon.log());
+    // The daemon's gap and `engine plan` say why.
+    let (code, body) = crate::support::http(
+        &daemon.address(),
+        "GET",
+        "/pipelines/samples/gap",
+        Some(&super::api_token(&env)),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let gap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        gap["gap"],
+        serde_json::json!([
+            {"step": "check", "tasks": 0, "held": 1},
+            {"step": "report", "tasks": 0, "held": 1},
+        ])
+    );
+    let planned = env.engine(&["plan", "samples.pipe"]);
+    assert!(
+        planned.stdout.contains("failed after its retries in run 1"),
+        "{}",
+        planned.stdout
+    );
+
+    // New data elsewhere runs; the failed group is held in that run, which succeeds.
+    env.write("in/good.txt", "ok\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 2));
+    assert_eq!(finished_runs(&env)[0]["status"], "succeeded");
+    assert_eq!(
+        statuses(&env, 2),
+        [
+            ("check/bad".to_string(), "held".to_string()),
+            ("check/good".to_string(), "succeeded".to_string()),
+            ("report/bad".to_string(), "held".to_string()),
+            ("report/good".to_string(), "succeeded".to_string()),
+        ]
+    );
+
+    // Someone retries it: it runs (and fails again, the data being what it is).
+    let retried = env.engine(&["retry", "1"]);
+    assert_eq!(retried.code, 1, "{}", retried.stderr);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(runs(&env).len(), 3, "{}", daemon.log());
+    assert_eq!(runs(&env)[0]["trigger"], "retry of 1");
+
+    // Its input changes: the trigger runs it.
+    std::thread::sleep(Duration::from_millis(20));
+    env.write("in/bad.txt", "ok now\n");
+    assert!(wait_for(Duration::from_secs(10), || finished_runs(&env)
+        .len()
+        == 4));
+    assert_eq!(finished_runs(&env)[0]["status"], "succeeded");
+    assert_eq!(env.read("out/samples/report/bad/report"), "ok now\n");
+    drop(daemon);
+}

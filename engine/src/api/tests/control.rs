@@ -89,10 +89,12 @@ impl Control for FakeControl {
                 StepGap {
                     step: "count".into(),
                     tasks: 2,
+                    held: 0,
                 },
                 StepGap {
                     step: "total".into(),
                     tasks: 1,
+                    held: 1,
                 },
             ],
             last_run: None,
@@ -213,6 +215,7 @@ impl Control for FakeControl {
             .map(|step| StepGap {
                 step: step.to_string(),
                 tasks: if *step == "count" { 2 } else { 0 },
+                held: 0,
             })
             .collect())
     }

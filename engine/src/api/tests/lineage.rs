@@ -48,6 +48,7 @@ async fn run_words(store: Arc<Store>, dir: &Path) -> u64 {
         slurm: Default::default(),
         stop: Default::default(),
         claims: None,
+        hold_failed: false,
     };
     let request = RunRequest {
         file,

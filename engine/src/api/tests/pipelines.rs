@@ -79,7 +79,7 @@ async fn gap_scans_now_and_lists_every_step() {
         reply.json(),
         serde_json::json!({
             "pipeline": "hello",
-            "gap": [{"step": "count", "tasks": 2}, {"step": "total", "tasks": 0}]
+            "gap": [{"step": "count", "tasks": 2, "held": 0}, {"step": "total", "tasks": 0, "held": 0}]
         })
     );
     assert_eq!(server.control.calls(), ["gap hello"]);

@@ -58,6 +58,7 @@ impl Crashed {
             slurm: Default::default(),
             stop: Default::default(),
             claims: None,
+            hold_failed: false,
         }
     }
 

@@ -230,23 +230,26 @@ impl Scheduler<'_> {
                 }
                 None => None,
             };
-            if let Decision::Run = self.decide(ex, index)? {
-                let kind = self.pipeline.steps[step].executor.kind;
-                match self.start(ex, index)? {
-                    Launch::Started(attempt) => {
-                        ex.capacity.started(step, kind);
-                        ex.starting.push(attempt);
-                        continue;
+            match self.decide(ex, index)? {
+                Decision::Run => {
+                    let kind = self.pipeline.steps[step].executor.kind;
+                    match self.start(ex, index)? {
+                        Launch::Started(attempt) => {
+                            ex.capacity.started(step, kind);
+                            ex.starting.push(attempt);
+                            continue;
+                        }
+                        // Its slots are taken while `sbatch` runs.
+                        Launch::Submitting => {
+                            ex.capacity.started(step, kind);
+                            continue;
+                        }
+                        Launch::Failed => self.fail_or_retry(ex, index)?,
                     }
-                    // Its slots are taken while `sbatch` runs.
-                    Launch::Submitting => {
-                        ex.capacity.started(step, kind);
-                        continue;
-                    }
-                    Launch::Failed => self.fail_or_retry(ex, index)?,
                 }
-            } else {
-                self.release(ex, index);
+                Decision::Cached => self.release(ex, index),
+                // What is downstream is held with it.
+                Decision::Held => {}
             }
             // It took no room of its step's.
             ex.done_with.extend(claimed);

@@ -166,6 +166,7 @@ impl Test {
             slurm: Default::default(),
             stop: Default::default(),
             claims: None,
+            hold_failed: false,
         };
         let refuse = Arc::new(AtomicBool::new(false));
         Test {

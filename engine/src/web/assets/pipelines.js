@@ -128,13 +128,13 @@ function gapView(p, scanned) {
   if (scanned?.error) return h("span", { class: "muted" }, scanned.error);
   const gap = scanned?.gap ?? p.gap;
   if (!scanned && !gap.length) return h("span", { class: "muted" }, "not scanned yet");
-  const busy = gap.filter((g) => g.tasks > 0);
+  const busy = gap.filter((g) => g.tasks > 0 || g.held > 0);
   if (!busy.length) return h("span", { class: "gap-none" }, "up to date: nothing to run");
-  return h(
-    "ul",
-    { class: "chips gap" },
-    gap.map((g) => h("li", { class: g.tasks > 0 ? "chip busy" : "chip" }, `${g.step}: ${g.tasks}`)),
-  );
+  const chip = (g) => {
+    const held = g.held > 0 ? `, ${g.held} held for a retry by hand` : "";
+    return h("li", { class: g.held > 0 ? "chip held" : g.tasks > 0 ? "chip busy" : "chip" }, `${g.step}: ${g.tasks}${held}`);
+  };
+  return h("ul", { class: "chips gap" }, gap.map(chip));
 }
 
 /** The Trigger form: one field per param, made from its kind and constraint. */

@@ -61,6 +61,7 @@ export const STATUS = {
   cancelled: "⊘",
   interrupted: "!",
   blocked: "⊟",
+  held: "⏸",
   not_started: "○",
 };
 
@@ -135,6 +136,10 @@ export function reasonText(reason) {
       return "forced (rerun)";
     case "retry":
       return "previous attempt failed";
+    case "failed_before":
+      return `failed after its retries in run ${reason.detail.run} (task ${reason.detail.task}); triggers hold it for a retry by hand`;
+    case "held":
+      return `held: task ${reason.detail.task} failed after its retries in run ${reason.detail.run}; waits for a retry by hand (Retry on run ${reason.detail.run}) or changed inputs`;
     default:
       return reason.reason;
   }
