@@ -972,3 +972,42 @@ fn a_file_copied_in_with_an_old_mtime_waits_out_its_cooldown() {
         run.stderr
     );
 }
+
+/// Issue 15.6: a file whose mtime and ctime are both old arrives when the engine first sees it,
+/// here a source root that is a symlink switched to a directory filled earlier (as when a disk
+/// is mounted): before, it was taken as settled at once.
+#[test]
+fn a_file_that_appears_with_an_old_ctime_waits_out_its_cooldown_from_when_it_was_first_seen() {
+    let env = Env::new();
+    env.write(
+        "c.pipe",
+        "pipeline c {\n  source scans {\n    root \"raw\"\n    glob \"*.dat\"\n    group scan by regex \"^(?P<scan>[^.]+)[.]dat$\"\n  }\n  step calibrate each scan {\n    input scans\n    cooldown 2s\n    run \"cat {inputs} > {out}/copy\"\n  }\n}\n",
+    );
+    env.write("first/a.dat", "1\n");
+    std::os::unix::fs::symlink("first", env.path().join("raw")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let run = env.engine(&["run", "c.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("1 ran"), "{}", run.stderr);
+
+    // A second directory, filled now and settled by its times when the root moves to it.
+    env.write("second/a.dat", "1\n");
+    env.write("second/b.dat", "2\n");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::fs::remove_file(env.path().join("raw")).unwrap();
+    std::os::unix::fs::symlink("second", env.path().join("raw")).unwrap();
+    let run = env.engine(&["run", "c.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("wait    calibrate [b]: inputs changed less than its cooldown ago"),
+        "{}",
+        run.stderr
+    );
+    // Once the cooldown from the first sight is over, it runs.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let run = env.engine(&["run", "c.pipe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("1 ran"), "{}", run.stderr);
+    assert_eq!(env.read("out/c/calibrate/b/copy"), "2\n");
+}

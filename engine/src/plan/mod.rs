@@ -83,11 +83,56 @@ fn newest_arrival(inputs: &[(String, Vec<Item>)]) -> Option<i128> {
         .max()
 }
 
-/// When an input arrived, in nanoseconds since the Unix epoch: the newer of its modification
-/// and change times, since a file copied or moved in with its old mtime (`rsync -a`, `cp -p`,
-/// `tar x`, `mv`) has a new ctime.
+/// When an input arrived, in nanoseconds since the Unix epoch: the newest of its modification
+/// time, its change time (a file copied or moved in with its old mtime, by `rsync -a`, `cp -p`,
+/// `tar x` or `mv`, has a new ctime) and the time the engine first saw its content, when that
+/// is known (see [`Item::seen_ms`]).
 pub fn arrival_ns(item: &Item) -> i128 {
-    item.fingerprint.mtime_ns.max(item.fingerprint.ctime_ns)
+    let seen_ns = item.seen_ms.map_or(0, |ms| i128::from(ms) * 1_000_000);
+    item.fingerprint
+        .mtime_ns
+        .max(item.fingerprint.ctime_ns)
+        .max(seen_ns)
+}
+
+/// Records what the scan found of a source whose recorded items are `known`, and sets each
+/// item's [`Item::seen_ms`]: new content is seen now, unless the source was never looked at
+/// before (then nothing says the files are new); content already recorded keeps its time.
+fn record_items(
+    store: &Store,
+    known: &HashMap<String, ItemRecord>,
+    items: &mut [Item],
+) -> Result<(), StoreError> {
+    let now = crate::store::now_ms();
+    let first_look = known.is_empty();
+    let mut changed = Vec::new();
+    for item in items.iter_mut() {
+        let path = item.path.to_string_lossy();
+        let record = known.get(path.as_ref());
+        item.seen_ms = match record {
+            Some(record) if record.hash == item.hash => record.seen_ms,
+            _ if first_look => None,
+            _ => Some(now),
+        };
+        if record.is_none_or(|r| {
+            r.fingerprint != item.fingerprint || r.hash != item.hash || r.seen_ms != item.seen_ms
+        }) {
+            let record = ItemRecord {
+                fingerprint: item.fingerprint,
+                hash: item.hash.clone(),
+                seen_ms: item.seen_ms,
+            };
+            changed.push((path.into_owned(), record));
+        }
+    }
+    if !changed.is_empty() {
+        store.write(|tx| {
+            changed
+                .iter()
+                .try_for_each(|(path, record)| tx.put_item(path, record))
+        })?;
+    }
+    Ok(())
 }
 
 /// The tasks of a run, upstream before downstream.
@@ -236,31 +281,12 @@ pub fn plan(
                 .get(path.to_string_lossy().as_ref())
                 .map(|r| (r.fingerprint, r.hash.clone()))
         };
-        let (items, source_stats) = scan::scan_source(source, &root, &lookup, threads)?;
+        let (mut items, source_stats) = scan::scan_source(source, &root, &lookup, threads)?;
         stats.items += source_stats.items;
         stats.hashed += source_stats.hashed;
         stats.reused += source_stats.reused;
         stats.bytes_hashed += source_stats.bytes_hashed;
-        let changed: Vec<&Item> = items
-            .iter()
-            .filter(|item| {
-                known
-                    .get(item.path.to_string_lossy().as_ref())
-                    .is_none_or(|r| r.fingerprint != item.fingerprint || r.hash != item.hash)
-            })
-            .collect();
-        if !changed.is_empty() {
-            store.write(|tx| {
-                for item in &changed {
-                    let record = ItemRecord {
-                        fingerprint: item.fingerprint,
-                        hash: item.hash.clone(),
-                    };
-                    tx.put_item(&item.path.to_string_lossy(), &record)?;
-                }
-                Ok(())
-            })?;
-        }
+        record_items(store, &known, &mut items)?;
         let entry = match &source.grouping {
             Some(grouping) => {
                 let (groups, loose) = scan::group_items(grouping, items);
@@ -421,4 +447,81 @@ fn groups_of(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Fingerprint;
+
+    fn item(path: &str, hash: &str, time_ns: i128) -> Item {
+        Item {
+            path: PathBuf::from(path),
+            rel: path.rsplit('/').next().unwrap().to_string(),
+            kind: dsl::model::source::ItemKind::Files,
+            fingerprint: Fingerprint {
+                size: 1,
+                mtime_ns: time_ns,
+                ctime_ns: time_ns,
+                inode: 1,
+                dev: 1,
+                tree: 0,
+                racy: false,
+            },
+            hash: hash.to_string(),
+            seen_ms: None,
+        }
+    }
+
+    fn seen(store: &Store, items: &mut [Item]) -> Vec<Option<u64>> {
+        let known = store.items_under("/in/").unwrap();
+        record_items(store, &known, items).unwrap();
+        let recorded: Vec<Option<u64>> = items
+            .iter()
+            .map(|i| {
+                store
+                    .item(&i.path.to_string_lossy())
+                    .unwrap()
+                    .unwrap()
+                    .seen_ms
+            })
+            .collect();
+        assert_eq!(
+            recorded,
+            items.iter().map(|i| i.seen_ms).collect::<Vec<_>>()
+        );
+        recorded
+    }
+
+    #[test]
+    fn a_file_that_appears_in_a_source_looked_at_before_arrives_when_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = 1_000_000_000_000_000_000; // 2001: mtime and ctime both old
+                                             // The first look at a source: nothing says its files are new.
+        assert_eq!(seen(&store, &mut [item("/in/a", "h1", old)]), [None]);
+
+        // A file with an old mtime and ctime appears later: it arrives when it is first seen.
+        let before = crate::store::now_ms();
+        let mut items = [item("/in/a", "h1", old), item("/in/b", "h2", old)];
+        let times = seen(&store, &mut items);
+        assert_eq!(times[0], None);
+        let first_seen = times[1].expect("b is new");
+        assert!(first_seen >= before);
+        assert_eq!(arrival_ns(&items[1]), i128::from(first_seen) * 1_000_000);
+        assert_eq!(arrival_ns(&items[0]), old);
+
+        // Looked at again with the same content (even a new fingerprint): the time stays.
+        let mut touched = item("/in/b", "h2", old + 5);
+        touched.fingerprint.racy = true;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut items = [item("/in/a", "h1", old), touched];
+        assert_eq!(seen(&store, &mut items), [None, Some(first_seen)]);
+
+        // New content at the path is seen anew.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut items = [item("/in/a", "h1", old), item("/in/b", "h3", old)];
+        let times = seen(&store, &mut items);
+        assert!(times[1].unwrap() > first_seen, "{times:?}");
+    }
 }

@@ -183,6 +183,7 @@ mod tests {
                 racy: false,
             },
             hash: String::new(),
+            seen_ms: None,
         }
     }
 

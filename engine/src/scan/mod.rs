@@ -66,6 +66,10 @@ pub struct Item {
     /// blake3 of the content, 64 lowercase hex digits: for a file its bytes, for a directory the
     /// digest described in [`hash_path`].
     pub hash: String,
+    /// When the engine first saw this content at this path, in ms since the Unix epoch, if it
+    /// appeared after the engine had looked at its source before: set by the planner from the
+    /// store, `None` from the scan.
+    pub seen_ms: Option<u64>,
 }
 
 /// What one [`scan_source`] did.

@@ -148,6 +148,7 @@ pub(crate) fn scan_source_at(
             kind: source.items,
             fingerprint: staged.fingerprint,
             hash,
+            seen_ms: None,
         });
     }
     items.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));

@@ -338,6 +338,11 @@ pub struct Fingerprint {
 pub struct ItemRecord {
     pub fingerprint: Fingerprint,
     pub hash: String,
+    /// When the engine first saw this content (`hash`) at this path, if its source had been
+    /// looked at before: a file moved in with its old mtime and ctime (a disk mounted, a
+    /// filesystem that keeps the ctime on a rename) arrives then. Kept while the content stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_ms: Option<Millis>,
 }
 
 /// An output file of a task.
