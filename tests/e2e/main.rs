@@ -10,6 +10,7 @@ mod durability;
 mod fmt;
 mod graph;
 mod logging;
+mod names;
 mod run;
 mod slurm;
 mod support;
