@@ -158,6 +158,105 @@ fn cancel_from_another_process_stops_the_run_and_its_processes() {
     assert_eq!(again.code, 2, "cancelling a finished run is an input error");
 }
 
+/// What `/proc/PID/stat` says of a live (not zombie) process: its session; `None` once it is
+/// gone (or only a zombie is left).
+fn live_session(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp session ...
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    (fields.first() != Some(&"Z"))
+        .then(|| fields.get(3)?.parse().ok())
+        .flatten()
+}
+
+/// Processes a test started that must not outlive it, whatever it asserts: SIGKILLed on drop.
+#[derive(Default)]
+struct Strays(Vec<u32>);
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if live_session(*pid).is_some() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Issue 15.10: a process that left its attempt's process group (`setsid`, or a daemon's
+/// fork-setsid-fork) is stopped with the attempt: when its command ends, and when it is
+/// cancelled. Another attempt's are left alone until that one ends. Each pid is written once
+/// its process has left the group, and `quick` ends only then.
+#[test]
+fn descendants_that_left_the_group_are_stopped_when_their_attempt_ends_or_is_cancelled() {
+    let env = Env::new();
+    let dir = env.path().display().to_string();
+    env.write(
+        "escape.pipe",
+        &format!(
+            r#"pipeline escape {{
+  step quick {{
+    run "setsid sh -c 'echo $$ > {dir}/quick.pid; exec sleep 300' & while [ ! -s {dir}/quick.pid ]; do sleep 0.01; done"
+  }}
+  step slow {{
+    run "setsid sh -c 'echo $$ > {dir}/slow.pid; exec sleep 300' & (setsid sh -c 'sleep 300 & echo $! > {dir}/daemon.pid' &); sleep 300; echo > {{out}}/x"
+  }}
+}}
+"#
+        ),
+    );
+    let mut strays = Strays::default();
+    let mut engine = spawn_engine(&env, &["run", "escape.pipe", "--jobs", "2"]);
+    let pid = |name: &str| -> Option<u32> {
+        std::fs::read_to_string(env.path().join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let mut pids = Vec::new();
+    let written = wait_for(Duration::from_secs(20), || {
+        pids = ["quick.pid", "slow.pid", "daemon.pid"]
+            .iter()
+            .filter_map(|name| pid(name))
+            .collect();
+        pids.len() == 3
+    });
+    strays.0.clone_from(&pids);
+    assert!(written, "the commands write their escapees' pids");
+    let (quick, slow, daemon) = (pids[0], pids[1], pids[2]);
+    let engine_session = live_session(engine.id());
+    for escaped in [slow, daemon] {
+        let session = live_session(escaped);
+        assert!(
+            session.is_some() && session != engine_session,
+            "process {escaped} left the attempt's session"
+        );
+    }
+
+    assert!(
+        wait_for(Duration::from_secs(10), || live_session(quick).is_none()),
+        "the escapee of a command that ended is stopped"
+    );
+    assert!(
+        live_session(slow).is_some() && live_session(daemon).is_some(),
+        "a running attempt's escapees are not stopped by another attempt's end"
+    );
+
+    let cancel = env.engine(&["cancel", "1"]);
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    assert_eq!(engine.wait().unwrap().code(), Some(1));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            live_session(slow).is_none() && live_session(daemon).is_none()
+        }),
+        "cancel stops the escapees of the cancelled attempt"
+    );
+}
+
 #[test]
 fn cancelling_a_run_whose_engine_was_killed_stops_its_tasks() {
     let env = Env::new();
