@@ -169,13 +169,23 @@ fn live_session(pid: u32) -> Option<u32> {
         .flatten()
 }
 
-/// Processes a test started that must not outlive it, whatever it asserts: SIGKILLed on drop.
-#[derive(Default)]
-struct Strays(Vec<u32>);
+/// What a test started that must not outlive it, whatever it asserts: on drop, an engine still
+/// running gets SIGTERM (which cancels its run) and the processes are SIGKILLed.
+struct Strays {
+    engine: Child,
+    pids: Vec<u32>,
+}
 
 impl Drop for Strays {
     fn drop(&mut self) {
-        for pid in &self.0 {
+        if self.engine.try_wait().is_ok_and(|status| status.is_none()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.engine.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.engine.wait();
+        }
+        for pid in &self.pids {
             if live_session(*pid).is_some() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(*pid as i32),
@@ -208,8 +218,10 @@ fn descendants_that_left_the_group_are_stopped_when_their_attempt_ends_or_is_can
 "#
         ),
     );
-    let mut strays = Strays::default();
-    let mut engine = spawn_engine(&env, &["run", "escape.pipe", "--jobs", "2"]);
+    let mut strays = Strays {
+        engine: spawn_engine(&env, &["run", "escape.pipe", "--jobs", "2"]),
+        pids: Vec::new(),
+    };
     let pid = |name: &str| -> Option<u32> {
         std::fs::read_to_string(env.path().join(name))
             .ok()?
@@ -225,10 +237,10 @@ fn descendants_that_left_the_group_are_stopped_when_their_attempt_ends_or_is_can
             .collect();
         pids.len() == 3
     });
-    strays.0.clone_from(&pids);
+    strays.pids.clone_from(&pids);
     assert!(written, "the commands write their escapees' pids");
     let (quick, slow, daemon) = (pids[0], pids[1], pids[2]);
-    let engine_session = live_session(engine.id());
+    let engine_session = live_session(strays.engine.id());
     for escaped in [slow, daemon] {
         let session = live_session(escaped);
         assert!(
@@ -248,13 +260,71 @@ fn descendants_that_left_the_group_are_stopped_when_their_attempt_ends_or_is_can
 
     let cancel = env.engine(&["cancel", "1"]);
     assert_eq!(cancel.code, 0, "{}", cancel.stderr);
-    assert_eq!(engine.wait().unwrap().code(), Some(1));
+    assert_eq!(strays.engine.wait().unwrap().code(), Some(1));
     assert!(
         wait_for(Duration::from_secs(10), || {
             live_session(slow).is_none() && live_session(daemon).is_none()
         }),
         "cancel stops the escapees of the cancelled attempt"
     );
+}
+
+/// The parent of a process, from `/proc/PID/stat`; `None` once it is reaped.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Issue 15.10: the supervisor adopts a process of an attempt whose parent died, and reaps it
+/// when it ends while the attempt still runs, so no zombie is left.
+#[test]
+fn the_supervisor_adopts_an_orphaned_process_and_reaps_it_when_it_ends() {
+    let env = Env::new();
+    let dir = env.path().display().to_string();
+    env.write(
+        "orphan.pipe",
+        &format!(
+            r#"pipeline orphan {{
+  step wait {{
+    run "(setsid sh -c 'echo $$ > {dir}/orphan.pid; while [ ! -e {dir}/go ]; do sleep 0.01; done' &); sleep 300"
+  }}
+}}
+"#
+        ),
+    );
+    let mut strays = Strays {
+        engine: spawn_engine(&env, &["run", "orphan.pipe"]),
+        pids: Vec::new(),
+    };
+    let mut orphan = None;
+    assert!(wait_for(Duration::from_secs(20), || {
+        orphan = std::fs::read_to_string(env.path().join("orphan.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok());
+        orphan.is_some()
+    }));
+    let orphan: u32 = orphan.unwrap();
+    strays.pids.push(orphan);
+    let supervisor = supervisors(env.path());
+    assert_eq!(supervisor.len(), 1, "one supervisor: {supervisor:?}");
+    assert!(
+        wait_for(Duration::from_secs(10), || parent(orphan)
+            == Some(supervisor[0])),
+        "the orphan is given to the supervisor, not to {:?}",
+        parent(orphan)
+    );
+    env.write("go", "");
+    assert!(
+        wait_for(Duration::from_secs(10), || parent(orphan).is_none()),
+        "the orphan is reaped once it ends"
+    );
+    assert_eq!(env.engine(&["cancel", "1"]).code, 0);
+    assert_eq!(strays.engine.wait().unwrap().code(), Some(1));
 }
 
 #[test]
