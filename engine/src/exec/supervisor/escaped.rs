@@ -44,17 +44,21 @@ impl Marker {
     }
 
     /// Whether the process `pid` carries this marker in its environment (as it was when it
-    /// executed its program).
-    pub(super) fn carried_by(&self, pid: u32) -> bool {
+    /// executed its program); `None` when its environment is empty, which it is for a moment
+    /// while it executes a new program (and for good after `env -i`).
+    pub(super) fn carried_by(&self, pid: u32) -> Option<bool> {
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            return false;
+            return Some(false);
         };
+        if environ.is_empty() {
+            return None;
+        }
         let (mut state_dir, mut attempt) = (false, false);
         for entry in environ.split(|b| *b == 0) {
             state_dir |= entry == self.state_dir.as_slice();
             attempt |= entry == self.attempt.as_slice();
         }
-        state_dir && attempt
+        Some(state_dir && attempt)
     }
 }
 
@@ -121,8 +125,8 @@ mod tests {
             .carried_by(pid);
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(carried);
-        assert!(!other, "another attempt's tag");
-        assert!(!elsewhere, "another state directory");
+        assert_eq!(carried, Some(true));
+        assert_eq!(other, Some(false), "another attempt's tag");
+        assert_eq!(elsewhere, Some(false), "another state directory");
     }
 }

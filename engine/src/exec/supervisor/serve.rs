@@ -41,8 +41,12 @@ use crate::exec::Ending;
 /// A waiter thread only blocks in a few syscalls and writes two lines.
 const WAITER_STACK_SIZE: usize = 128 * 1024;
 
-/// How often a waiter looks whether the escaped processes it killed are gone.
+/// How often a waiter looks again at the escaped processes it killed, or could not yet tell.
 const ESCAPED_POLL: Duration = Duration::from_millis(5);
+
+/// How long an adopted process with an empty environment (one executing a new program) is
+/// looked at again before it is taken for none of the attempt's.
+const EMPTY_ENVIRONMENT_WAIT: Duration = Duration::from_millis(100);
 
 /// What the supervisor runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,24 +454,36 @@ fn wait_for(shared: &Shared, job: &Job) -> Reply {
 /// adopted children that carry its marker, then theirs, adopted as those die, and so on.
 /// Returns whether they are all gone, or some outlived SIGKILL for [`KILLED_SETTLE`].
 fn kill_escaped(shared: &Shared, marker: &Marker) -> bool {
-    let deadline = Instant::now() + KILLED_SETTLE;
+    let started = Instant::now();
+    let deadline = started + KILLED_SETTLE;
     loop {
-        let killed: Vec<u32> = {
+        let mut unsure = false;
+        let mut killed = Vec::new();
+        {
             // Unreaped while both locks are held, so each pid is still the process looked at.
             let _spawning = shared.spawning();
             let children = shared.children();
             let commands = children.values().map(|child| child.pid).collect();
-            escaped::adopted(&commands)
-                .into_iter()
-                .filter(|pid| {
-                    marker.carried_by(*pid)
-                        && nix::sys::signal::kill(Pid::from_raw(*pid as i32), Signal::SIGKILL)
+            for pid in escaped::adopted(&commands) {
+                match marker.carried_by(pid) {
+                    Some(true) => {
+                        if nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
                             .is_ok()
-                })
-                .collect()
-        };
+                        {
+                            killed.push(pid);
+                        }
+                    }
+                    Some(false) => {}
+                    None => unsure = true,
+                }
+            }
+        }
         if killed.is_empty() {
-            return true;
+            if !unsure || started.elapsed() >= EMPTY_ENVIRONMENT_WAIT {
+                return true;
+            }
+            thread::sleep(ESCAPED_POLL);
+            continue;
         }
         tracing::debug!(
             ?killed,
