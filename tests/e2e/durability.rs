@@ -158,6 +158,175 @@ fn cancel_from_another_process_stops_the_run_and_its_processes() {
     assert_eq!(again.code, 2, "cancelling a finished run is an input error");
 }
 
+/// What `/proc/PID/stat` says of a live (not zombie) process: its session; `None` once it is
+/// gone (or only a zombie is left).
+fn live_session(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp session ...
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    (fields.first() != Some(&"Z"))
+        .then(|| fields.get(3)?.parse().ok())
+        .flatten()
+}
+
+/// What a test started that must not outlive it, whatever it asserts: on drop, an engine still
+/// running gets SIGTERM (which cancels its run) and the processes are SIGKILLed.
+struct Strays {
+    engine: Child,
+    pids: Vec<u32>,
+}
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        if self.engine.try_wait().is_ok_and(|status| status.is_none()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.engine.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.engine.wait();
+        }
+        for pid in &self.pids {
+            if live_session(*pid).is_some() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Issue 15.10: a process that left its attempt's process group (`setsid`, or a daemon's
+/// fork-setsid-fork) is stopped with the attempt: when its command ends, and when it is
+/// cancelled. Another attempt's are left alone until that one ends. Each pid is written once
+/// its process has left the group, and `quick` ends only then.
+#[test]
+fn descendants_that_left_the_group_are_stopped_when_their_attempt_ends_or_is_cancelled() {
+    let env = Env::new();
+    let dir = env.path().display().to_string();
+    env.write(
+        "escape.pipe",
+        &format!(
+            r#"pipeline escape {{
+  step quick {{
+    run "setsid sh -c 'echo $$ > {dir}/quick.pid; exec sleep 300' & while [ ! -s {dir}/quick.pid ]; do sleep 0.01; done"
+  }}
+  step slow {{
+    run "setsid sh -c 'echo $$ > {dir}/slow.pid; exec sleep 300' & (setsid sh -c 'sleep 300 & echo $! > {dir}/daemon.pid' &); sleep 300; echo > {{out}}/x"
+  }}
+}}
+"#
+        ),
+    );
+    let mut strays = Strays {
+        engine: spawn_engine(&env, &["run", "escape.pipe", "--jobs", "2"]),
+        pids: Vec::new(),
+    };
+    let pid = |name: &str| -> Option<u32> {
+        std::fs::read_to_string(env.path().join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let mut pids = Vec::new();
+    let written = wait_for(Duration::from_secs(20), || {
+        pids = ["quick.pid", "slow.pid", "daemon.pid"]
+            .iter()
+            .filter_map(|name| pid(name))
+            .collect();
+        pids.len() == 3
+    });
+    strays.pids.clone_from(&pids);
+    assert!(written, "the commands write their escapees' pids");
+    let (quick, slow, daemon) = (pids[0], pids[1], pids[2]);
+    let engine_session = live_session(strays.engine.id());
+    for escaped in [slow, daemon] {
+        let session = live_session(escaped);
+        assert!(
+            session.is_some() && session != engine_session,
+            "process {escaped} left the attempt's session"
+        );
+    }
+
+    assert!(
+        wait_for(Duration::from_secs(10), || live_session(quick).is_none()),
+        "the escapee of a command that ended is stopped"
+    );
+    assert!(
+        live_session(slow).is_some() && live_session(daemon).is_some(),
+        "a running attempt's escapees are not stopped by another attempt's end"
+    );
+
+    let cancel = env.engine(&["cancel", "1"]);
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    assert_eq!(strays.engine.wait().unwrap().code(), Some(1));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            live_session(slow).is_none() && live_session(daemon).is_none()
+        }),
+        "cancel stops the escapees of the cancelled attempt"
+    );
+}
+
+/// The parent of a process, from `/proc/PID/stat`; `None` once it is reaped.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Issue 15.10: the supervisor adopts a process of an attempt whose parent died, and reaps it
+/// when it ends while the attempt still runs, so no zombie is left.
+#[test]
+fn the_supervisor_adopts_an_orphaned_process_and_reaps_it_when_it_ends() {
+    let env = Env::new();
+    let dir = env.path().display().to_string();
+    env.write(
+        "orphan.pipe",
+        &format!(
+            r#"pipeline orphan {{
+  step wait {{
+    run "(setsid sh -c 'echo $$ > {dir}/orphan.pid; while [ ! -e {dir}/go ]; do sleep 0.01; done' &); sleep 300"
+  }}
+}}
+"#
+        ),
+    );
+    let mut strays = Strays {
+        engine: spawn_engine(&env, &["run", "orphan.pipe"]),
+        pids: Vec::new(),
+    };
+    let mut orphan = None;
+    assert!(wait_for(Duration::from_secs(20), || {
+        orphan = std::fs::read_to_string(env.path().join("orphan.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok());
+        orphan.is_some()
+    }));
+    let orphan: u32 = orphan.unwrap();
+    strays.pids.push(orphan);
+    let supervisor = supervisors(env.path());
+    assert_eq!(supervisor.len(), 1, "one supervisor: {supervisor:?}");
+    assert!(
+        wait_for(Duration::from_secs(10), || parent(orphan)
+            == Some(supervisor[0])),
+        "the orphan is given to the supervisor, not to {:?}",
+        parent(orphan)
+    );
+    env.write("go", "");
+    assert!(
+        wait_for(Duration::from_secs(10), || parent(orphan).is_none()),
+        "the orphan is reaped once it ends"
+    );
+    assert_eq!(env.engine(&["cancel", "1"]).code, 0);
+    assert_eq!(strays.engine.wait().unwrap().code(), Some(1));
+}
+
 #[test]
 fn cancelling_a_run_whose_engine_was_killed_stops_its_tasks() {
     let env = Env::new();

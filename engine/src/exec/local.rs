@@ -46,8 +46,9 @@
 //! If the [`RunningAttempt`] is dropped before `wait` finishes, its `Drop` has the group killed;
 //! the supervisor reaps the leader as always, so no zombie is left.
 //!
-//! A process that leaves the group (`setsid`, `setpgid`) escapes all of this; containing those
-//! needs cgroups, which is a job for a container executor.
+//! A process that leaves the group (`setsid`, `setpgid`) escapes all of this. The supervisor,
+//! its child subreaper, kills the attempt's escaped processes after step 4, before it records
+//! the end (see the supervisor's `escaped` module).
 
 use std::fs;
 use std::future::pending;

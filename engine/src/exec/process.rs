@@ -4,6 +4,7 @@
 //!
 //! The two raw syscalls without a safe wrapper that fits (`waitid` with `WNOWAIT` on every unix,
 //! `wait4` for per-child rusage) each live in one small function that allows `unsafe_code`.
+//! (`nix`'s `waitid` rejects the real-time signals, as its `waitpid` does.)
 
 use std::io;
 use std::thread;
@@ -27,30 +28,50 @@ pub(crate) const KILLED_SETTLE: Duration = Duration::from_secs(2);
 pub(crate) fn wait_exited_unreaped(pid: u32) -> io::Result<()> {
     let pid = raw_pid(pid)?;
     loop {
-        match waitid_nowait(pid) {
+        match waitid_nowait(libc::P_PID, pid as libc::id_t) {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            result => return result,
+            result => return result.map(drop),
         }
     }
 }
 
+/// Blocks until any child of this process has exited, WITHOUT reaping it; returns its pid. The
+/// same child is returned again until someone reaps it. Fails with `ECHILD` when there is no
+/// child at all.
+pub(crate) fn wait_any_exited_unreaped() -> io::Result<u32> {
+    loop {
+        match waitid_nowait(libc::P_ALL, 0) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result.map(|pid| pid as u32),
+        }
+    }
+}
+
+/// `waitid(WEXITED | WNOWAIT)`: the pid of the child that exited.
 #[allow(unsafe_code)]
-fn waitid_nowait(pid: libc::pid_t) -> io::Result<()> {
+fn waitid_nowait(idtype: libc::idtype_t, id: libc::id_t) -> io::Result<libc::pid_t> {
     // SAFETY: `siginfo_t` is a plain C struct for which all zeroes is a valid value; `waitid`
-    // writes at most one `siginfo_t` through the pointer, which is valid for the whole call.
-    let result = unsafe {
+    // writes at most one `siginfo_t` through the pointer, which is valid for the whole call, and
+    // after a successful `waitid(WEXITED)` it holds a SIGCHLD's fields, `si_pid` among them.
+    let (result, pid) = unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOWAIT,
-        )
+        let result = libc::waitid(idtype, id, &mut info, libc::WEXITED | libc::WNOWAIT);
+        (result, info.si_pid())
     };
     if result == 0 {
-        Ok(())
+        Ok(pid)
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Reaps the child `pid` if it has ended, without waiting and without asking how.
+pub(crate) fn reap_if_ended(pid: u32) {
+    if let Ok(raw) = raw_pid(pid) {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(raw),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
     }
 }
 
@@ -150,6 +171,7 @@ pub(crate) fn signal_group(pgid: u32, signal: Option<Signal>) -> nix::Result<()>
 /// What `/proc/PID/stat` says about one process.
 struct Stat {
     state: char,
+    ppid: i64,
     pgrp: i64,
 }
 
@@ -164,13 +186,41 @@ impl Stat {
 fn stat(pid: &str) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may itself hold ')' and spaces: the
-    // fields that follow start after the last ')'. Field 3 is the state, 5 the pgrp.
+    // fields that follow start after the last ')'. Field 3 is the state, 4 the ppid, 5 the pgrp.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     Some(Stat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
     })
+}
+
+/// The children of this process, zombies included (empty but on Linux).
+///
+/// They are read from `/proc/self/task/PID/children`: those of the main thread, which is the
+/// one a child subreaper's adopted orphans are given to, and in the supervisor the one that
+/// starts the commands. The kernel builds that list a child at a time, so a child reaped while
+/// it is read may hide the next one: the caller holds whatever lock its reaping takes. On a
+/// kernel without that file, every process's `/proc/PID/stat` is read for its parent.
+pub(crate) fn own_children() -> Vec<u32> {
+    let own = std::process::id();
+    match std::fs::read_to_string(format!("/proc/self/task/{own}/children")) {
+        Ok(text) => text
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect(),
+        Err(_) => {
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| stat(&pid.to_string()).is_some_and(|s| s.ppid == i64::from(own)))
+                .collect()
+        }
+    }
 }
 
 /// Whether a process with this pid exists and is not a zombie.

@@ -15,7 +15,12 @@
 //! one JSON object a line ([`protocol`]); it shares the engine's stderr, where it logs what goes
 //! wrong on its side. In the library's unit tests it is a thread of the test process instead,
 //! serving the same protocol, since the test binary is not the engine.
+//!
+//! The supervisor process is the child subreaper of its commands' descendants, so that it can
+//! kill an attempt's processes that left its process group as well (module `escaped`); the thread
+//! of the unit tests is not.
 
+mod escaped;
 mod programs;
 pub mod protocol;
 mod serve;
@@ -52,7 +57,7 @@ pub fn serve_stdin() -> ExitCode {
         .as_fd()
         .try_clone_to_owned()
         .map(UnixStream::from)
-        .and_then(serve::serve);
+        .and_then(|socket| serve::serve(socket, serve::Host::Process));
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -120,7 +125,7 @@ impl Supervisor {
         let (pid, process) = if cfg!(test) {
             thread::Builder::new()
                 .name("supervisor".to_string())
-                .spawn(move || serve::serve(theirs))?;
+                .spawn(move || serve::serve(theirs, serve::Host::Thread))?;
             (None, None)
         } else {
             let child = std::process::Command::new(own_binary()?)

@@ -61,7 +61,8 @@ pub enum Reply {
     Started { id: u64, pid: u32 },
     /// The command could not be started.
     Refused { id: u64, error: String },
-    /// The command's process ended and was reaped, and its group was killed.
+    /// The command's process ended and was reaped, and its group and the attempt's processes
+    /// that escaped it were killed.
     Ended { id: u64, ended: Ended },
 }
 
@@ -72,7 +73,8 @@ pub struct Ended {
     pub user_cpu_us: u64,
     pub sys_cpu_us: u64,
     pub max_rss_bytes: u64,
-    /// Whether processes of the group outlived SIGKILL for a couple of seconds.
+    /// Whether processes of the group, or of the attempt that escaped it, outlived SIGKILL for a
+    /// couple of seconds.
     pub leftovers: bool,
 }
 

@@ -7,6 +7,14 @@
 //!
 //! A group is signalled only while its leader is unreaped (so its pgid cannot name a stranger),
 //! under the lock that the waiter also takes to reap it: see the local executor's docs.
+//!
+//! As a process of its own ([`Host::Process`]) the supervisor is also the child subreaper of
+//! its commands' descendants: when a command ends, its waiter kills the processes of the attempt
+//! that escaped its group as well ([`escaped`](super::escaped)), and a reaper thread reaps
+//! every adopted child that ends. No child is reaped but under the children lock, and none that
+//! is a command but by its waiter, so the reaper never takes a command's status; commands are
+//! spawned under the spawning lock, which the reaper takes first, so that none of them is
+//! taken for an adopted child before it is in the table.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -19,9 +27,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
+use super::escaped::{self, Marker};
 use super::programs::Programs;
 use super::protocol::{Ended, EndedLine, Program, Reply, Request, Start, Status};
 use crate::exec::process::{self, signal_group, KILLED_SETTLE};
@@ -29,6 +40,25 @@ use crate::exec::Ending;
 
 /// A waiter thread only blocks in a few syscalls and writes two lines.
 const WAITER_STACK_SIZE: usize = 128 * 1024;
+
+/// How often a waiter looks again at the escaped processes it killed, or could not yet tell.
+const ESCAPED_POLL: Duration = Duration::from_millis(5);
+
+/// How long an adopted process with an empty environment (one executing a new program) is
+/// looked at again before it is taken for none of the attempt's.
+const EMPTY_ENVIRONMENT_WAIT: Duration = Duration::from_millis(100);
+
+/// What the supervisor runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Host {
+    /// A process of its own, the `engine` binary's: it becomes the child subreaper of its
+    /// commands' descendants and reaps every child it adopts.
+    Process,
+    /// A thread of a unit test's process, which is not made a subreaper and reaps nothing but
+    /// its own commands: being a subreaper is an attribute of the whole process, and reaping
+    /// any other child would take a status that the test's own code waits for.
+    Thread,
+}
 
 /// A command the supervisor started and has not yet reaped.
 struct Child {
@@ -45,13 +75,22 @@ struct Job {
     pid: u32,
     tag: String,
     ended_log: std::path::PathBuf,
+    /// How the attempt's processes that escape its group are told.
+    marker: Option<Marker>,
 }
 
 struct Shared {
+    /// The commands not yet reaped (pid 0 once reaped, until the waiter is done). Every reaping
+    /// of a child of this process is done under this lock.
     children: Mutex<HashMap<u64, Child>>,
+    /// Held while a command is spawned and put in `children`, so that a command is never seen
+    /// as a child that is not one; it counts the commands spawned.
+    spawning: Mutex<u64>,
+    /// Notified when a command has been spawned.
+    spawned: Condvar,
     /// The waiter threads waiting for a job, each by its own channel.
     idle: Mutex<Vec<mpsc::Sender<Job>>>,
-    /// Notified whenever a child is removed.
+    /// Notified whenever a child is reaped or removed.
     removed: Condvar,
     replies: Mutex<UnixStream>,
     /// The ended log written last, kept open for the next end: usually of the same run.
@@ -62,6 +101,10 @@ impl Shared {
     fn children(&self) -> MutexGuard<'_, HashMap<u64, Child>> {
         // A poisoned lock only means a waiter panicked; the table itself is consistent.
         self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawning(&self) -> MutexGuard<'_, u64> {
+        self.spawning.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends a reply; an engine that is gone no longer needs it.
@@ -77,14 +120,19 @@ impl Shared {
 
 /// Serves the engine at the other end of `socket` until it hangs up and every command it
 /// started has ended.
-pub fn serve(socket: UnixStream) -> io::Result<()> {
+pub(super) fn serve(socket: UnixStream, host: Host) -> io::Result<()> {
     let shared = Arc::new(Shared {
         children: Mutex::new(HashMap::new()),
+        spawning: Mutex::new(0),
+        spawned: Condvar::new(),
         idle: Mutex::new(Vec::new()),
         removed: Condvar::new(),
         replies: Mutex::new(socket.try_clone()?),
         ended_log: Mutex::new(None),
     });
+    if host == Host::Process {
+        adopt_orphans(&shared);
+    }
     let mut programs = Programs::default();
     for line in BufReader::new(socket).lines() {
         let Ok(line) = line else {
@@ -117,11 +165,79 @@ pub fn serve(socket: UnixStream) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes this process the child subreaper of its commands' descendants, and starts the thread
+/// that reaps what it adopts.
+fn adopt_orphans(shared: &Arc<Shared>) {
+    #[cfg(target_os = "linux")]
+    {
+        if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!(
+                %error,
+                "cannot become a child subreaper: processes that leave an attempt's group outlive it"
+            );
+            return;
+        }
+        let shared = shared.clone();
+        let reaper = thread::Builder::new()
+            .name("orphan-reaper".to_string())
+            .stack_size(WAITER_STACK_SIZE)
+            .spawn(move || reap_adopted(&shared));
+        if let Err(error) = reaper {
+            tracing::error!(%error, "cannot start the thread that reaps adopted processes");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = shared;
+}
+
+/// The reaper thread: reaps each child that ends and is not a command, for ever.
+fn reap_adopted(shared: &Shared) {
+    loop {
+        let spawned = *shared.spawning();
+        let pid = match process::wait_any_exited_unreaped() {
+            Ok(pid) => pid,
+            Err(error) if error.raw_os_error() == Some(libc::ECHILD) => {
+                // No child at all: none can be adopted before the next command is spawned.
+                let spawning = shared.spawning();
+                drop(
+                    shared
+                        .spawned
+                        .wait_while(spawning, |count| *count == spawned)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot wait for the adopted processes");
+                return;
+            }
+        };
+        let spawning = shared.spawning();
+        let children = shared.children();
+        if children.values().any(|child| child.pid == pid) {
+            // A command: its waiter reaps it.
+            drop(spawning);
+            drop(
+                shared
+                    .removed
+                    .wait_while(children, |children| {
+                        children.values().any(|child| child.pid == pid)
+                    })
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        } else {
+            process::reap_if_ended(pid);
+        }
+    }
+}
+
 fn start(shared: &Arc<Shared>, programs: &mut Programs, start: Start) {
     let id = start.id;
+    let mut spawning = shared.spawning();
     let (pid, gate) = match spawn(programs, &start) {
         Ok(spawned) => spawned,
         Err(error) => {
+            drop(spawning);
             let error = error.to_string();
             shared.reply(&Reply::Refused { id, error });
             return;
@@ -135,18 +251,24 @@ fn start(shared: &Arc<Shared>, programs: &mut Programs, start: Start) {
             released: !start.held,
         },
     );
+    *spawning += 1;
+    drop(spawning);
+    shared.spawned.notify_all();
     shared.reply(&Reply::Started { id, pid });
     let job = Job {
         id,
         pid,
+        marker: Marker::of(&start.env),
         tag: start.tag,
         ended_log: start.ended_log,
     };
     if hand_to_waiter(shared, job).is_err() {
         // No thread to wait for it: kill it (unreaped, so the group is its own) and reap it.
+        let mut children = shared.children();
         let _ = signal_group(pid, Some(Signal::SIGKILL));
         let _ = process::reap(pid);
-        shared.children().remove(&id);
+        children.remove(&id);
+        drop(children);
         shared.removed.notify_all();
         shared.reply(&Reply::Ended {
             id,
@@ -175,7 +297,7 @@ fn hand_to_waiter(shared: &Arc<Shared>, job: Job) -> io::Result<()> {
             .stack_size(WAITER_STACK_SIZE)
             .spawn(move || {
                 while let Ok(job) = jobs.recv() {
-                    let ended = wait_for(&shared, job.id, job.pid, &job.tag, &job.ended_log);
+                    let ended = wait_for(&shared, &job);
                     // Idle before the engine hears of the end: the next command it starts,
                     // likely at once, then finds this thread free instead of starting another.
                     let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -280,9 +402,10 @@ fn release(shared: &Shared, id: u64) {
 }
 
 /// The waiter of one command: sees it exit, kills what is left of its group, reaps it, waits
-/// for the killed processes to vanish and records the end; returns the reply that tells the
-/// engine.
-fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) -> Reply {
+/// for the killed processes to vanish, kills the attempt's processes that escaped the group
+/// and records the end; returns the reply that tells the engine.
+fn wait_for(shared: &Shared, job: &Job) -> Reply {
+    let (id, pid) = (job.id, job.pid);
     let exited = process::wait_exited_unreaped(pid);
     let (reaped, released) = {
         let mut children = shared.children();
@@ -298,7 +421,13 @@ fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) -> 
         });
         (reaped, released)
     };
+    shared.removed.notify_all();
     let leftovers = !process::group_empty(pid) && !process::wait_group_gone(pid, KILLED_SETTLE);
+    let leftovers = job
+        .marker
+        .as_ref()
+        .is_some_and(|marker| !kill_escaped(shared, marker))
+        || leftovers;
     let ended = match reaped {
         Ok(reaped) => Ended {
             status: match reaped.ending {
@@ -314,11 +443,62 @@ fn wait_for(shared: &Shared, id: u64, pid: u32, tag: &str, ended_log: &Path) -> 
         Err(_) => unknown_end(),
     };
     if released {
-        record_end(shared, ended_log, tag, ended.status);
+        record_end(shared, &job.ended_log, &job.tag, ended.status);
     }
     shared.children().remove(&id);
     shared.removed.notify_all();
     Reply::Ended { id, ended }
+}
+
+/// SIGKILLs the attempt's processes that escaped its group, now that the group is dead: the
+/// adopted children that carry its marker, then theirs, adopted as those die, and so on.
+/// Returns whether they are all gone, or some outlived SIGKILL for [`KILLED_SETTLE`].
+fn kill_escaped(shared: &Shared, marker: &Marker) -> bool {
+    let started = Instant::now();
+    let deadline = started + KILLED_SETTLE;
+    loop {
+        let mut unsure = false;
+        let mut killed = Vec::new();
+        {
+            // Unreaped while both locks are held, so each pid is still the process looked at.
+            let _spawning = shared.spawning();
+            let children = shared.children();
+            let commands = children.values().map(|child| child.pid).collect();
+            for pid in escaped::adopted(&commands) {
+                match marker.carried_by(pid) {
+                    Some(true) => {
+                        if nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
+                            .is_ok()
+                        {
+                            killed.push(pid);
+                        }
+                    }
+                    Some(false) => {}
+                    None => unsure = true,
+                }
+            }
+        }
+        if killed.is_empty() {
+            if !unsure || started.elapsed() >= EMPTY_ENVIRONMENT_WAIT {
+                return true;
+            }
+            thread::sleep(ESCAPED_POLL);
+            continue;
+        }
+        tracing::debug!(
+            ?killed,
+            "killed processes that escaped their attempt's group"
+        );
+        // Only reads from here: at worst, if a pid was reaped and reused, this waits for a
+        // stranger until the deadline.
+        while killed.iter().any(|pid| process::process_alive(*pid)) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            thread::sleep(ESCAPED_POLL.min(deadline - now));
+        }
+    }
 }
 
 fn unknown_end() -> Ended {
