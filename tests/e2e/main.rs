@@ -7,6 +7,7 @@
 mod check;
 mod daemon;
 mod durability;
+mod faults;
 mod fmt;
 mod graph;
 mod logging;

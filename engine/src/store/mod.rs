@@ -165,16 +165,28 @@ impl Store {
             source,
         })?;
         let path = state_dir.join("state.redb");
-        let db = Database::builder()
+        let created = !path.exists();
+        let opened = Database::builder()
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(&path)
             .map_err(|source| StoreError::Open {
                 path: path.clone(),
                 source,
-            })?;
-        let store = Store { db, path };
-        store.init_schema()?;
-        Ok(store)
+            })
+            .and_then(|db| {
+                let store = Store {
+                    db,
+                    path: path.clone(),
+                };
+                store.init_schema()?;
+                Ok(store)
+            });
+        if opened.is_err() && created {
+            // A store that could not be made (a full disk) must not be left half made: the next
+            // open would take it for a damaged one and refuse it.
+            let _ = std::fs::remove_file(&path);
+        }
+        opened
     }
 
     pub fn path(&self) -> &Path {
