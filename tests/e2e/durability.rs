@@ -633,3 +633,44 @@ fn sigkill_at_random_moments_loses_nothing_and_runs_nothing_twice() {
         again.stderr
     );
 }
+
+/// Issue 16.D: after a SIGKILL of an `engine run` of pipeline y, the next `engine run y` waited
+/// for the tasks of pipeline x, which another engine on the same state directory was running.
+#[test]
+fn recovery_waits_only_for_the_tasks_of_the_runs_it_settles() {
+    let env = Env::new();
+    env.write(
+        "x.pipe",
+        "pipeline x {\n  step long { run \"sleep 30; echo x > {out}/x\" }\n}\n",
+    );
+    env.write(
+        "y.pipe",
+        "pipeline y {\n  step short { run \"sleep 1; echo y > {out}/y\" }\n}\n",
+    );
+    let mut x = spawn_engine(&env, &["run", "x.pipe"]);
+    let mut y = spawn_engine(&env, &["run", "y.pipe"]);
+    // Both tasks running: then y's engine dies.
+    assert!(wait_for(Duration::from_secs(20), || {
+        [1, 2]
+            .iter()
+            .all(|run| show(&env, *run).is_some_and(|s| s["tasks"][0]["status"] == "running"))
+    }));
+    y.kill().unwrap();
+    y.wait().unwrap();
+
+    let started = Instant::now();
+    let again = env.engine(&["run", "y.pipe"]);
+    let took = started.elapsed();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        took < Duration::from_secs(15),
+        "the run of y waited {took:?}, for x's task\n{}",
+        again.stderr
+    );
+    assert!(x.try_wait().unwrap().is_none(), "x is still running");
+    x.kill().unwrap();
+    x.wait().unwrap();
+    for run in ["1", "2"] {
+        let _ = env.engine(&["cancel", run]);
+    }
+}

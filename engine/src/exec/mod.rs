@@ -17,7 +17,7 @@ pub mod slurm;
 pub mod supervisor;
 pub mod tag;
 
-pub use tag::{AttemptTag, ATTEMPT_VAR, STATE_DIR_VAR};
+pub use tag::{AttemptTag, ATTEMPT_VAR, ENGINE_PID_VAR, STATE_DIR_VAR};
 
 /// How long a stopped attempt (cancelled, timed out) gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 /// Set in every attempt's environment: the state directory of the engine that started it.
 pub const STATE_DIR_VAR: &str = "ENGINE_STATE_DIR";
+/// Set in a supervisor's environment: the pid of the engine process it serves, so that recovery
+/// waits only for the supervisors of the engines whose runs it settles.
+pub const ENGINE_PID_VAR: &str = "ENGINE_PID";
 /// Set in every attempt's environment: its [`AttemptTag`].
 pub const ATTEMPT_VAR: &str = "ENGINE_ATTEMPT";
 

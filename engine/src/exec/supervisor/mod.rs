@@ -131,6 +131,7 @@ impl Supervisor {
             let child = std::process::Command::new(own_binary()?)
                 .arg(SUPERVISOR_FLAG)
                 .env(super::STATE_DIR_VAR, state_dir)
+                .env(super::ENGINE_PID_VAR, std::process::id().to_string())
                 .stdin(OwnedFd::from(theirs))
                 .stdout(std::process::Stdio::null())
                 .process_group(0)

@@ -374,6 +374,8 @@ fn run(mut command: Command, start: &Start, held: Option<&UnixStream>) -> io::Re
     };
     command
         .current_dir(&start.workdir)
+        // The supervisor's own mark, not the attempt's.
+        .env_remove(crate::exec::ENGINE_PID_VAR)
         .envs(start.env.iter().map(|(name, value)| (name, value)))
         .stdin(stdin)
         .stdout(stdout)

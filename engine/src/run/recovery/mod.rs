@@ -40,7 +40,7 @@ use super::publish::{collect_published, publish};
 use super::{RunError, RunOptions};
 use crate::exec::files::{attempt_files, decided_log, decided_tasks, ended_log, recorded_end};
 use crate::exec::supervisor::SUPERVISOR_FLAG;
-use crate::exec::{AttemptTag, ATTEMPT_VAR, STATE_DIR_VAR};
+use crate::exec::{AttemptTag, ATTEMPT_VAR, ENGINE_PID_VAR, STATE_DIR_VAR};
 
 /// Which interrupted runs to reconcile.
 #[derive(Debug, Clone, Copy)]
@@ -151,9 +151,12 @@ fn settle_runs(
             );
         }
     }
-    // The supervisors of engines that died record the ends of their commands, the last of
-    // which may have ended just now: the ended logs are complete once they have exited.
-    for pid in foreign_supervisors(&options.state_dir) {
+    // The supervisors of the engines that died record the ends of their commands, the last of
+    // which may have ended just now: the ended logs are complete once they have exited. Those
+    // of engines that live, or of other runs' dead engines, are none of this recovery's business.
+    let owners: std::collections::HashSet<u32> =
+        orphaned.iter().filter_map(|run| run.owner_pid).collect();
+    for pid in foreign_supervisors(&options.state_dir, &owners) {
         adopt(pid, "");
     }
     let slurm_jobs = reattach_slurm(store, options, &orphaned, kill)?;
@@ -353,13 +356,20 @@ fn with_state_dir(state_dir: &Path) -> Vec<(u32, Vec<Vec<u8>>)> {
     found
 }
 
-/// The live supervisors of engines for `state_dir` other than this one's.
-fn foreign_supervisors(state_dir: &Path) -> Vec<u32> {
+/// The live supervisors for `state_dir`, other than this engine's, of the engines in `owners`
+/// (or of an engine that did not say which it served, as older ones did not).
+fn foreign_supervisors(state_dir: &Path, owners: &std::collections::HashSet<u32>) -> Vec<u32> {
     let own = crate::exec::supervisor::own_pids();
+    let owner_prefix = format!("{ENGINE_PID_VAR}=");
     with_state_dir(state_dir)
         .into_iter()
-        .filter(|(pid, _)| {
+        .filter(|(pid, vars)| {
+            let served = vars
+                .iter()
+                .find_map(|v| v.strip_prefix(owner_prefix.as_bytes()))
+                .and_then(|pid| std::str::from_utf8(pid).ok()?.parse::<u32>().ok());
             !own.contains(pid)
+                && served.is_none_or(|engine| owners.contains(&engine))
                 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
                     cmdline.split(|b| *b == 0).nth(1) == Some(SUPERVISOR_FLAG.as_bytes())
                 })
