@@ -25,15 +25,18 @@ pub async fn get(
             "query parameter `path`: `{path}` is not an absolute path"
         )));
     }
-    // The store records products by their canonical path; a path through a symlink finds them too.
-    let path = std::fs::canonicalize(path)
+    // The store records products by their canonical path; a path through a symlink finds them
+    // too. What the path resolves to is never told: for a path that is no product, the answer
+    // is the same whether a file is there or not, and names the path as asked.
+    let asked = path.to_string();
+    let resolved = std::fs::canonicalize(path)
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| path.to_string());
+        .unwrap_or_else(|_| asked.clone());
     let node = state
         .blocking(move |state| {
-            lineage(&state.store, &path)?.ok_or_else(|| {
+            lineage(&state.store, &resolved)?.ok_or_else(|| {
                 ApiError::NotFound(format!(
-                    "`{path}` is not a product the engine knows (products are files in a task's output directory)"
+                    "`{asked}` is not a product the engine knows (products are files in a task's output directory)"
                 ))
             })
         })

@@ -106,6 +106,20 @@ async fn traces_a_product_back_through_the_tasks_that_made_it() {
     assert!(reply
         .error(404)
         .starts_with("`/no/such/product` is not a product"));
+    // Issue 16.2: the answer for a path that is no product is the same whether or not a file is
+    // there, and never shows where the path leads (it was a file-existence oracle).
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    for asked in ["/etc/../etc/passwd", "/proc/self/cwd", "/no/../such/file"] {
+        let error = server
+            .get(&format!("/lineage?path={asked}"))
+            .await
+            .error(404);
+        assert_eq!(
+            error,
+            format!("`{asked}` is not a product the engine knows (products are files in a task's output directory)")
+        );
+        assert!(!error.contains(&cwd) || cwd == "/", "{error}");
+    }
     assert_eq!(
         server.get("/lineage?path=relative.txt").await.error(400),
         "query parameter `path`: `relative.txt` is not an absolute path"
