@@ -21,6 +21,9 @@ pub enum ApiError {
     /// 403: a token that is not the daemon's.
     #[error("the token is not the daemon's")]
     Forbidden,
+    /// 403: a `Host` name the daemon does not answer to (see `hosts`).
+    #[error("the host name `{0}` is not one this daemon answers to (a defence against DNS rebinding): use its address, or start the daemon with `--allow-host NAME`")]
+    HostNotAllowed(String),
     /// 404: an unknown route, run, task, pipeline, step or product.
     #[error("{0}")]
     NotFound(String),
@@ -52,7 +55,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

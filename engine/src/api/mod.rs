@@ -12,6 +12,7 @@
 //! use std::path::Path;
 //! use std::sync::Arc;
 //!
+//! use engine::api::hosts::AllowedHosts;
 //! use engine::api::{load_or_create_token, serve, ApiState, Control};
 //! use engine::store::Store;
 //! use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@
 //!         control,
 //!         token,
 //!         public_reads: false,
+//!         hosts: AllowedHosts::new([]),
 //!         state_dir: state_dir.to_path_buf(),
 //!     });
 //!     // Returns once `shutdown` is cancelled and the requests in flight are done.
@@ -45,6 +47,7 @@ pub mod control;
 mod error;
 mod failed;
 mod graph;
+pub mod hosts;
 mod lineage;
 mod logs;
 mod metrics;

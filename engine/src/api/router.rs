@@ -25,7 +25,7 @@ use super::error::ApiError;
 use super::response::{json, Response};
 use super::state::ApiState;
 use super::{
-    actions, failed, graph, lineage, logs, metrics, openapi, page, pipelines, queue, runs,
+    actions, failed, graph, hosts, lineage, logs, metrics, openapi, page, pipelines, queue, runs,
 };
 
 /// A route's handler, as the axum method router that serves it with the method it is given
@@ -100,6 +100,7 @@ pub fn router(state: Arc<ApiState>, shutdown: CancellationToken) -> Router {
     }
     router
         .fallback(no_route)
+        .layer(from_fn_with_state(state.clone(), hosts::check))
         .layer(Extension(shutdown))
         .with_state(state)
 }

@@ -19,6 +19,8 @@ pub struct ApiState {
     pub token: Token,
     /// When set, reads (GET) need no token; writes always do.
     pub public_reads: bool,
+    /// The `Host` names answered beside addresses and `localhost`.
+    pub hosts: super::hosts::AllowedHosts,
     /// The daemon's state directory (the store, logs and temporary outputs are under it).
     pub state_dir: PathBuf,
 }

@@ -56,6 +56,10 @@ pub struct DaemonArgs {
     /// (default: http://LISTEN).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// A host name the API answers to, beside IP addresses, localhost, this machine's name and
+    /// the host of --public-url (repeatable): any other `Host` is refused, against DNS rebinding.
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
     /// Attempts to deliver each webhook, the first included.
     #[arg(long, value_name = "N", default_value_t = 6)]
     webhook_attempts: u32,
@@ -159,6 +163,9 @@ pub fn run(args: &DaemonArgs) -> Result<Exit> {
             control: daemon.clone(),
             token,
             public_reads: args.public_reads,
+            hosts: api::hosts::AllowedHosts::new(
+                args.public_url.iter().chain(&args.allow_host).cloned(),
+            ),
             state_dir,
         });
         // The API outlives the drain, so a run's logs can be followed while it stops.

@@ -92,3 +92,40 @@ async fn auth_says_what_a_token_allows() {
     let reply = public.request(Method::GET, "/auth", None, &[], None).await;
     assert_eq!(reply.json()["public_reads"], true);
 }
+
+/// Issue 16.3: with `--public-reads` any `Host` was served, so another web site could read runs,
+/// commands and logs through a name of its own pointed at the daemon (DNS rebinding).
+#[tokio::test]
+async fn only_addresses_localhost_and_allowed_names_are_answered() {
+    let public = TestServer::public_reads().await;
+    for host in ["rebind.attacker.example:7878", "127.0.0.1.nip.io"] {
+        let reply = public
+            .request(Method::GET, "/runs", None, &[("host", host)], None)
+            .await;
+        assert_eq!(
+            reply.error(403),
+            format!("the host name `{host}` is not one this daemon answers to (a defence against DNS rebinding): use its address, or start the daemon with `--allow-host NAME`")
+        );
+    }
+    let page = public
+        .request(
+            Method::GET,
+            "/",
+            None,
+            &[("host", "rebind.attacker.example")],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    for host in [
+        "localhost:7878",
+        "trusted.example",
+        "[::1]:7878",
+        "10.0.0.7",
+    ] {
+        let reply = public
+            .request(Method::GET, "/runs", None, &[("host", host)], None)
+            .await;
+        assert_eq!(reply.status, 200, "{host}: {}", reply.body);
+    }
+}

@@ -64,6 +64,7 @@ impl TestServer {
             control: control.clone(),
             token: Token::new(TOKEN, "the test").unwrap(),
             public_reads,
+            hosts: crate::api::hosts::AllowedHosts::new(["trusted.example".to_string()]),
             state_dir,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
