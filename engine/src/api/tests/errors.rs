@@ -63,7 +63,7 @@ async fn ids_that_are_not_numbers_are_400() {
 async fn a_body_over_the_limit_is_413_by_its_declared_length() {
     let server = TestServer::start().await;
     let head = format!(
-        "POST /pipelines/hello/trigger HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+        "POST /pipelines/hello/trigger HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n\r\n",
         BODY_LIMIT + 1
     );
@@ -78,7 +78,7 @@ async fn a_body_over_the_limit_is_413_by_its_declared_length() {
 async fn a_chunked_body_over_the_limit_is_413_while_it_is_read() {
     let server = TestServer::start().await;
     let head = format!(
-        "POST /runs/1/rerun HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+        "POST /runs/1/rerun HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\n\
          transfer-encoding: chunked\r\n\r\n"
     );
     let mut body = Vec::new();
