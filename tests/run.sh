@@ -57,3 +57,14 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 (cd tests/web && ENGINE_BIN="$target/debug/engine" npm test)
 echo "(screenshots of every page at 1280 and 390 px: target/web-screenshots/)"
+
+# The API against docs/openapi.json: schemathesis, from PyPI, in a virtualenv (python3-venv).
+echo "== API schema tests"
+if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: the API schema tests need python3 with venv (Debian's python3-venv), and it cannot be installed here" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+SCHEMATHESIS_EXAMPLES=100 bash tests/api/schemathesis.sh "$target/debug/engine"

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::request::{JsonBody, RunId};
+use super::request::{present, JsonBody, RunId};
 use super::response::{json, Response};
 use super::state::ApiState;
 
@@ -44,6 +44,7 @@ pub async fn resume(
 #[serde(deny_unknown_fields)]
 pub struct RerunBody {
     /// Rerun this step and everything downstream of it; every step if absent.
+    #[serde(default, deserialize_with = "present")]
     from: Option<String>,
 }
 
@@ -65,6 +66,7 @@ pub async fn rerun(
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
     /// Retry only this step's failed tasks.
+    #[serde(default, deserialize_with = "present")]
     step: Option<String>,
 }
 

@@ -65,7 +65,12 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let stream = LogStream::from_query(query.get("stream"))?;
     let attempt: Option<u32> = query.number("attempt")?;
-    let follow = query.flag("follow")
+    if attempt == Some(0) {
+        return Err(ApiError::BadRequest(
+            "query parameter `attempt`: attempts are numbered from 1".into(),
+        ));
+    }
+    let follow = query.flag("follow")?
         || headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())

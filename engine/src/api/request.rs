@@ -64,10 +64,13 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIds {
     }
 }
 
-/// A segment as a run or task number; anything else is a 400 saying it is not a `what` number.
+/// A segment as a run or task number (an int64, as the schema says); anything else is a 400
+/// saying it is not a `what` number.
 fn id(text: &str, what: &str) -> Result<u64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{text}` is not a {what} number")))
+    text.parse::<i64>()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("`{text}` is not a {what} number")))
 }
 
 /// The query string as axum's [`Query`] decodes it: `name=value` pairs in order.
@@ -116,11 +119,41 @@ impl QueryParams {
             .transpose()
     }
 
-    /// Whether `name` is given as a true flag (`1`, `true`, `yes`, or no value).
-    pub fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| matches!(v, "" | "1" | "true" | "yes"))
+    /// The value of `name` as a non-negative int64, what the schema calls a time or an id.
+    pub fn int64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        let Some(value) = self.number::<u64>(name)? else {
+            return Ok(None);
+        };
+        if value > i64::MAX as u64 {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter `{name}`: `{value}` is larger than {}",
+                i64::MAX
+            )));
+        }
+        Ok(Some(value))
     }
+
+    /// Whether `name` is given as a true flag (`1`, `true`, `yes`, or no value) or a false one
+    /// (`0`, `false`, `no`; or not given); anything else is a 400.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("0" | "false" | "no") => Ok(false),
+            Some("" | "1" | "true" | "yes") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "query parameter `{name}`: `{other}` is neither true (`1`, `true`, `yes`) nor false (`0`, `false`, `no`)"
+            ))),
+        }
+    }
+}
+
+/// For an optional field of a body that may be left out (with `#[serde(default)]`) but not be
+/// `null`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The body as JSON of type `T`; an empty body is `None`. A body over [`BODY_LIMIT`] is refused
@@ -156,10 +189,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses a JSON body; empty (or only whitespace) is `None`.
+/// Parses a JSON body, which must be an object (serde would take an array for a struct);
+/// empty (or only whitespace) is `None`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(None);
+    };
+    if *first != b'{' {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object (`{...}`)".into(),
+        ));
     }
     serde_json::from_slice(bytes)
         .map(Some)
@@ -189,8 +228,10 @@ mod tests {
         let params = query("limit=5&follow&limit=7&x=%31");
         assert_eq!(params.get("limit"), Some("7"));
         assert_eq!(params.number::<u64>("x").unwrap(), Some(1));
-        assert!(params.flag("follow"));
-        assert!(!params.flag("missing"));
+        assert!(params.flag("follow").unwrap());
+        assert!(!params.flag("missing").unwrap());
+        assert!(!query("follow=0").flag("follow").unwrap());
+        assert!(query("follow=junk").flag("follow").is_err());
         let error = query("limit=ten").number::<u64>("limit").unwrap_err();
         assert_eq!(
             error.to_string(),

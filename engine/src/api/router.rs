@@ -143,12 +143,19 @@ pub async fn respond(
     shutdown: &CancellationToken,
     request: Request<Incoming>,
 ) -> Response {
-    if shutdown.is_cancelled() {
-        return ApiError::ShuttingDown.into_response();
-    }
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let response = dispatch(router, request).await;
-    tracing::debug!("api: {method} {path} {}", response.status().as_u16());
+    let mut response = if shutdown.is_cancelled() {
+        ApiError::ShuttingDown.into_response()
+    } else {
+        let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        let response = dispatch(router, request).await;
+        tracing::debug!("api: {method} {path} {}", response.status().as_u16());
+        response
+    };
+    // Every answer is what its Content-Type says: a browser must not guess otherwise.
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

@@ -119,8 +119,8 @@ fn filter(query: &QueryParams) -> Result<Filter, ApiError> {
         pipeline: query.get("pipeline").map(str::to_string),
         statuses,
         label: query.get("label").map(str::to_string),
-        since: query.number("since")?,
-        until: query.number("until")?,
+        since: query.int64("since")?,
+        until: query.int64("until")?,
     })
 }
 
@@ -133,8 +133,8 @@ fn page(query: &QueryParams) -> Result<Page, ApiError> {
     }
     Ok(Page {
         limit,
-        offset: query.number("offset")?.unwrap_or(0),
-        before: query.number("before")?,
+        offset: query.int64("offset")?.map_or(0, |offset| offset as usize),
+        before: query.int64("before")?,
     })
 }
 

@@ -102,3 +102,79 @@ async fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
         .starts_with("internal error: a request handler failed"));
     assert_eq!(server.get("/healthz").await.status, 200);
 }
+
+/// Issue 16.4: what the schema forbids the code refuses: an array for an object body, `null`
+/// for an optional string, a flag that is neither true nor false, a time past int64, attempt 0.
+#[tokio::test]
+async fn what_the_schema_forbids_is_a_400() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        server
+            .post("/pipelines/hello/trigger", "[{}]")
+            .await
+            .error(400),
+        "the body must be a JSON object (`{...}`)"
+    );
+    assert_eq!(
+        server
+            .post("/pipelines/hello/trigger", "  \"x\"")
+            .await
+            .error(400),
+        "the body must be a JSON object (`{...}`)"
+    );
+    for (path, field) in [("/runs/1/rerun", "from"), ("/runs/1/retry", "step")] {
+        let error = server
+            .post(path, &format!("{{\"{field}\": null}}"))
+            .await
+            .error(400);
+        assert!(error.contains("invalid type: null"), "{path}: {error}");
+    }
+    assert_eq!(
+        server.get("/runs/1/tasks/1/logs?follow=junk").await.error(400),
+        "query parameter `follow`: `junk` is neither true (`1`, `true`, `yes`) nor false (`0`, `false`, `no`)"
+    );
+    assert_eq!(
+        server
+            .get("/runs/1/tasks/1/logs?attempt=0")
+            .await
+            .error(400),
+        "query parameter `attempt`: attempts are numbered from 1"
+    );
+    assert_eq!(
+        server
+            .get("/runs?until=9223372036854775808")
+            .await
+            .error(400),
+        "query parameter `until`: `9223372036854775808` is larger than 9223372036854775807"
+    );
+    assert_eq!(
+        server.get("/runs?until=9223372036854775807").await.status,
+        200
+    );
+    assert_eq!(
+        server.get("/runs/9223372036854775808").await.error(400),
+        "`9223372036854775808` is not a run number"
+    );
+    assert!(
+        server.control.calls().is_empty(),
+        "{:?}",
+        server.control.calls()
+    );
+}
+
+/// Issue 16.4: no answer may be sniffed as another type than it says.
+#[tokio::test]
+async fn every_answer_says_nosniff() {
+    let server = TestServer::start().await;
+    for path in ["/healthz", "/", "/runs", "/nothing/here"] {
+        let reply = server.get(path).await;
+        assert_eq!(
+            reply
+                .headers
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}
