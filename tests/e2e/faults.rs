@@ -100,3 +100,55 @@ fn a_store_that_could_not_be_created_on_a_full_disk_leaves_nothing_behind() {
     let ran = run_in(env.path(), &["run", "hello.pipe", "--state", state_arg]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }
+
+/// Issue 16.C: with the state directory and `--out` on different file systems every task failed
+/// with "Invalid cross-device link (os error 18)".
+#[test]
+fn outputs_on_another_file_system_than_the_state_are_published() {
+    let Some(fs) = SmallFs::mount(8192) else {
+        return;
+    };
+    let env = Env::new();
+    env.write(
+        "two.pipe",
+        "pipeline two {\n  param n: int = 1\n  step make { run \"mkdir -p {out}/sub && echo {params.n} > {out}/sub/n && ln -s sub/n {out}/link\" }\n  step use {\n    input make\n    run \"cat {inputs} > {out}/copy\"\n  }\n}\n",
+    );
+    let out = fs.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let ran = run_in(env.path(), &["run", "two.pipe", "--out", out_arg]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("two/make/_all/sub/n")).unwrap(),
+        "1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("two/make/_all/link")).unwrap(),
+        "1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("two/use/_all/copy")).unwrap(),
+        "1\n"
+    );
+    let again = run_in(env.path(), &["run", "two.pipe", "--out", out_arg]);
+    assert!(again.stderr.contains("(2 cached)"), "{}", again.stderr);
+
+    // New outputs replace the old ones in place.
+    let changed = run_in(
+        env.path(),
+        &["run", "two.pipe", "--out", out_arg, "--param", "n=2"],
+    );
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("two/make/_all/sub/n")).unwrap(),
+        "2\n"
+    );
+    // Nothing staged or set aside is left beside the outputs, nor in the state directory.
+    let left: Vec<_> = std::fs::read_dir(out.join("two/make"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["_all"], "{left:?}");
+    let tmp = env.path().join(".engine/tmp");
+    let staged = std::fs::read_dir(&tmp).map_or(0, |d| d.count());
+    assert_eq!(staged, 0, "attempt directories left in {}", tmp.display());
+}

@@ -176,26 +176,127 @@ fn replace_dir(from: &Path, to: &Path, trash: &Path) -> Result<(), PublishError>
     };
     // Usually `to` is new and its parent there: one rename. Otherwise it fails without a
     // change, and the steps below make room.
-    if std::fs::rename(from, to).is_ok() {
-        return Ok(());
+    match std::fs::rename(from, to) {
+        Ok(()) => return Ok(()),
+        Err(error) if is_cross_device(&error) => return replace_across(from, to, trash),
+        Err(_) => {}
     }
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(moving)?;
     }
     let old = if to.exists() {
-        std::fs::create_dir_all(trash).map_err(moving)?;
-        let name = format!("{}-{}", std::process::id(), crate::store::now_ms());
-        let old = trash.join(name);
-        std::fs::rename(to, &old).map_err(moving)?;
-        Some(old)
+        Some(set_aside(to, trash).map_err(moving)?)
     } else {
         None
     };
-    std::fs::rename(from, to).map_err(moving)?;
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(error) if is_cross_device(&error) => {
+            // Put back what was set aside; the copy below replaces it.
+            if let Some(old) = &old {
+                std::fs::rename(old, to).map_err(moving)?;
+            }
+            return replace_across(from, to, trash);
+        }
+        Err(error) => return Err(moving(error)),
+    }
     if let Some(old) = old {
         let _ = std::fs::remove_dir_all(old);
     }
     Ok(())
+}
+
+/// Moves the directory `to` out of the way, into `trash` (the state directory's), or beside
+/// itself when `trash` is on another file system; returns where it went.
+fn set_aside(to: &Path, trash: &Path) -> std::io::Result<PathBuf> {
+    let name = format!("{}-{}", std::process::id(), crate::store::now_ms());
+    std::fs::create_dir_all(trash)?;
+    let old = trash.join(&name);
+    match std::fs::rename(to, &old) {
+        Err(error) if is_cross_device(&error) => {
+            let beside = sibling(to, &format!("old-{name}"));
+            std::fs::rename(to, &beside)?;
+            Ok(beside)
+        }
+        moved => moved.map(|()| old),
+    }
+}
+
+/// Replaces `to` by `from` when they are on different file systems (the state directory and
+/// `--out` apart): `from` is copied, with every file and directory synced, into a staging
+/// directory beside `to`, which is then renamed into place, so `to` is still replaced in one
+/// step. `from` is removed once it is.
+fn replace_across(from: &Path, to: &Path, trash: &Path) -> Result<(), PublishError> {
+    let moving = |source| PublishError::Move {
+        path: to.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(moving)?;
+    }
+    let name = format!("{}-{}", std::process::id(), crate::store::now_ms());
+    let staged = sibling(to, &format!("staging-{name}"));
+    if let Err(error) = copy_synced(from, &staged) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(moving(error));
+    }
+    let old = if to.exists() {
+        Some(set_aside(to, trash).map_err(moving)?)
+    } else {
+        None
+    };
+    std::fs::rename(&staged, to).map_err(moving)?;
+    if let Some(parent) = to.parent() {
+        sync_dir(parent).map_err(moving)?;
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    let _ = std::fs::remove_dir_all(from);
+    Ok(())
+}
+
+/// A hidden name beside `path` that no output directory has (group segments never start with
+/// a dot): `.NAME.WHAT`.
+fn sibling(path: &Path, what: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{what}"))
+}
+
+fn is_cross_device(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::EXDEV)
+}
+
+/// Copies the tree `from` to `to` (files with their permissions, symlinks as symlinks) and
+/// syncs every file and directory it made.
+fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut dirs = Vec::new();
+    for entry in WalkDir::new(from) {
+        let entry = entry.map_err(std::io::Error::from)?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
+        let target = to.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            dirs.push(target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::File::open(&target)?.sync_all()?;
+        }
+    }
+    for dir in dirs.iter().rev() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
