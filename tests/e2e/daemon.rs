@@ -497,6 +497,49 @@ fn a_daemon_killed_during_a_run_goes_on_after_a_restart_and_runs_each_task_once(
     drop(daemon);
 }
 
+/// Issue 16.5: a daemon restarted after a crash waited for the tasks the dead one left running
+/// before it loaded its pipelines: `GET /pipelines` listed none until they ended.
+#[test]
+fn a_restarted_daemon_serves_its_pipelines_while_it_waits_for_the_dead_ones_tasks() {
+    let env = Env::new();
+    env.write(
+        "slow.pipe",
+        "pipeline slow {\n  trigger continuous cooldown 0s poll 1h\n  source files {\n    root \"in\"\n    glob \"*.txt\"\n  }\n  step wait {\n    input files\n    run \"sleep 8; cat {inputs} > {out}/copy\"\n  }\n}\n",
+    );
+    env.write("in/a.txt", "a\n");
+    let daemon = Daemon::start(&env, &[]);
+    assert!(wait_for(Duration::from_secs(20), || runs(&env)
+        .first()
+        .is_some_and(|r| r["status"] == "running")));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(daemon); // SIGKILL, with the task running under its supervisor
+
+    let started = Instant::now();
+    let daemon = Daemon::start(&env, &[]);
+    let token = api_token(&env);
+    let listed = || {
+        let (code, body) = http(&daemon.address(), "GET", "/pipelines", Some(&token), "");
+        code == 200 && body.contains("\"slow\"")
+    };
+    assert!(wait_for(Duration::from_secs(3), listed), "{}", daemon.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "listed only after {:?}",
+        started.elapsed()
+    );
+    // The dead daemon's task still ends, and its run is settled from it.
+    assert!(
+        wait_for(Duration::from_secs(20), || env
+            .path()
+            .join("out/slow/wait/_all/copy")
+            .exists()
+            || runs(&env).iter().any(|r| r["status"] == "interrupted")),
+        "{}",
+        daemon.log()
+    );
+    drop(daemon);
+}
+
 impl Daemon {
     /// The address the API listens on, from the start line of the log.
     fn address(&self) -> String {

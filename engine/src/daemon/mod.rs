@@ -248,9 +248,19 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut events = receiver.0;
 
-    // Runs whose engine died (this daemon, killed) are settled before anything starts.
-    // Before any run of ours exists: a run owned by our own pid is from before a restart.
-    // Recovery may wait for orphaned commands to end: on a blocking thread, off the runtime.
+    // The pipelines are loaded first, so the API lists them at once; their triggers' events
+    // wait in the channel until the loop below, once recovery is over.
+    let mut triggers = Triggers {
+        watcher: continuous::Watcher::new(daemon.events.clone(), daemon.options.state_dir.clone())?,
+        cron: cron::Cron::new().await?,
+        set_up: BTreeMap::new(),
+    };
+    daemon.reload(&mut triggers).await;
+
+    // Runs whose engine died (this daemon, killed) are settled before any run starts (a run
+    // asked for over the API meanwhile waits, see `Runs::start`). Before any run of ours
+    // exists: a run owned by our own pid is from before a restart. Recovery may wait for
+    // orphaned commands to end: on a blocking thread, off the runtime.
     let mut recovery_options = daemon.run_options(Force::None);
     recovery_options.claims = None;
     let store = daemon.store.clone();
@@ -264,14 +274,8 @@ pub async fn run(daemon: Arc<Daemon>, receiver: Receiver) -> anyhow::Result<()> 
         Ok(())
     })
     .await??;
+    daemon.runs.open();
     daemon.webhooks.resume();
-
-    let mut triggers = Triggers {
-        watcher: continuous::Watcher::new(daemon.events.clone(), daemon.options.state_dir.clone())?,
-        cron: cron::Cron::new().await?,
-        set_up: BTreeMap::new(),
-    };
-    daemon.reload(&mut triggers).await;
     cron::fire_missed(&daemon);
     let mut rescan = tokio::time::interval(daemon.options.rescan);
     let mut polls = continuous::Polls::default();

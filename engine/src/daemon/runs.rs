@@ -5,7 +5,7 @@
 //! run at once (the runs take turns at each output, see [`crate::run::claims`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use dsl::model::{Overlap, Pipeline};
 use tokio::sync::mpsc;
@@ -39,6 +39,9 @@ pub struct Runs {
     tasks: TaskTracker,
     events: mpsc::UnboundedSender<Event>,
     webhooks: Arc<Webhooks>,
+    /// Whether the runs a dead daemon left are settled: until then no run starts, so that none
+    /// is taken for an orphan, or races the settling of one (the API serves from the start).
+    settled: (Mutex<bool>, Condvar),
 }
 
 impl Runs {
@@ -53,7 +56,26 @@ impl Runs {
             tasks: TaskTracker::new(),
             events,
             webhooks,
+            settled: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// Lets runs start: the runs a dead daemon left are settled.
+    pub fn open(&self) {
+        let (settled, changed) = &self.settled;
+        *settled.lock().expect("runs lock") = true;
+        changed.notify_all();
+    }
+
+    /// Blocks until [`Runs::open`] (at once, after the daemon's start).
+    fn wait_until_open(&self) {
+        let (settled, changed) = &self.settled;
+        let guard = settled.lock().expect("runs lock");
+        drop(
+            changed
+                .wait_while(guard, |settled| !*settled)
+                .expect("runs lock"),
+        );
     }
 
     /// Whether a trigger of `pipeline` that fires now must not start a run, by its overlap
@@ -81,7 +103,10 @@ impl Runs {
     }
 
     /// Creates the run (so its id is known at once) and executes it in the background.
+    /// Before the daemon has settled the runs its dead predecessor left, waits for that (a run
+    /// asked for over the API; the triggers only fire afterwards).
     pub fn start(self: &Arc<Self>, launch: Launch) -> Result<RunRecord, RunError> {
+        self.wait_until_open();
         let name = launch.pipeline.name.clone();
         let run = {
             let mut live = self.live.lock().expect("runs lock");
