@@ -274,3 +274,69 @@ fn clients_that_hang_up_mid_answer_do_not_kill_the_daemon() {
     assert_eq!(reply.0, 200, "{}", daemon.log());
     assert_eq!(daemon.stop(), 0);
 }
+
+/// Issue 16.1: the server held 256 connections and kept a slow client for 30 s: 300 slowloris
+/// connections made a `GET /healthz` wait 28.5 s, and 2,000 log followers left most clients
+/// unable to connect. With 1,000 slow clients and 2,000 followers held open, `/healthz` and the
+/// page still answer at once.
+#[test]
+fn slow_clients_and_thousands_of_followers_do_not_starve_anyone() {
+    use std::net::TcpStream;
+    let env = Env::new();
+    env.write(
+        "long.pipe",
+        "pipeline long {\n  step wait { run \"echo started; sleep 120\" }\n}\n",
+    );
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("pipeline loaded", Duration::from_secs(10));
+    let (address, token) = (daemon.address(), api_token(&env));
+    let (code, body) = http(
+        &address,
+        "POST",
+        "/pipelines/long/trigger",
+        Some(&token),
+        "",
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(wait_for(Duration::from_secs(20), || runs(&env)
+        .first()
+        .is_some_and(|r| r["status"] == "running")));
+
+    // Slow clients: a request line and never the end of the headers.
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream
+            .write_all(b"GET /runs HTTP/1.1\r\nHost: localhost\r\n")
+            .unwrap();
+        held.push(stream);
+    }
+    // Followers of the running task's log, each once its stream has begun.
+    let request = format!(
+        "GET /runs/1/tasks/1/logs?follow=1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    for n in 0..2000 {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut first = [0u8; 12];
+        stream
+            .read_exact(&mut first)
+            .unwrap_or_else(|e| panic!("follower {n} got no answer: {e}"));
+        assert_eq!(&first, b"HTTP/1.1 200", "follower {n}");
+        held.push(stream);
+    }
+
+    for path in ["/healthz", "/", "/healthz"] {
+        let asked = Instant::now();
+        let (code, _) = http(&address, "GET", path, None, "");
+        let took = asked.elapsed();
+        assert_eq!(code, 200, "{path}");
+        assert!(took < Duration::from_secs(2), "{path} took {took:?}");
+    }
+    drop(held);
+    let _ = http(&address, "POST", "/runs/1/cancel", Some(&token), "");
+    drop(daemon);
+}
