@@ -5,6 +5,8 @@
 //! multi-writer mode, so `engine cancel`, `runs` or `show` in another process can read and write
 //! it while a run holds it open; one write transaction runs at a time across all processes.
 
+mod backup;
+mod check;
 mod damage;
 mod records;
 mod stamp;
@@ -20,6 +22,8 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use backup::{check_dir, restore, utc_stamp, Restored};
+pub use check::{verify, Summary};
 pub use records::*;
 
 use crate::lifecycle::{self, Entity, Event, EventKind, IllegalTransition};
@@ -84,6 +88,8 @@ pub enum StoreError {
         backups = backups_of(path).display()
     )]
     Damaged { path: PathBuf, detail: String },
+    #[error("the store `{path}` is open in another engine (a run or the daemon); stop it first")]
+    InUse { path: PathBuf },
     #[error("cannot read or write the store `{path}` (is the disk full or failing?): {detail}")]
     Unusable { path: PathBuf, detail: String },
     /// A panic inside redb, before the store names its file.
