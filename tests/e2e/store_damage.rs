@@ -287,3 +287,39 @@ fn a_damaged_store_is_a_clear_error_or_read_intact_never_a_panic_never_silent() 
         .collect();
     assert!(bad.is_empty(), "{summary}\n\n{}", bad.join("\n"));
 }
+
+/// Issue 16.A: a store lost beside the products it made is said, not silently redone; the
+/// refusal makes no store, and `--fresh-store` accepts the loss.
+#[test]
+fn a_lost_store_beside_its_products_is_said_and_fresh_store_runs_everything_again() {
+    let env = Env::new();
+    env.write("count.pipe", COUNT);
+    env.write("data/a.txt", "one two");
+    assert_eq!(env.engine(&["run", "count.pipe", "-q"]).code, 0);
+    let state = env.path().join(".engine");
+    std::fs::remove_file(state.join("state.redb")).unwrap();
+
+    let refused = env.engine(&["run", "count.pipe"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("is empty but")
+            && refused.stderr.contains("holds products of 2 tasks")
+            && refused.stderr.contains("--fresh-store"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !state.join("state.redb").exists(),
+        "the refusal made a store"
+    );
+
+    let fresh = env.engine(&["run", "count.pipe", "--fresh-store", "-q"]);
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    assert!(fresh.stderr.contains("2 tasks (2 ran)"), "{}", fresh.stderr);
+    let again = env.engine(&["run", "count.pipe", "-q"]);
+    assert!(
+        again.stderr.contains("2 tasks (2 cached)"),
+        "{}",
+        again.stderr
+    );
+}

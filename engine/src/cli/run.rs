@@ -15,7 +15,7 @@ use super::target::{absolute, load_target, PipelineArgs, StateArgs, Target};
 use super::Exit;
 use crate::exec::slurm::SlurmSettings;
 use crate::run::progress::Progress;
-use crate::run::unrecorded::unrecorded;
+use crate::run::unrecorded::{unrecorded, unrecorded_without_store};
 use crate::run::{run_pipeline, Force, RunError, RunOptions, RunRequest, TaskFilter};
 use crate::store::{RunStatus, Store, StoreError};
 
@@ -114,9 +114,17 @@ pub fn run(args: &RunArgs) -> Result<Exit> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
     let force = force_of(&target, args.force, args.from.as_deref())?;
+    let out_root = out_root(&args.exec, &args.state);
+    let store_path = absolute(&args.state.dir()).join("state.redb");
+    if !args.fresh_store && !store_path.exists() {
+        // Refused before the open, which would make an empty store.
+        if let Some(found) = unrecorded_without_store(&store_path, &target.pipeline.name, &out_root)
+        {
+            bail!(found.to_string());
+        }
+    }
     let store = args.state.open()?;
     if !args.fresh_store {
-        let out_root = out_root(&args.exec, &args.state);
         if let Some(found) = unrecorded(&store, &target.pipeline.name, &out_root)? {
             bail!(found.to_string());
         }

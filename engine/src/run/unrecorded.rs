@@ -44,17 +44,29 @@ pub fn unrecorded(store: &Store, pipeline: &str, out_root: &Path) -> Result<Opti
     if !store.runs_of(pipeline, None, 1)?.is_empty() {
         return Ok(None);
     }
+    let store_empty = store.newest_runs(0, 1)?.0 == 0;
+    Ok(found(store.path(), store_empty, pipeline, out_root))
+}
+
+/// The products of `pipeline` under `out_root` when there is no store file at `store` (checked
+/// before an open would make one).
+pub fn unrecorded_without_store(
+    store: &Path,
+    pipeline: &str,
+    out_root: &Path,
+) -> Option<Unrecorded> {
+    found(store, true, pipeline, out_root)
+}
+
+fn found(store: &Path, store_empty: bool, pipeline: &str, out_root: &Path) -> Option<Unrecorded> {
     let dir = out_root.join(pipeline);
     let tasks = task_dirs(&dir);
-    if tasks == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Unrecorded {
-        store: store.path().to_path_buf(),
-        store_empty: store.newest_runs(0, 1)?.0 == 0,
+    (tasks > 0).then(|| Unrecorded {
+        store: store.to_path_buf(),
+        store_empty,
         dir,
         tasks,
-    }))
+    })
 }
 
 /// The `STEP/GROUP` directories under `dir` that hold anything.
