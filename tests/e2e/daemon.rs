@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::support::{http, Env};
 
 mod api;
+mod backups;
 mod policies;
 mod queue;
 

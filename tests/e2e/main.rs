@@ -14,5 +14,6 @@ mod logging;
 mod names;
 mod run;
 mod slurm;
+mod store_damage;
 mod support;
 mod workflows;

@@ -17,6 +17,7 @@ use super::run::SlurmArgs;
 use super::target::{absolute, StateArgs};
 use super::Exit;
 use crate::api::{self, ApiState};
+use crate::daemon::backups::{keep_backing_up, BackupSettings};
 use crate::daemon::webhooks::WebhookSettings;
 use crate::daemon::{self, Daemon, DaemonOptions};
 
@@ -69,6 +70,13 @@ pub struct DaemonArgs {
     /// How long one webhook attempt may take (seconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     webhook_timeout: f64,
+    /// How often a verified backup of the store is written to STATE/backups/ (e.g. 30m, 1h):
+    /// a damaged store loses at most what ran since the last one.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = backup_interval)]
+    backup_every: Duration,
+    /// How many backups to keep (the oldest beyond are removed); 0 makes none.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    backups: usize,
     #[command(flatten)]
     slurm: SlurmArgs,
     /// Log lines as text or as JSON objects.
@@ -83,6 +91,16 @@ impl DaemonArgs {
     pub fn logging(&self) -> Logging {
         Logging::Daemon(self.log_format)
     }
+}
+
+fn backup_interval(text: &str) -> Result<Duration, String> {
+    let ms = dsl::model::quantity::parse_duration(text)?;
+    if ms < 1000 {
+        return Err(format!(
+            "`{text}` is too short: back up at most every second"
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 pub fn run(args: &DaemonArgs) -> Result<Exit> {
@@ -123,6 +141,10 @@ pub fn run(args: &DaemonArgs) -> Result<Exit> {
             // Known once the API listens (the port may be chosen by the system).
             base_url: args.public_url.clone().unwrap_or_default(),
         },
+        backups: BackupSettings {
+            every: args.backup_every,
+            keep: args.backups,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -157,6 +179,12 @@ pub fn run(args: &DaemonArgs) -> Result<Exit> {
             );
         }
         let state_dir = options.state_dir.clone();
+        let backups_stop = CancellationToken::new();
+        let backups = tokio::spawn(keep_backing_up(
+            store.clone(),
+            options.backups.clone(),
+            backups_stop.clone(),
+        ));
         let (daemon, receiver) = Daemon::new(store.clone(), options);
         let api_state = Arc::new(ApiState {
             store,
@@ -172,8 +200,10 @@ pub fn run(args: &DaemonArgs) -> Result<Exit> {
         let api_stop = CancellationToken::new();
         let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
         let result = daemon::run(daemon, receiver).await;
+        backups_stop.cancel();
         api_stop.cancel();
         let _ = api.await;
+        let _ = backups.await;
         result
     })?;
     Ok(Exit::Success)

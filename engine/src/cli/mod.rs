@@ -17,6 +17,7 @@ mod plan;
 mod run;
 mod runs;
 mod show;
+mod store;
 mod target;
 
 use std::process::ExitCode;
@@ -75,6 +76,7 @@ enum Command {
     Retry(again::RetryArgs),
     Lineage(lineage::LineageArgs),
     Gc(gc::GcArgs),
+    Store(store::StoreArgs),
     Daemon(daemon::DaemonArgs),
 }
 
@@ -100,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => again::retry(&args),
         Command::Lineage(args) => lineage::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Store(args) => store::run(&args),
         Command::Daemon(args) => daemon::run(&args),
     };
     match outcome {

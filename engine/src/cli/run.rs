@@ -15,8 +15,9 @@ use super::target::{absolute, load_target, PipelineArgs, StateArgs, Target};
 use super::Exit;
 use crate::exec::slurm::SlurmSettings;
 use crate::run::progress::Progress;
+use crate::run::unrecorded::{unrecorded, unrecorded_without_store};
 use crate::run::{run_pipeline, Force, RunError, RunOptions, RunRequest, TaskFilter};
-use crate::store::{RunStatus, Store};
+use crate::store::{RunStatus, Store, StoreError};
 
 /// Run a pipeline now: scan its sources, reuse what is cached, run the rest.
 ///
@@ -37,6 +38,10 @@ pub struct RunArgs {
     /// Ignore the cache for STEP and every step downstream of it.
     #[arg(long, value_name = "STEP")]
     from: Option<String>,
+    /// Run even though the store has no run of this pipeline while its output directory holds
+    /// products (a store lost or replaced on purpose): every task runs again.
+    #[arg(long)]
+    fresh_store: bool,
     #[command(flatten)]
     state: StateArgs,
 }
@@ -109,7 +114,21 @@ pub fn run(args: &RunArgs) -> Result<Exit> {
     let target = load_target(&args.target)?;
     let params = parse_params(&target, &args.params)?;
     let force = force_of(&target, args.force, args.from.as_deref())?;
+    let out_root = out_root(&args.exec, &args.state);
+    let store_path = absolute(&args.state.dir()).join("state.redb");
+    if !args.fresh_store && !store_path.exists() {
+        // Refused before the open, which would make an empty store.
+        if let Some(found) = unrecorded_without_store(&store_path, &target.pipeline.name, &out_root)
+        {
+            bail!(found.to_string());
+        }
+    }
     let store = args.state.open()?;
+    if !args.fresh_store {
+        if let Some(found) = unrecorded(&store, &target.pipeline.name, &out_root)? {
+            bail!(found.to_string());
+        }
+    }
     execute(
         store,
         &target,
@@ -178,6 +197,16 @@ fn join_errors(errors: &[dsl::model::param::ParamError]) -> String {
         .join("\nerror: ")
 }
 
+/// Where products go: `--out`, or `out` beside the state directory.
+pub fn out_root(exec: &ExecArgs, state: &StateArgs) -> PathBuf {
+    exec.out.as_deref().map(absolute).unwrap_or_else(|| {
+        absolute(&state.dir())
+            .parent()
+            .map(|p| p.join("out"))
+            .unwrap_or_else(|| PathBuf::from("out"))
+    })
+}
+
 /// Runs `target` to the end and maps the result to an exit code.
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
@@ -192,12 +221,7 @@ pub fn execute(
     state: &StateArgs,
 ) -> Result<Exit> {
     let state_dir = absolute(&state.dir());
-    let out_root = exec.out.as_deref().map(absolute).unwrap_or_else(|| {
-        state_dir
-            .parent()
-            .map(|p| p.join("out"))
-            .unwrap_or_else(|| PathBuf::from("out"))
-    });
+    let out_root = out_root(exec, state);
     let jobs = exec
         .jobs
         .unwrap_or_else(|| {
@@ -258,6 +282,10 @@ pub fn execute(
         // Nothing ran: the pipeline is already running, or its input cannot be read (a missing
         // source root). Both are input errors.
         Err(error @ (RunError::AlreadyRunning { .. } | RunError::Plan(_))) => Err(error.into()),
+        // A store that cannot be used is the input's fault too, whatever ran before it was found.
+        Err(RunError::Store(
+            error @ (StoreError::Damaged { .. } | StoreError::Unusable { .. }),
+        )) => Err(error.into()),
         Err(error) => {
             eprintln!("error: {error}");
             Ok(Exit::Failed)

@@ -6,6 +6,7 @@
 //! One loop owns the decisions: file-system events, poll ticks, cron fires and ended runs all
 //! arrive on one channel as [`Event`]s, so nothing about a pipeline is decided twice at once.
 
+pub mod backups;
 pub mod continuous;
 pub mod control;
 pub mod cron;
@@ -56,6 +57,8 @@ pub struct DaemonOptions {
     /// How SLURM steps are submitted and watched (per run).
     pub slurm: crate::exec::slurm::SlurmSettings,
     pub webhooks: WebhookSettings,
+    /// The rolling backups of the store.
+    pub backups: backups::BackupSettings,
 }
 
 /// What the daemon's loop acts on.

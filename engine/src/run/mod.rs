@@ -17,6 +17,7 @@ pub mod recovery;
 pub mod render;
 pub mod scheduler;
 mod slots;
+pub mod unrecorded;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;

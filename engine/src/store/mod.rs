@@ -5,17 +5,25 @@
 //! multi-writer mode, so `engine cancel`, `runs` or `show` in another process can read and write
 //! it while a run holds it open; one write transaction runs at a time across all processes.
 
+mod backup;
+mod check;
+mod damage;
 mod records;
+mod stamp;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use redb::{
     ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    TableDefinition, TableHandle,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use backup::{check_dir, restore, utc_stamp, Restored};
+pub use check::{verify, Summary};
 pub use records::*;
 
 use crate::lifecycle::{self, Entity, Event, EventKind, IllegalTransition};
@@ -73,6 +81,23 @@ pub enum StoreError {
         found: u64,
         known: u64,
     },
+    #[error(
+        "the store `{path}` is damaged ({detail}); see what is wrong with `engine store check`, \
+         then restore a backup with `engine store restore FILE` (the daemon keeps them in \
+         `{backups}`), or move the file aside to start afresh",
+        backups = backups_of(path).display()
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error("the store `{path}` is open in another engine (a run or the daemon); stop it first")]
+    InUse { path: PathBuf },
+    #[error("cannot read or write the store `{path}` (is the disk full or failing?): {detail}")]
+    Unusable { path: PathBuf, detail: String },
+    /// A panic inside redb, before the store names its file.
+    #[error("{0}")]
+    Panicked(String),
+    /// A table or counter that every store has is missing, before the store names its file.
+    #[error("{0}")]
+    Missing(String),
     #[error("store transaction failed: {0}")]
     Transaction(#[from] redb::TransactionError),
     #[error("store table error: {0}")]
@@ -151,14 +176,52 @@ pub enum Found {
     Latest(Option<Box<TaskRecord>>),
 }
 
+/// The tables every store of schema 2 or later has: one missing is damage, never an empty table.
+/// (`failed` and `webhooks` came later without a version change and are made when missing.)
+const REQUIRED_TABLES: [&str; 11] = [
+    "runs",
+    "tasks",
+    "run_tasks",
+    "attempts",
+    "items",
+    "products",
+    "cache",
+    "latest",
+    "events",
+    "live_runs",
+    "pipeline_runs",
+];
+
+/// Where the daemon keeps the backups of the store `path`.
+pub fn backups_of(path: &Path) -> PathBuf {
+    path.parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("backups")
+}
+
 /// An open store.
 pub struct Store {
-    db: Database,
+    /// Taken when the store is dropped: a damaged store is never closed (redb would write to
+    /// it), and a panic of redb's while closing is contained. Always `Some` before that.
+    db: Option<Database>,
     path: PathBuf,
+    /// Set once a call found the file damaged: from then on nothing is written back to it.
+    damaged: AtomicBool,
+}
+
+/// How an open went, beyond its result: what redb's repair callback saw.
+#[derive(Default)]
+struct Repair {
+    /// redb repaired the file: it was not closed cleanly.
+    ran: AtomicBool,
+    /// The newest commit did not verify, and redb would fall back to the one before it.
+    fell_back: AtomicBool,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `state_dir`.
+    /// Opens (creating if needed) the store in `state_dir`. A store not closed cleanly, or whose
+    /// file changed since an engine last wrote it (see [`stamp`]), has every page verified
+    /// first; a damaged one is [`StoreError::Damaged`], never a panic or an empty store.
     pub fn open(state_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
             path: state_dir.to_path_buf(),
@@ -166,27 +229,107 @@ impl Store {
         })?;
         let path = state_dir.join("state.redb");
         let created = !path.exists();
-        let opened = Database::builder()
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })
-            .and_then(|db| {
-                let store = Store {
-                    db,
-                    path: path.clone(),
-                };
-                store.init_schema()?;
-                Ok(store)
+        if !created && std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Damaged {
+                path,
+                detail: "the file is empty".to_string(),
             });
+        }
+        let verify = !created && !stamp::matches(&path);
+        let opened = Self::open_file(&path, verify);
         if opened.is_err() && created {
             // A store that could not be made (a full disk) must not be left half made: the next
             // open would take it for a damaged one and refuse it.
             let _ = std::fs::remove_file(&path);
         }
-        opened
+        let store = opened?;
+        stamp::record(&path);
+        Ok(store)
+    }
+
+    fn open_file(path: &Path, verify: bool) -> Result<Store> {
+        let repair = Arc::new(Repair::default());
+        let seen = repair.clone();
+        let damaged = |detail: String| StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let db = damage::contain(|| {
+            Database::builder()
+                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+                .set_check_integrity_on_open(verify)
+                .set_repair_callback(move |session| {
+                    seen.ran.store(true, Ordering::SeqCst);
+                    // The repair verified the newest commit and found it damaged: refuse,
+                    // rather than quietly go back to the commit before it.
+                    if session.progress() > 0.0 && session.progress() < 0.5 {
+                        seen.fell_back.store(true, Ordering::SeqCst);
+                        session.abort();
+                    }
+                })
+                .create(path)
+                .map_err(|source| match damage::open_damage(&source) {
+                    Some(detail) => StoreError::Missing(detail),
+                    None => StoreError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    },
+                })
+        })
+        .map_err(|error| match error {
+            StoreError::Missing(detail) | StoreError::Panicked(detail) => damaged(detail),
+            other => other,
+        })?;
+        if repair.ran.load(Ordering::SeqCst) && !verify {
+            tracing::info!(
+                "the store `{}` was not closed cleanly (an engine was killed?); redb verified and repaired it",
+                path.display()
+            );
+        }
+        let store = Store {
+            db: Some(db),
+            path: path.to_path_buf(),
+            damaged: AtomicBool::new(false),
+        };
+        store.guard(|| store.init_schema())?;
+        Ok(store)
+    }
+
+    /// Runs one store call: a storage error or panic becomes [`StoreError::Damaged`] naming
+    /// this file (and the file is written to no more), an I/O failure [`StoreError::Unusable`].
+    fn guard<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
+        damage::contain(call).map_err(|error| self.classify(error))
+    }
+
+    fn classify(&self, error: StoreError) -> StoreError {
+        if let Some(detail) = damage::damage_of(&error) {
+            self.damaged.store(true, Ordering::SeqCst);
+            stamp::forget(&self.path);
+            return StoreError::Damaged {
+                path: self.path.clone(),
+                detail,
+            };
+        }
+        match error {
+            StoreError::Storage(e) => self.unusable(e),
+            StoreError::Table(redb::TableError::Storage(e)) => self.unusable(e),
+            StoreError::Transaction(redb::TransactionError::Storage(e)) => self.unusable(e),
+            StoreError::Commit(redb::CommitError::Storage(e)) => self.unusable(e),
+            other => other,
+        }
+    }
+
+    fn unusable(&self, error: redb::StorageError) -> StoreError {
+        StoreError::Unusable {
+            path: self.path.clone(),
+            detail: error.to_string(),
+        }
+    }
+
+    fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("the database is open until the store is dropped")
     }
 
     pub fn path(&self) -> &Path {
@@ -196,58 +339,83 @@ impl Store {
     /// Compacts the file, giving back the space of deleted records. Returns whether anything was
     /// compacted; fails when another process has the store open.
     pub fn compact(&mut self) -> std::result::Result<bool, redb::CompactionError> {
-        self.db.compact()
+        self.db
+            .as_mut()
+            .expect("the database is open until the store is dropped")
+            .compact()
     }
 
     /// Every cache entry: (task key, task id).
     pub fn cache_entries(&self) -> Result<Vec<(String, u64)>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(CACHE)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (key, value) = entry?;
-            out.push((key.value().to_string(), value.value()));
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(CACHE)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                out.push((key.value().to_string(), value.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// Every task id some `latest` entry points at.
     pub fn latest_tasks(&self) -> Result<std::collections::HashSet<u64>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LATEST)?;
-        let mut out = std::collections::HashSet::new();
-        for entry in table.iter()? {
-            out.insert(entry?.1.value());
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(LATEST)?;
+            let mut out = std::collections::HashSet::new();
+            for entry in table.iter()? {
+                out.insert(entry?.1.value());
+            }
+            Ok(out)
+        })
     }
 
     /// Every item path the store remembers.
     pub fn item_paths(&self) -> Result<Vec<String>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(ITEMS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            out.push(entry?.0.value().to_string());
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(ITEMS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        })
     }
 
     fn init_schema(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         {
+            // What the file holds, before this transaction makes anything: a table a store of
+            // this schema has must never be made afresh, empty, in place of a lost one.
+            let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
+                None if tables.iter().any(|t| t != "meta") => {
+                    return Err(StoreError::Missing(
+                        "it has tables but no schema version: the `meta` table is lost".into(),
+                    ));
+                }
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema {
-                        path: self.path.clone(),
-                        found: v,
-                        known: SCHEMA_VERSION,
-                    });
+                Some(v) if v >= 2 => {
+                    if v > SCHEMA_VERSION {
+                        return Err(StoreError::NewerSchema {
+                            path: self.path.clone(),
+                            found: v,
+                            known: SCHEMA_VERSION,
+                        });
+                    }
+                    if let Some(lost) = REQUIRED_TABLES
+                        .iter()
+                        .find(|t| !tables.iter().any(|n| n == *t))
+                    {
+                        return Err(StoreError::Missing(format!("the `{lost}` table is lost")));
+                    }
                 }
                 Some(1) => {
                     // Schema 2 indexes the runs by pipeline and keeps the live ones apart.
@@ -280,39 +448,56 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction and commits it durably.
+    /// Refused once the store was found damaged: nothing is written back to a damaged file.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_write()?;
-        let mut tx = Tx { txn: &txn };
-        let value = f(&mut tx)?;
-        txn.commit()?;
+        if self.damaged.load(Ordering::SeqCst) {
+            return Err(StoreError::Damaged {
+                path: self.path.clone(),
+                detail: "found damaged earlier".to_string(),
+            });
+        }
+        let value = self.guard(|| {
+            let txn = self.db().begin_write()?;
+            let mut tx = Tx { txn: &txn };
+            let value = f(&mut tx)?;
+            txn.commit()?;
+            Ok(value)
+        })?;
+        stamp::record(&self.path);
         Ok(value)
     }
 
     pub fn run(&self, id: u64) -> Result<RunRecord> {
-        self.by_id(RUNS, "runs", id)?.ok_or(StoreError::NoRun(id))
+        self.guard(|| self.by_id(RUNS, "runs", id)?.ok_or(StoreError::NoRun(id)))
     }
 
     pub fn task(&self, id: u64) -> Result<TaskRecord> {
-        self.by_id(TASKS, "tasks", id)?
-            .ok_or(StoreError::NoTask(id))
+        self.guard(|| {
+            self.by_id(TASKS, "tasks", id)?
+                .ok_or(StoreError::NoTask(id))
+        })
     }
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(RUNS)?;
-        let mut runs = Vec::new();
-        for entry in table.iter()?.rev() {
-            let (_, value) = entry?;
-            runs.push(decode("runs", value.value())?);
-        }
-        Ok(runs)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(RUNS)?;
+            let mut runs = Vec::new();
+            for entry in table.iter()?.rev() {
+                let (_, value) = entry?;
+                runs.push(decode("runs", value.value())?);
+            }
+            Ok(runs)
+        })
     }
 
     /// The runs not finished, oldest first.
     pub fn live_runs(&self) -> Result<Vec<RunRecord>> {
-        let txn = self.db.begin_read()?;
-        live_runs_in(&txn.open_table(LIVE_RUNS)?, &txn.open_table(RUNS)?)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            live_runs_in(&txn.open_table(LIVE_RUNS)?, &txn.open_table(RUNS)?)
+        })
     }
 
     /// The runs of `pipeline`, newest first: up to `take` of them, older than `before` if given.
@@ -322,104 +507,116 @@ impl Store {
         before: Option<u64>,
         take: usize,
     ) -> Result<Vec<RunRecord>> {
-        let txn = self.db.begin_read()?;
-        let index = txn.open_table(PIPELINE_RUNS)?;
-        let runs = txn.open_table(RUNS)?;
-        let mut out = Vec::new();
-        let end = before.unwrap_or(u64::MAX);
-        for entry in index
-            .range((pipeline, 0)..(pipeline, end))?
-            .rev()
-            .take(take)
-        {
-            let (key, _) = entry?;
-            let (_, id) = key.value();
-            if let Some(value) = runs.get(id)? {
-                out.push(decode("runs", value.value())?);
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let index = txn.open_table(PIPELINE_RUNS)?;
+            let runs = txn.open_table(RUNS)?;
+            let mut out = Vec::new();
+            let end = before.unwrap_or(u64::MAX);
+            for entry in index
+                .range((pipeline, 0)..(pipeline, end))?
+                .rev()
+                .take(take)
+            {
+                let (key, _) = entry?;
+                let (_, id) = key.value();
+                if let Some(value) = runs.get(id)? {
+                    out.push(decode("runs", value.value())?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Every task, oldest first.
     pub fn tasks(&self) -> Result<Vec<TaskRecord>> {
-        self.all(TASKS, "tasks")
+        self.guard(|| self.all(TASKS, "tasks"))
     }
 
     /// Every attempt, by task and number.
     pub fn attempts(&self) -> Result<Vec<AttemptRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(ATTEMPTS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            out.push(decode("attempts", value.value())?);
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(ATTEMPTS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (_, value) = entry?;
+                out.push(decode("attempts", value.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// The whole event log, oldest first.
     pub fn events(&self) -> Result<Vec<EventRecord>> {
-        self.all(EVENTS, "events")
+        self.guard(|| self.all(EVENTS, "events"))
     }
 
     /// How many runs there are, and the newest of them from the `skip`-th, at most `take`:
     /// a page of the history without reading all of it.
     pub fn newest_runs(&self, skip: usize, take: usize) -> Result<(usize, Vec<RunRecord>)> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(RUNS)?;
-        let total = table.len()? as usize;
-        let mut runs = Vec::with_capacity(take.min(total));
-        for entry in table.iter()?.rev().skip(skip).take(take) {
-            let (_, value) = entry?;
-            runs.push(decode("runs", value.value())?);
-        }
-        Ok((total, runs))
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(RUNS)?;
+            let total = table.len()? as usize;
+            let mut runs = Vec::with_capacity(take.min(total));
+            for entry in table.iter()?.rev().skip(skip).take(take) {
+                let (_, value) = entry?;
+                runs.push(decode("runs", value.value())?);
+            }
+            Ok((total, runs))
+        })
     }
 
     /// The tasks of a run, in creation order.
     pub fn tasks_of(&self, run: u64) -> Result<Vec<TaskRecord>> {
-        let txn = self.db.begin_read()?;
-        let index = txn.open_table(RUN_TASKS)?;
-        let tasks = txn.open_table(TASKS)?;
-        let mut out = Vec::new();
-        for entry in index.range((run, 0)..=(run, u64::MAX))? {
-            let (key, _) = entry?;
-            let (_, task) = key.value();
-            if let Some(value) = tasks.get(task)? {
-                out.push(decode("tasks", value.value())?);
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let index = txn.open_table(RUN_TASKS)?;
+            let tasks = txn.open_table(TASKS)?;
+            let mut out = Vec::new();
+            for entry in index.range((run, 0)..=(run, u64::MAX))? {
+                let (key, _) = entry?;
+                let (_, task) = key.value();
+                if let Some(value) = tasks.get(task)? {
+                    out.push(decode("tasks", value.value())?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The attempts of a task, in order.
     pub fn attempts_of(&self, task: u64) -> Result<Vec<AttemptRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(ATTEMPTS)?;
-        let mut out = Vec::new();
-        for entry in table.range((task, 0)..=(task, u32::MAX))? {
-            let (_, value) = entry?;
-            out.push(decode("attempts", value.value())?);
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(ATTEMPTS)?;
+            let mut out = Vec::new();
+            for entry in table.range((task, 0)..=(task, u32::MAX))? {
+                let (_, value) = entry?;
+                out.push(decode("attempts", value.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// The webhook deliveries not yet over, by (run, hook); of one run if `run` is given.
     pub fn deliveries(&self, run: Option<u64>) -> Result<Vec<((u64, u32), DeliveryRecord)>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(WEBHOOKS)?;
-        let (first, last) = run.map_or((0, u64::MAX), |run| (run, run));
-        let mut out = Vec::new();
-        for entry in table.range((first, 0)..=(last, u32::MAX))? {
-            let (key, value) = entry?;
-            out.push((key.value(), decode("webhooks", value.value())?));
-        }
-        Ok(out)
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(WEBHOOKS)?;
+            let (first, last) = run.map_or((0, u64::MAX), |run| (run, run));
+            let mut out = Vec::new();
+            for entry in table.range((first, 0)..=(last, u32::MAX))? {
+                let (key, value) = entry?;
+                out.push((key.value(), decode("webhooks", value.value())?));
+            }
+            Ok(out)
+        })
     }
 
     pub fn item(&self, path: &str) -> Result<Option<ItemRecord>> {
-        self.by_path(ITEMS, "items", path)
+        self.guard(|| self.by_path(ITEMS, "items", path))
     }
 
     /// Every item record whose path starts with `prefix`, for one scan's lookups.
@@ -427,21 +624,23 @@ impl Store {
         &self,
         prefix: &str,
     ) -> Result<std::collections::HashMap<String, ItemRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(ITEMS)?;
-        let mut out = std::collections::HashMap::new();
-        for entry in table.range(prefix..)? {
-            let (key, value) = entry?;
-            if !key.value().starts_with(prefix) {
-                break;
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let table = txn.open_table(ITEMS)?;
+            let mut out = std::collections::HashMap::new();
+            for entry in table.range(prefix..)? {
+                let (key, value) = entry?;
+                if !key.value().starts_with(prefix) {
+                    break;
+                }
+                out.insert(key.value().to_string(), decode("items", value.value())?);
             }
-            out.insert(key.value().to_string(), decode("items", value.value())?);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     pub fn product(&self, path: &str) -> Result<Option<ProductRecord>> {
-        self.by_path(PRODUCTS, "products", path)
+        self.guard(|| self.by_path(PRODUCTS, "products", path))
     }
 
     /// The completed task with this key, with its products as [`Store::products_of`] finds
@@ -455,36 +654,44 @@ impl Store {
         step: &str,
         group: Option<&str>,
     ) -> Result<Found> {
-        let txn = self.db.begin_read()?;
-        let tasks = txn.open_table(TASKS)?;
-        let task = |id: u64| -> Result<TaskRecord> {
-            match tasks.get(id)? {
-                Some(value) => decode("tasks", value.value()),
-                None => Err(StoreError::NoTask(id)),
+        self.guard(|| {
+            let txn = self.db().begin_read()?;
+            let tasks = txn.open_table(TASKS)?;
+            let task = |id: u64| -> Result<TaskRecord> {
+                match tasks.get(id)? {
+                    Some(value) => decode("tasks", value.value()),
+                    None => Err(StoreError::NoTask(id)),
+                }
+            };
+            if let Some(id) = txn.open_table(CACHE)?.get(key)?.map(|v| v.value()) {
+                let cached = task(id)?;
+                if cached.key != key {
+                    return Err(StoreError::Missing(format!(
+                        "the cache entry for key {key} names task {id}, whose key is {}",
+                        cached.key
+                    )));
+                }
+                let products = products_in(&txn, &cached)?;
+                return Ok(Found::Cached(Box::new(cached), products));
             }
-        };
-        if let Some(id) = txn.open_table(CACHE)?.get(key)?.map(|v| v.value()) {
-            let cached = task(id)?;
-            let products = products_in(&txn, &cached)?;
-            return Ok(Found::Cached(Box::new(cached), products));
-        }
-        if let Some(id) = txn.open_table(FAILED)?.get(key)?.map(|v| v.value()) {
-            // `engine gc` may have dropped the task: then nothing is held.
-            if let Some(value) = tasks.get(id)? {
-                return Ok(Found::Failed(Box::new(decode("tasks", value.value())?)));
+            if let Some(id) = txn.open_table(FAILED)?.get(key)?.map(|v| v.value()) {
+                // `engine gc` may have dropped the task: then nothing is held.
+                if let Some(value) = tasks.get(id)? {
+                    return Ok(Found::Failed(Box::new(decode("tasks", value.value())?)));
+                }
             }
-        }
-        let latest = txn
-            .open_table(LATEST)?
-            .get(latest_key(pipeline, step, group).as_str())?
-            .map(|v| v.value());
-        Ok(Found::Latest(latest.map(task).transpose()?.map(Box::new)))
+            let latest = txn
+                .open_table(LATEST)?
+                .get(latest_key(pipeline, step, group).as_str())?
+                .map(|v| v.value());
+            Ok(Found::Latest(latest.map(task).transpose()?.map(Box::new)))
+        })
     }
 
     /// The product records of a completed task, if they are all still its own: a later task of
     /// the same step and group publishes into the same directory and takes the paths over.
     pub fn products_of(&self, task: &TaskRecord) -> Result<Option<Vec<ProductRecord>>> {
-        products_in(&self.db.begin_read()?, task)
+        self.guard(|| products_in(&self.db().begin_read()?, task))
     }
 
     fn all<T: DeserializeOwned>(
@@ -492,7 +699,7 @@ impl Store {
         def: TableDefinition<u64, &str>,
         name: &'static str,
     ) -> Result<Vec<T>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -508,7 +715,7 @@ impl Store {
         name: &'static str,
         id: u64,
     ) -> Result<Option<T>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(def)?;
         let found = table.get(id)?;
         found.map(|v| decode(name, v.value())).transpose()
@@ -520,10 +727,27 @@ impl Store {
         name: &'static str,
         path: &str,
     ) -> Result<Option<T>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(def)?;
         let found = table.get(path)?;
         found.map(|v| decode(name, v.value())).transpose()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else {
+            return;
+        };
+        if self.damaged.load(Ordering::SeqCst) {
+            // Closing writes to the file; a damaged one is left as it was found.
+            std::mem::forget(db);
+            return;
+        }
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db)));
+        if closed.is_ok() {
+            stamp::record(&self.path);
+        }
     }
 }
 
@@ -552,9 +776,16 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn next_id(&mut self, counter: &str) -> Result<u64> {
+    /// The next id of `counter`, for a new record of `table`: an id already taken there means
+    /// the counter was lost or went back, and is damage, never an overwrite.
+    fn next_id(&mut self, counter: &str, table: TableDefinition<u64, &str>) -> Result<u64> {
         let mut meta = self.txn.open_table(META)?;
         let next = meta.get(counter)?.map(|v| v.value()).unwrap_or(1);
+        if self.txn.open_table(table)?.get(next)?.is_some() {
+            return Err(StoreError::Missing(format!(
+                "the counter `{counter}` is at {next}, which is taken"
+            )));
+        }
         meta.insert(counter, next + 1)?;
         Ok(next)
     }
@@ -568,7 +799,7 @@ impl Tx<'_> {
             "{}",
             event.kind()
         );
-        let seq = self.next_id("next_event")?;
+        let seq = self.next_id("next_event", EVENTS)?;
         let record = EventRecord {
             seq,
             time_ms: now_ms(),
@@ -659,7 +890,7 @@ impl Tx<'_> {
 
     /// Creates a run; its id is assigned here.
     pub fn create_run(&mut self, mut run: RunRecord) -> Result<RunRecord> {
-        run.id = self.next_id("next_run")?;
+        run.id = self.next_id("next_run", RUNS)?;
         if run.status != lifecycle::run::INITIAL {
             let (initial, written) = (lifecycle::run::INITIAL, run.status);
             return Err(mismatch(
@@ -703,7 +934,7 @@ impl Tx<'_> {
     /// Creates a task of `task.run`, in the lifecycle's first status; its id is assigned here.
     /// Its run's `run.planned` event stands for the creation of its tasks.
     pub fn create_task(&mut self, mut task: TaskRecord) -> Result<TaskRecord> {
-        task.id = self.next_id("next_task")?;
+        task.id = self.next_id("next_task", TASKS)?;
         if task.status != lifecycle::task::INITIAL {
             let (initial, written) = (lifecycle::task::INITIAL, task.status);
             return Err(mismatch(
@@ -921,7 +1152,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(ids(&store.live_runs().unwrap()), [2]);
         assert_eq!(ids(&store.runs_of("a", None, 10).unwrap()), [3, 1]);
-        let txn = store.db.begin_read().unwrap();
+        let txn = store.db().begin_read().unwrap();
         let version = txn.open_table(META).unwrap().get("schema_version").unwrap();
         assert_eq!(version.unwrap().value(), SCHEMA_VERSION);
     }
