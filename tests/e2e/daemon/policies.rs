@@ -288,6 +288,43 @@ fn each_cron_fire_is_one_run_through_reloads_and_restarts() {
 /// What a webhook receiver was sent: (path, JSON body).
 type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
+/// One HTTP request as a webhook receiver reads it.
+struct Request {
+    path: String,
+    /// By lower-case name.
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Reads one request from `stream`; `None` if the client went away before its request line.
+fn read_request(stream: &std::net::TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    let length = headers
+        .get("content-length")
+        .map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    Some(Request {
+        path,
+        headers,
+        body,
+    })
+}
+
 /// An HTTP receiver on a free port that answers 500 to the first request and 200 after.
 fn receiver() -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -298,32 +335,15 @@ fn receiver() -> (u16, Received) {
         let mut answered = 0;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut length = 0;
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap();
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            let Some(request) = read_request(&stream) else {
+                continue;
+            };
             answered += 1;
             let status = if answered == 1 {
                 "500 Internal Server Error"
             } else {
-                seen.lock()
-                    .unwrap()
-                    .push((path, serde_json::from_slice(&body).unwrap()));
+                let body = serde_json::from_slice(&request.body).unwrap();
+                seen.lock().unwrap().push((request.path, body));
                 "200 OK"
             };
             let _ = write!(
@@ -456,30 +476,12 @@ fn switchable_receiver() -> (
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
+            let Some(request) = read_request(&stream) else {
                 continue;
-            }
-            let (mut length, mut delivery, mut number) = (0, String::new(), 0);
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':') {
-                    let value = value.trim();
-                    match name.to_ascii_lowercase().as_str() {
-                        "content-length" => length = value.parse().unwrap(),
-                        "x-engine-delivery" => delivery = value.to_string(),
-                        "x-engine-attempt" => number = value.parse().unwrap(),
-                        _ => {}
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            };
+            let header = |name: &str| request.headers.get(name).cloned().unwrap_or_default();
+            let delivery = header("x-engine-delivery");
+            let number = header("x-engine-attempt").parse().unwrap_or(0);
             let taken = accepting.load(Ordering::SeqCst);
             seen.lock().unwrap().push(Attempt {
                 delivery,
