@@ -541,6 +541,25 @@ fn a_restarted_daemon_serves_its_pipelines_while_it_waits_for_the_dead_ones_task
     drop(daemon);
 }
 
+/// Issue 16.A, for the daemon: a lost store beside the products of a pipeline made its trigger
+/// redo every task without a word. The trigger does not fire, and the log says why.
+#[test]
+fn a_trigger_does_not_redo_products_a_lost_store_knew_of() {
+    let env = Env::new();
+    env.write("watch.pipe", &watch_pipe("0s", "cat {inputs} > {out}/copy"));
+    env.write("in/a.txt", "a\n");
+    // What a run left before its store was lost.
+    env.write("out/watch/count/a/copy", "a\n");
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_log("holds products of 1 task", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&env).is_empty(), "{}", daemon.log());
+    assert!(daemon
+        .log()
+        .contains("its trigger does not fire until then"));
+    drop(daemon);
+}
+
 impl Daemon {
     /// The address the API listens on, from the start line of the log.
     fn address(&self) -> String {

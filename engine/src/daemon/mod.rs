@@ -95,6 +95,8 @@ pub struct Daemon {
     /// The outputs being produced, shared by all runs so that runs of one pipeline may overlap.
     pub claims: Arc<Claims>,
     pub webhooks: Arc<Webhooks>,
+    /// The pipelines whose products were found with no run of them recorded (said once).
+    unrecorded: Mutex<BTreeSet<String>>,
 }
 
 impl Daemon {
@@ -111,6 +113,7 @@ impl Daemon {
             stop: Stop::default(),
             gaps: Mutex::default(),
             claims: Arc::default(),
+            unrecorded: Mutex::default(),
         });
         (daemon, Receiver(receiver))
     }
@@ -152,6 +155,9 @@ impl Daemon {
         if self.runs.hold_fire(name, pipeline.overlap) {
             return;
         }
+        if self.products_unrecorded(name) {
+            return;
+        }
         let params = match dsl::model::param::resolve_params(&pipeline.params, &[]) {
             Ok(params) => params,
             Err(errors) => {
@@ -181,6 +187,33 @@ impl Daemon {
                 self.runs.hold_fire(name, pipeline.overlap);
             }
             Err(error) => tracing::error!(pipeline = name, %error, "cannot start a run"),
+        }
+    }
+
+    /// Whether `name`'s products lie in the output directory with no run of it in the store (a
+    /// lost or replaced store): its trigger then does not fire, which would redo every task.
+    /// Said once per pipeline; `engine run --fresh-store` by hand, or a restore, clears it.
+    fn products_unrecorded(&self, name: &str) -> bool {
+        match crate::run::unrecorded::unrecorded(&self.store, name, &self.options.out_root) {
+            Ok(None) => false,
+            Ok(Some(found)) => {
+                if self
+                    .unrecorded
+                    .lock()
+                    .expect("unrecorded lock")
+                    .insert(name.to_string())
+                {
+                    tracing::error!(
+                        pipeline = name,
+                        "{found}: its trigger does not fire until then"
+                    );
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(pipeline = name, %error, "cannot read the store");
+                true
+            }
         }
     }
 
