@@ -25,7 +25,9 @@ impl Tx<'_> {
 
     /// Appends an event to the log.
     fn append(&mut self, run: Option<u64>, task: Option<u64>, event: &Event) -> Result<()> {
+        // Logged as the store's, wherever the transaction's code lives.
         tracing::debug!(
+            target: "engine::store",
             run,
             task,
             detail = %event.detail(),
