@@ -201,38 +201,8 @@ fn settle(
     if task.status.is_final() {
         return Ok(());
     }
-    // An attempt may start before its start is committed: a local command once the task
-    // decided for it is in the run's decided log (the scheduler commits in its own time), a
-    // SLURM job once it is submitted. One that ran (it wrote its status file; its orphan, if
-    // any, was waited for above) or whose job was found by its comment is settled from that
-    // decided task. Without either, it never ran its command.
-    let last = store.attempts_of(task.id)?.pop();
-    let mut attempt = match (task.status, last) {
-        (TaskStatus::Running, Some(last)) => last,
-        _ => {
-            let attempt = unrecorded_attempt(&options.state_dir, &task);
-            let tag = AttemptTag::new(task.id, attempt.number).to_string();
-            let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
-            let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.ended_log, &tag).is_some();
-            match decided {
-                Some(decided) if ran => {
-                    task.key = decided.key;
-                    task.identity = decided.identity;
-                    task.params = decided.params;
-                    task.inputs = decided.inputs;
-                    task.command = decided.command;
-                    task.reason = decided.reason;
-                    attempt
-                }
-                _ => {
-                    // Never started: it stays to be run by `resume`.
-                    task.apply(&Event::TaskNotStarted)?;
-                    task.finished_ms = Some(now_ms());
-                    store.write(|tx| tx.task_event(&task, &Event::TaskNotStarted))?;
-                    return Ok(());
-                }
-            }
-        }
+    let Some(mut attempt) = attempt_of(store, options, &mut task, slurm_jobs, decided)? else {
+        return Ok(());
     };
     let tag = AttemptTag::new(task.id, attempt.number).to_string();
     // A SLURM job's batch script records its command's status for the engine; the
@@ -244,34 +214,11 @@ fn settle(
     attempt.finished_ms = Some(now_ms());
     attempt.exit_code = exit_code;
     task.attempts = task.attempts.max(attempt.number);
-    if exit_code == Some(0) && !task.key.is_empty() {
-        // Every file of the attempt is a product when the file or the step is gone.
-        let outputs = pipeline
-            .and_then(|p| p.step(&task.step))
-            .map(|s| s.outputs.clone())
-            .unwrap_or_default();
-        let trash = options.state_dir.join("trash");
-        let products = if attempt.tmp_dir.exists() {
-            publish(&attempt.tmp_dir, &task.out_dir, &outputs, &trash, task.id)
-        } else {
-            // The rename into place happened; only its commit was lost.
-            collect_published(&task.out_dir, &outputs, task.id)
-        };
-        if let Ok(products) = products {
-            attempt.end = Some(AttemptEnd::Succeeded);
-            task.apply(&Event::TaskRecovered)?;
-            task.products = products.iter().map(|p| p.path.clone()).collect();
-            task.finished_ms = Some(now_ms());
-            store.write(|tx| {
-                tx.put_attempt(&attempt)?;
-                for product in &products {
-                    tx.put_product(product)?;
-                }
-                tx.task_event(&task, &Event::TaskRecovered)?;
-                tx.complete(&run.pipeline, &task)
-            })?;
-            return Ok(());
-        }
+    if exit_code == Some(0)
+        && !task.key.is_empty()
+        && recovered(store, options, run, pipeline, &mut task, &mut attempt)?
+    {
+        return Ok(());
     }
     attempt.end = Some(AttemptEnd::Lost);
     attempt.error = Some(match (exit_code, slurm_view) {
@@ -295,6 +242,87 @@ fn settle(
     })?;
     let _ = std::fs::remove_dir_all(&attempt.tmp_dir);
     Ok(())
+}
+
+/// The attempt of unfinished `task` to settle: its last recorded one while it runs, or one
+/// whose start was not committed but that ran. An attempt may start before its start is
+/// committed: a local command once the task decided for it is in the run's decided log (the
+/// scheduler commits in its own time), a SLURM job once it is submitted. One that ran (it
+/// wrote its status file; its orphan, if any, was waited for) or whose job was found by its
+/// comment is settled from that decided task, which `task` takes. Without either, it never ran
+/// its command: the task is recorded `not_started` (for `resume` to run) and `None` returned.
+fn attempt_of(
+    store: &Store,
+    options: &RunOptions,
+    task: &mut TaskRecord,
+    slurm_jobs: &SlurmJobs,
+    decided: &HashMap<String, TaskRecord>,
+) -> Result<Option<AttemptRecord>, RunError> {
+    let last = store.attempts_of(task.id)?.pop();
+    if let (TaskStatus::Running, Some(last)) = (task.status, last) {
+        return Ok(Some(last));
+    }
+    let attempt = unrecorded_attempt(&options.state_dir, task);
+    let tag = AttemptTag::new(task.id, attempt.number).to_string();
+    let decided = decided.get(&tag).filter(|d| d.id == task.id).cloned();
+    let ran = slurm_jobs.knows(&tag) || recorded_end(&attempt.ended_log, &tag).is_some();
+    match decided {
+        Some(decided) if ran => {
+            task.key = decided.key;
+            task.identity = decided.identity;
+            task.params = decided.params;
+            task.inputs = decided.inputs;
+            task.command = decided.command;
+            task.reason = decided.reason;
+            Ok(Some(attempt))
+        }
+        _ => {
+            task.apply(&Event::TaskNotStarted)?;
+            task.finished_ms = Some(now_ms());
+            store.write(|tx| tx.task_event(task, &Event::TaskNotStarted))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Publishes what the succeeded `attempt` of `task` left (its temporary directory, or the
+/// output directory when only the rename's commit was lost) and records the task recovered;
+/// whether its outputs could be collected.
+fn recovered(
+    store: &Store,
+    options: &RunOptions,
+    run: &RunRecord,
+    pipeline: Option<&dsl::model::Pipeline>,
+    task: &mut TaskRecord,
+    attempt: &mut AttemptRecord,
+) -> Result<bool, RunError> {
+    // Every file of the attempt is a product when the file or the step is gone.
+    let outputs = pipeline
+        .and_then(|p| p.step(&task.step))
+        .map(|s| s.outputs.clone())
+        .unwrap_or_default();
+    let trash = options.state_dir.join("trash");
+    let products = if attempt.tmp_dir.exists() {
+        publish(&attempt.tmp_dir, &task.out_dir, &outputs, &trash, task.id)
+    } else {
+        collect_published(&task.out_dir, &outputs, task.id)
+    };
+    let Ok(products) = products else {
+        return Ok(false);
+    };
+    attempt.end = Some(AttemptEnd::Succeeded);
+    task.apply(&Event::TaskRecovered)?;
+    task.products = products.iter().map(|p| p.path.clone()).collect();
+    task.finished_ms = Some(now_ms());
+    store.write(|tx| {
+        tx.put_attempt(attempt)?;
+        for product in &products {
+            tx.put_product(product)?;
+        }
+        tx.task_event(task, &Event::TaskRecovered)?;
+        tx.complete(&run.pipeline, task)
+    })?;
+    Ok(true)
 }
 
 /// The attempt a pending task would have had, had its start been committed.
