@@ -460,7 +460,7 @@ impl Store {
         }
         let value = self.guard(|| {
             let txn = self.db().begin_write()?;
-            let mut tx = Tx { txn: &txn };
+            let mut tx = Tx::new(&txn);
             let value = f(&mut tx)?;
             txn.commit()?;
             Ok(value)
@@ -795,6 +795,36 @@ mod tests {
 
     fn ids(runs: &[RunRecord]) -> Vec<u64> {
         runs.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn a_counter_that_went_back_is_damage_never_an_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for _ in 0..3 {
+            store.write(|tx| tx.create_run(run_of("p"))).unwrap();
+        }
+        // Two runs in one transaction: the second id is past the first, as the check says.
+        let both = store
+            .write(|tx| {
+                Ok((
+                    tx.create_run(run_of("p"))?.id,
+                    tx.create_run(run_of("p"))?.id,
+                ))
+            })
+            .unwrap();
+        assert_eq!(both, (4, 5));
+        let txn = store.db.as_ref().unwrap().begin_write().unwrap();
+        txn.open_table(META).unwrap().insert("next_run", 5).unwrap();
+        txn.commit().unwrap();
+        let error = store.write(|tx| tx.create_run(run_of("p"))).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the counter `next_run` is at 5, which is taken"),
+            "{error}"
+        );
+        assert_eq!(store.run(5).unwrap().id, 5, "run 5 is left as it was");
     }
 
     #[test]

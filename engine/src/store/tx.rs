@@ -5,19 +5,38 @@ use super::*;
 
 /// A write transaction, with one method per transition.
 pub struct Tx<'a> {
-    pub(super) txn: &'a redb::WriteTransaction,
+    txn: &'a redb::WriteTransaction,
+    /// The counters whose next id this transaction has checked is free.
+    checked: Vec<&'static str>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    pub(super) fn new(txn: &'a redb::WriteTransaction) -> Tx<'a> {
+        Tx {
+            txn,
+            checked: Vec::new(),
+        }
+    }
+
     /// The next id of `counter`, for a new record of `table`: an id already taken there means
-    /// the counter was lost or went back, and is damage, never an overwrite.
-    fn next_id(&mut self, counter: &str, table: TableDefinition<u64, &str>) -> Result<u64> {
+    /// the counter was lost or went back, and is damage, never an overwrite. Checked once per
+    /// transaction and counter, against the table's newest id: the ids handed out after that
+    /// are all past it.
+    fn next_id(&mut self, counter: &'static str, table: TableDefinition<u64, &str>) -> Result<u64> {
         let mut meta = self.txn.open_table(META)?;
         let next = meta.get(counter)?.map(|v| v.value()).unwrap_or(1);
-        if self.txn.open_table(table)?.get(next)?.is_some() {
-            return Err(StoreError::Missing(format!(
-                "the counter `{counter}` is at {next}, which is taken"
-            )));
+        if !self.checked.contains(&counter) {
+            let newest = self
+                .txn
+                .open_table(table)?
+                .last()?
+                .map(|(id, _)| id.value());
+            if newest.is_some_and(|newest| newest >= next) {
+                return Err(StoreError::Missing(format!(
+                    "the counter `{counter}` is at {next}, which is taken"
+                )));
+            }
+            self.checked.push(counter);
         }
         meta.insert(counter, next + 1)?;
         Ok(next)
