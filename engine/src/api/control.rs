@@ -40,6 +40,17 @@ pub struct StepGap {
     pub held: u64,
 }
 
+impl StepGap {
+    /// A step with nothing to do.
+    pub fn empty(step: &str) -> StepGap {
+        StepGap {
+            step: step.to_string(),
+            tasks: 0,
+            held: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ParamInfo {
     pub name: String,

@@ -193,7 +193,7 @@ fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, StepGap> 
     for decision in decisions.iter().filter(|d| d.decision != "cached") {
         let entry = gap
             .entry(decision.step.clone())
-            .or_insert_with(|| empty_gap(&decision.step));
+            .or_insert_with(|| StepGap::empty(&decision.step));
         if decision.decision == "held" {
             entry.held += 1;
         } else {
@@ -202,18 +202,10 @@ fn gap_of(decisions: &[Previewed], planned: &Plan) -> BTreeMap<String, StepGap> 
     }
     for waiting in &planned.waiting {
         gap.entry(waiting.step.clone())
-            .or_insert_with(|| empty_gap(&waiting.step))
+            .or_insert_with(|| StepGap::empty(&waiting.step))
             .tasks += 1;
     }
     gap
-}
-
-fn empty_gap(step: &str) -> StepGap {
-    StepGap {
-        step: step.to_string(),
-        tasks: 0,
-        held: 0,
-    }
 }
 
 /// The continuous pipelines with a source root at or above `path`.

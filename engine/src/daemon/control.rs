@@ -166,11 +166,11 @@ impl Control for Daemon {
             .steps
             .iter()
             .map(|step| {
-                looked.gap.get(&step.name).cloned().unwrap_or(StepGap {
-                    step: step.name.clone(),
-                    tasks: 0,
-                    held: 0,
-                })
+                looked
+                    .gap
+                    .get(&step.name)
+                    .cloned()
+                    .unwrap_or_else(|| StepGap::empty(&step.name))
             })
             .collect();
         Ok(steps)

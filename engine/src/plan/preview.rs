@@ -62,9 +62,9 @@ pub fn preview(
             lines.push(line("held", Some(reason), None));
             continue;
         }
-        held.push(None);
         if !task.upstream.iter().all(|&u| known[u].is_some()) {
             known.push(None);
+            held.push(None);
             lines.push(line("after-upstream", Some(Reason::UpstreamChanged), None));
             continue;
         }
@@ -91,7 +91,7 @@ pub fn preview(
                 hold,
             },
         )?;
-        match decided.verdict {
+        let now_held = match decided.verdict {
             Verdict::Cached {
                 task: cached,
                 products,
@@ -103,17 +103,20 @@ pub fn preview(
                     out_dir: cached.out_dir,
                     products,
                 }));
+                None
             }
             Verdict::Run(reason) => {
                 lines.push(line("run", Some(reason), Some(decided.key)));
                 known.push(None);
+                None
             }
             Verdict::Held(reason) => {
                 lines.push(line("held", Some(reason.clone()), Some(decided.key)));
                 known.push(None);
-                *held.last_mut().expect("pushed above") = Some(reason);
+                Some(reason)
             }
-        }
+        };
+        held.push(now_held);
     }
     Ok(lines)
 }
